@@ -1,0 +1,48 @@
+//! The HTTP/1.1 opening handshake of RFC 6455, both sides, without I/O.
+//!
+//! Every function here works on bytes the caller has read or will write, so
+//! the same code serves blocking, async and test transports.
+//!
+//! # Server
+//!
+//! 1. Read into a buffer and call [`parse_request_head`] until it returns a
+//!    head (`Ok(None)` means read more; [`HandshakeError::HeadTooLarge`] ends
+//!    the wait once the buffer reaches the limit).
+//! 2. Route on the head: [`RequestHead::is_upgrade`] separates WebSocket
+//!    upgrades from plain HTTP, which [`http_response`] can answer.
+//! 3. [`validate_upgrade`] checks the RFC 6455 §4.2.1 requirements and
+//!    returns an [`UpgradeRequest`]; the application may still refuse it (for
+//!    example with [`HandshakeError::ForbiddenOrigin`]).
+//! 4. Write [`accept_response`] with the chosen [`Accept`], or
+//!    [`reject_response`] for any error and close the connection.
+//!
+//! # Client
+//!
+//! 1. Build a [`ClientRequest`] from a `ws://` URL and write
+//!    [`ClientRequest::to_bytes`].
+//! 2. Read until [`parse_response_head`] returns a head.
+//! 3. [`validate_response`] checks it against the request and returns what
+//!    was [`Negotiated`], or [`HandshakeError::Rejected`] with the server's
+//!    status and the start of its body.
+//!
+//! # Bytes behind the head
+//!
+//! Both parsers report how many bytes the head took. A peer may send its
+//! first WebSocket frames in the same packet as the head, so the bytes after
+//! `consumed` belong to the frame decoder: the caller must keep them, not
+//! discard the rest of the read buffer.
+
+mod accept;
+mod client;
+mod error;
+mod headers;
+mod server;
+
+pub use accept::{WEBSOCKET_GUID, accept_key, generate_key};
+pub use client::{ClientRequest, Negotiated, ResponseHead, parse_response_head, validate_response};
+pub use error::{HandshakeError, REJECTION_BODY_LIMIT, Rejection};
+pub use headers::{Header, Headers, is_token};
+pub use server::{
+    Accept, DEFAULT_MAX_HEAD_SIZE, RequestHead, UpgradeRequest, accept_response, http_response,
+    parse_request_head, reason_phrase, reject_response, validate_upgrade,
+};

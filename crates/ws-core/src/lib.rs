@@ -1,0 +1,81 @@
+//! The WebSocket protocol (RFC 6455) as a sans-IO library.
+//!
+//! `ws-core` never reads or writes a socket. Bytes from the peer go in, and
+//! [`Event`]s come out; messages to send go in, and bytes for the wire come out.
+//! Everything the RFC asks for lives here once: the opening handshake on both
+//! sides ([`handshake`]), framing and masking ([`frame`], [`mask`]),
+//! fragmentation, incremental UTF-8 validation ([`utf8`]), ping/pong, the
+//! closing handshake ([`close`]) and size limits ([`Config`]).
+//!
+//! Two thin adapters move the bytes: [`blocking::WebSocket`] over
+//! `std::io::Read + Write`, and [`stream::WebSocket`] over tokio's
+//! `AsyncRead + AsyncWrite` (feature `tokio`, on by default).
+//!
+//! # Example: a blocking echo server
+//!
+//! ```
+//! use std::net::{TcpListener, TcpStream};
+//! use ws_core::blocking::WebSocket;
+//! use ws_core::handshake::ClientRequest;
+//! use ws_core::{CloseCode, Config, Event, Message};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let url = format!("ws://{}/", listener.local_addr()?);
+//!
+//! let server = std::thread::spawn(move || -> Result<(), ws_core::Error> {
+//!     let (stream, _) = listener.accept()?;
+//!     let mut socket = WebSocket::accept(stream)?;
+//!     // Echo every message; pings and the close handshake are answered
+//!     // by the protocol itself.
+//!     while let Some(event) = socket.recv()? {
+//!         if let Some(message) = event.into_message() {
+//!             socket.send(message)?;
+//!         }
+//!     }
+//!     Ok(())
+//! });
+//!
+//! let request = ClientRequest::new(&url)?;
+//! let stream = TcpStream::connect((request.host(), request.port()))?;
+//! let (mut client, _) = WebSocket::connect(stream, &request, Config::default())?;
+//! client.send_text("Hello, World")?;
+//! assert_eq!(client.recv()?, Some(Event::Text("Hello, World".into())));
+//! client.close(CloseCode::NORMAL, "done")?;
+//! assert!(matches!(client.recv()?, Some(Event::Close(Some(frame))) if frame.code == CloseCode::NORMAL));
+//! assert_eq!(client.recv()?, None);
+//! server.join().expect("server thread")?;
+//! # let _ = Message::from("unused");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Memory
+//!
+//! Buffers are allocated on demand and follow the traffic: reads reserve a
+//! few KiB, or up to the rest of a large frame; an empty read buffer over
+//! 64 KiB is released before the next read, and
+//! [`Connection::shrink_buffers`] releases everything an idle connection does
+//! not need. A [`Connection`] itself is a few hundred bytes (see the
+//! `idle_connection_cost` test for the measured figure); the tokio adapter adds
+//! the read reservation (4 KiB) while a read is pending.
+
+pub mod blocking;
+pub mod close;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod head_buffer;
+pub mod mask;
+pub mod message;
+pub mod outbound;
+pub mod protocol;
+#[cfg(feature = "tokio")]
+pub mod stream;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use error::{Error, ProtocolError};
+pub use frame::{FrameHeader, OpCode};
+pub use message::{Event, Message, Utf8Bytes};
+pub use protocol::{Config, Connection, Role, State};

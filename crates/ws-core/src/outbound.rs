@@ -1,0 +1,184 @@
+//! The bytes the protocol has queued for the wire.
+//!
+//! Small frames are copied into one contiguous buffer so that many of them go
+//! out in one write; large payloads that need no masking (a server echoing what
+//! it received) are queued by reference and written with vectored I/O, never
+//! copied.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Payloads at least this long are queued by reference rather than copied.
+const ZERO_COPY_THRESHOLD: usize = 4096;
+
+/// An ordered queue of bytes to write.
+///
+/// Implements [`Buf`], so it can be handed to `write_buf`/`write_all_buf` or
+/// drained with [`chunks_vectored`](Buf::chunks_vectored) and
+/// [`advance`](Buf::advance).
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// Chunks ready to write, in order, before `tail`.
+    queue: VecDeque<Bytes>,
+    /// Where small writes are appended.
+    tail: BytesMut,
+    /// Bytes in `queue` and `tail` together.
+    len: usize,
+}
+
+impl Outbound {
+    /// Appends bytes by copying them.
+    pub(crate) fn tail(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
+    /// Records that `n` bytes were appended to [`tail`](Self::tail).
+    pub(crate) fn grew(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Appends an owned payload, by reference when it is large.
+    pub(crate) fn push_bytes(&mut self, bytes: Bytes) {
+        self.len += bytes.len();
+        if bytes.len() < ZERO_COPY_THRESHOLD {
+            self.tail.extend_from_slice(&bytes);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.queue.push_back(self.tail.split().freeze());
+        }
+        self.queue.push_back(bytes);
+    }
+
+    /// Drops the buffer's memory if nothing is pending and it has grown past
+    /// `keep` bytes, so that an idle connection holds little.
+    pub(crate) fn shrink(&mut self, keep: usize) {
+        if self.len == 0 && self.tail.capacity() > keep {
+            self.tail = BytesMut::new();
+        }
+        if self.queue.is_empty() && self.queue.capacity() > 4 {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// Bytes currently allocated, for memory accounting.
+    pub(crate) fn capacity(&self) -> usize {
+        self.tail.capacity() + self.queue.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+impl Buf for Outbound {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self.queue.front() {
+            Some(front) => front,
+            None => &self.tail,
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let chunks = self
+            .queue
+            .iter()
+            .map(|bytes| &bytes[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|chunk| !chunk.is_empty());
+        let mut filled = 0;
+        for (slot, chunk) in dst.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            filled += 1;
+        }
+        filled
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        cnt = cnt.min(self.len);
+        self.len -= cnt;
+        while cnt > 0 {
+            match self.queue.front_mut() {
+                Some(front) if front.len() <= cnt => {
+                    cnt -= front.len();
+                    self.queue.pop_front();
+                }
+                Some(front) => {
+                    front.advance(cnt);
+                    return;
+                }
+                None => {
+                    self.tail.advance(cnt.min(self.tail.len()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(out: &mut Outbound, step: usize) -> Vec<u8> {
+        let mut written = Vec::new();
+        while out.has_remaining() {
+            let chunk = out.chunk();
+            let n = chunk.len().min(step);
+            written.extend_from_slice(&chunk[..n]);
+            out.advance(n);
+        }
+        written
+    }
+
+    #[test]
+    fn keeps_order_across_copied_and_referenced_chunks() {
+        let mut out = Outbound::default();
+        out.tail().extend_from_slice(b"head");
+        out.grew(4);
+        let big = Bytes::from(vec![7u8; ZERO_COPY_THRESHOLD]);
+        out.push_bytes(big.clone());
+        out.push_bytes(Bytes::from_static(b"small"));
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"small");
+        assert_eq!(out.remaining(), expected.len());
+        assert_eq!(drain(&mut out, 1000), expected);
+        assert_eq!(out.remaining(), 0);
+    }
+
+    #[test]
+    fn large_payloads_are_not_copied() {
+        let mut out = Outbound::default();
+        let big = Bytes::from(vec![1u8; ZERO_COPY_THRESHOLD * 2]);
+        out.push_bytes(big.clone());
+        assert_eq!(out.chunk().as_ptr(), big.as_ptr());
+    }
+
+    #[test]
+    fn vectored_chunks_cover_everything_in_order() {
+        let mut out = Outbound::default();
+        out.tail().extend_from_slice(b"a");
+        out.grew(1);
+        out.push_bytes(Bytes::from(vec![2u8; ZERO_COPY_THRESHOLD]));
+        out.tail().extend_from_slice(b"z");
+        out.grew(1);
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = out.chunks_vectored(&mut slices);
+        assert_eq!(n, 3);
+        let total: usize = slices[..n].iter().map(|s| s.len()).sum();
+        assert_eq!(total, out.remaining());
+    }
+
+    #[test]
+    fn shrink_releases_an_empty_grown_buffer() {
+        let mut out = Outbound::default();
+        out.tail().extend_from_slice(&[0; 100_000]);
+        out.grew(100_000);
+        out.advance(100_000);
+        out.shrink(8192);
+        assert_eq!(out.capacity(), 0);
+    }
+}

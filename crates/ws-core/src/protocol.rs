@@ -1,0 +1,713 @@
+//! The connection state machine: bytes in, events out; commands in, bytes out.
+//!
+//! A [`Connection`] never touches a socket. The caller
+//!
+//! 1. puts received bytes in ([`receive`](Connection::receive), or straight into
+//!    [`read_buffer`](Connection::read_buffer)),
+//! 2. takes events out with [`next_event`](Connection::next_event) until it
+//!    returns `Ok(None)`,
+//! 3. **always** writes what [`outbound`](Connection::outbound) holds before it
+//!    waits for anything else.
+//!
+//! Replies the protocol owes the peer (a pong, the echo of a close, the close
+//! frame that fails a connection) are queued in the outbound buffer by
+//! `next_event` itself, so they reach the wire even if the application never
+//! sends anything.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::close::{CloseCode, MAX_REASON_LEN, parse_close_payload, truncate_reason};
+use crate::error::{Error, ProtocolError};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use crate::mask::{apply_mask, extend_masked};
+use crate::message::{Event, Message, Utf8Bytes};
+use crate::outbound::Outbound;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is; it decides the direction of masking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Masks what it sends; rejects masked frames.
+    Client,
+    /// Sends unmasked; rejects unmasked frames.
+    Server,
+}
+
+/// Limits of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The largest frame payload accepted; a larger one fails the connection
+    /// with 1009 before any of it is buffered. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// The largest message accepted (all fragments together); a larger one
+    /// fails the connection with 1009 as soon as a frame header announces it.
+    /// Default 16 MiB.
+    pub max_message_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and are waiting for the peer's.
+    Closing,
+    /// The closing handshake is over, or the connection failed; nothing more
+    /// will be received. Write out what is queued, then end the transport (a
+    /// server closes TCP first, a client waits for the server to).
+    Closed,
+}
+
+/// Reads start with at least this much free space.
+const MIN_READ: usize = 4096;
+/// An empty read buffer larger than this is released, so that a connection
+/// that once carried a large message does not keep its buffer while idle.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// The frame whose payload is arriving.
+#[derive(Debug, Clone, Copy)]
+struct IncomingFrame {
+    header: FrameHeader,
+    /// Payload length (checked against the frame limit, so it fits).
+    len: usize,
+    /// Payload bytes already unmasked and validated (or dropped, if discarding).
+    processed: usize,
+    /// The payload is validated as UTF-8 as it arrives.
+    text: bool,
+    /// We sent close: the payload of a data frame is dropped unread.
+    discard: bool,
+}
+
+/// The type of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Binary,
+}
+
+/// A fragmented message being reassembled.
+#[derive(Debug)]
+struct Assembly {
+    kind: Kind,
+    /// Payload received so far; grown exactly, never past the message limit.
+    buf: Vec<u8>,
+    /// Bytes announced by the frame headers seen so far.
+    announced: usize,
+}
+
+/// One end of a WebSocket connection, after the opening handshake.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    read: BytesMut,
+    frame: Option<IncomingFrame>,
+    message: Option<Assembly>,
+    utf8: Utf8Validator,
+    out: Outbound,
+    /// The fragmented message we are sending, if any, and its text validator.
+    sending: Option<(Kind, Utf8Validator)>,
+    /// RSV bits that negotiated extensions define (none without extensions).
+    allowed_rsv: u8,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    /// A reply the protocol owes the peer (pong, close) was queued and has
+    /// not been written yet.
+    reply_queued: bool,
+}
+
+impl Connection {
+    /// A connection that starts with bytes that arrived behind the
+    /// handshake head (taken over without a copy).
+    pub fn with_received(role: Role, config: Config, received: BytesMut) -> Self {
+        let mut connection = Self::new(role, config);
+        connection.read = received;
+        connection
+    }
+
+    /// A connection in the open state.
+    pub fn new(role: Role, config: Config) -> Self {
+        Self {
+            role,
+            config,
+            read: BytesMut::new(),
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+            out: Outbound::default(),
+            sending: None,
+            allowed_rsv: 0,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            reply_queued: false,
+        }
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> State {
+        if self.close_received || self.failed {
+            State::Closed
+        } else if self.close_sent {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Whether we have sent (or queued) a close frame.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    // ---- input ----
+
+    /// Adds received bytes (copying them); take the events out with
+    /// [`next_event`](Self::next_event).
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.state() != State::Closed {
+            self.read.extend_from_slice(data);
+        }
+    }
+
+    /// The buffer received bytes go into, with free space reserved for the
+    /// next read: read from the transport straight into its spare capacity
+    /// (e.g. with `read_buf`), then call [`next_event`](Self::next_event).
+    ///
+    /// The reservation follows the traffic: a few KiB for small messages, up
+    /// to the rest of the frame for a large one. An empty buffer that grew
+    /// large is released first, so idle connections stay small.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        if self.read.capacity() > SHRINK_ABOVE && self.read.len() < MIN_READ {
+            let mut fresh = BytesMut::new();
+            fresh.extend_from_slice(&self.read);
+            self.read = fresh;
+        }
+        let frame_rest = match self.frame {
+            Some(frame) if !frame.discard => frame.len.saturating_sub(self.read.len()),
+            _ => 0,
+        };
+        self.read.reserve(frame_rest.clamp(MIN_READ, SHRINK_ABOVE));
+        &mut self.read
+    }
+
+    /// Reports that the transport has ended. Fine after the closing
+    /// handshake; before it, this is an abnormal closure (1006).
+    pub fn receive_eof(&mut self) -> Result<(), Error> {
+        if self.state() == State::Closed {
+            return Ok(());
+        }
+        self.failed = true;
+        self.release_input();
+        Err(Error::AbnormalClosure)
+    }
+
+    /// The next event from the bytes received so far, or `Ok(None)` when more
+    /// bytes are needed (or the connection is closed).
+    ///
+    /// On a protocol violation the close frame with the matching code is
+    /// queued, the state becomes [`State::Closed`], and the error is returned:
+    /// write out the outbound bytes and drop the connection.
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        if !self.out.has_remaining() {
+            self.reply_queued = false;
+        }
+        loop {
+            if self.state() == State::Closed {
+                return Ok(None);
+            }
+            let frame = match self.frame {
+                Some(frame) => frame,
+                None => match FrameHeader::decode(&self.read) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some((header, header_len))) => {
+                        self.read.advance(header_len);
+                        match self.start_frame(header) {
+                            Ok(frame) => frame,
+                            Err(error) => return Err(self.fail(error)),
+                        }
+                    }
+                    Err(error) => return Err(self.fail(error)),
+                },
+            };
+            match self.progress(frame) {
+                Ok(Progress::NeedMore) => return Ok(None),
+                Ok(Progress::Event(event)) => return Ok(Some(event)),
+                Ok(Progress::FrameDone) => {}
+                Err(error) => return Err(self.fail(error)),
+            }
+        }
+    }
+
+    /// Checks a new frame header against the connection's state and limits.
+    fn start_frame(&mut self, header: FrameHeader) -> Result<IncomingFrame, ProtocolError> {
+        if header.rsv & !self.allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        match (self.role, header.mask) {
+            (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        let limit = self.config.max_frame_size;
+        let len = usize::try_from(header.payload_len)
+            .ok()
+            .filter(|&len| len <= limit)
+            .ok_or(ProtocolError::FrameTooLarge {
+                size: header.payload_len,
+                limit,
+            })?;
+        let mut frame = IncomingFrame {
+            header,
+            len,
+            processed: 0,
+            text: false,
+            discard: false,
+        };
+        if header.opcode.is_control() {
+            self.frame = Some(frame);
+            return Ok(frame);
+        }
+        if self.close_sent {
+            // RFC 6455 §1.4: after sending close, data is no longer processed.
+            frame.discard = true;
+            self.frame = Some(frame);
+            return Ok(frame);
+        }
+        let too_large = ProtocolError::MessageTooLarge {
+            limit: self.config.max_message_size,
+        };
+        match (header.opcode, self.message.as_mut()) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(message)) => {
+                message.announced = message
+                    .announced
+                    .checked_add(len)
+                    .filter(|&total| total <= self.config.max_message_size)
+                    .ok_or(too_large)?;
+                frame.text = message.kind == Kind::Text;
+            }
+            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (opcode, None) => {
+                if len > self.config.max_message_size {
+                    return Err(too_large);
+                }
+                let kind = if opcode == OpCode::Text {
+                    Kind::Text
+                } else {
+                    Kind::Binary
+                };
+                frame.text = kind == Kind::Text;
+                if frame.text {
+                    self.utf8.reset();
+                }
+                if !header.fin {
+                    self.message = Some(Assembly {
+                        kind,
+                        buf: Vec::new(),
+                        announced: len,
+                    });
+                }
+            }
+        }
+        self.frame = Some(frame);
+        Ok(frame)
+    }
+
+    /// Unmasks and validates the newly arrived part of the payload; completes
+    /// the frame when all of it is here.
+    fn progress(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
+        let available = self.read.len().min(frame.len);
+        if frame.discard {
+            let arrived = (frame.len - frame.processed).min(self.read.len());
+            self.read.advance(arrived);
+            frame.processed += arrived;
+            if frame.processed < frame.len {
+                self.frame = Some(frame);
+                return Ok(Progress::NeedMore);
+            }
+            self.frame = None;
+            return Ok(Progress::FrameDone);
+        }
+        if available > frame.processed {
+            if let Some(fresh) = self.read.get_mut(frame.processed..available) {
+                if let Some(key) = frame.header.mask {
+                    apply_mask(fresh, key, frame.processed);
+                }
+                if frame.text {
+                    self.utf8
+                        .feed(fresh)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+            }
+            frame.processed = available;
+        }
+        if frame.processed < frame.len {
+            self.frame = Some(frame);
+            return Ok(Progress::NeedMore);
+        }
+        self.frame = None;
+        let payload = self.read.split_to(frame.len).freeze();
+        let event = match frame.header.opcode {
+            OpCode::Ping => {
+                if !self.close_sent {
+                    self.queue_frame(OpCode::Pong, true, &payload);
+                    self.reply_queued = true;
+                }
+                Some(Event::Ping(payload))
+            }
+            OpCode::Pong => Some(Event::Pong(payload)),
+            OpCode::Close => Some(self.receive_close(&payload)?),
+            _ => self.complete_data_frame(frame, payload)?,
+        };
+        Ok(event.map_or(Progress::FrameDone, Progress::Event))
+    }
+
+    /// Handles the end of a data frame: a message, or one more fragment.
+    fn complete_data_frame(
+        &mut self,
+        frame: IncomingFrame,
+        payload: Bytes,
+    ) -> Result<Option<Event>, ProtocolError> {
+        let kind = match (frame.header.opcode, self.message.as_mut()) {
+            (OpCode::Continuation, Some(message)) => {
+                extend_exact(&mut message.buf, &payload, self.config.max_message_size)?;
+                if !frame.header.fin {
+                    return Ok(None);
+                }
+                message.kind
+            }
+            (OpCode::Text | OpCode::Binary, Some(message)) if !frame.header.fin => {
+                extend_exact(&mut message.buf, &payload, self.config.max_message_size)?;
+                return Ok(None);
+            }
+            (OpCode::Text, _) => return self.finish_message(Kind::Text, payload).map(Some),
+            (_, _) => return self.finish_message(Kind::Binary, payload).map(Some),
+        };
+        let assembled = self.message.take().map(|m| m.buf).unwrap_or_default();
+        self.finish_message(kind, Bytes::from(assembled)).map(Some)
+    }
+
+    fn finish_message(&mut self, kind: Kind, payload: Bytes) -> Result<Event, ProtocolError> {
+        Ok(match kind {
+            Kind::Text => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Event::Text(Utf8Bytes::from_validated(payload))
+            }
+            Kind::Binary => Event::Binary(payload),
+        })
+    }
+
+    /// A close frame from the peer: answer it (once) and stop receiving.
+    fn receive_close(&mut self, payload: &[u8]) -> Result<Event, ProtocolError> {
+        let frame = parse_close_payload(payload)?;
+        if !self.close_sent {
+            // RFC 6455 §5.5.1: echo the status code received.
+            let code = frame.as_ref().map(|frame| frame.code);
+            self.queue_close(code, "");
+            self.close_sent = true;
+            self.reply_queued = true;
+        }
+        self.close_received = true;
+        self.release_input();
+        Ok(Event::Close(frame))
+    }
+
+    /// Fails the connection: queue the close frame that says why (unless a
+    /// close was already sent) and stop receiving.
+    fn fail(&mut self, error: ProtocolError) -> Error {
+        if !self.close_sent {
+            let reason = error.to_string();
+            self.queue_close(Some(error.close_code()), &reason);
+            self.close_sent = true;
+            self.reply_queued = true;
+        }
+        self.failed = true;
+        self.release_input();
+        Error::Protocol(error)
+    }
+
+    fn release_input(&mut self) {
+        self.read = BytesMut::new();
+        self.frame = None;
+        self.message = None;
+    }
+
+    // ---- output ----
+
+    /// Queues a whole message. Owned payloads are not copied where the
+    /// protocol allows it (a server's large payloads go out by reference).
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        match message {
+            Message::Text(text) => self.queue_frame_bytes(OpCode::Text, text.into_bytes()),
+            Message::Binary(bytes) => self.queue_frame_bytes(OpCode::Binary, bytes),
+        }
+        Ok(())
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        self.queue_frame(OpCode::Text, true, text.as_bytes());
+        Ok(())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        self.queue_frame(OpCode::Binary, true, data);
+        Ok(())
+    }
+
+    /// Queues one frame of a fragmented message: `Text` or `Binary` starts
+    /// it, `Continuation` continues it, `fin` ends it. Control frames may be
+    /// sent between fragments. Text fragments are checked to be valid UTF-8
+    /// across fragment boundaries.
+    pub fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(Error::Closed);
+        }
+        let mut sending = match (opcode, self.sending.take()) {
+            (OpCode::Text, None) => (Kind::Text, Utf8Validator::new()),
+            (OpCode::Binary, None) => (Kind::Binary, Utf8Validator::new()),
+            (OpCode::Continuation, Some(sending)) => sending,
+            (OpCode::Continuation, None) => {
+                return Err(Error::InvalidUse(
+                    "continuation frame with no message started",
+                ));
+            }
+            (OpCode::Text | OpCode::Binary, Some(sending)) => {
+                self.sending = Some(sending);
+                return Err(Error::InvalidUse(
+                    "a fragmented message is still being sent",
+                ));
+            }
+            _ => return Err(Error::InvalidUse("control frames cannot be fragmented")),
+        };
+        if sending.0 == Kind::Text {
+            let valid = sending
+                .1
+                .feed(payload)
+                .and_then(|()| if fin { sending.1.finish() } else { Ok(()) });
+            if valid.is_err() {
+                self.sending = Some(sending);
+                return Err(Error::InvalidUse("text fragment is not valid UTF-8"));
+            }
+        }
+        self.queue_frame(opcode, fin, payload);
+        if !fin {
+            self.sending = Some(sending);
+        }
+        Ok(())
+    }
+
+    /// Queues a ping (at most 125 bytes of payload).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited pong (pings are answered automatically).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    /// Starts the closing handshake. Calling it again, or after the peer's
+    /// close, does nothing: a close frame is sent at most once.
+    ///
+    /// The code must be one that may be sent (1000–1003, 1007–1014,
+    /// 3000–4999) and the reason at most 123 bytes.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(Error::InvalidUse("this close code may not be sent"));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Error::InvalidUse("close reason longer than 123 bytes"));
+        }
+        if !self.close_sent {
+            self.queue_close(Some(code), reason);
+            self.close_sent = true;
+            self.message = None;
+        }
+        Ok(())
+    }
+
+    /// The bytes queued for the wire. Write them out and
+    /// [`advance`](Buf::advance) past what was written.
+    pub fn outbound(&mut self) -> &mut Outbound {
+        &mut self.out
+    }
+
+    /// Whether bytes are waiting to be written.
+    pub fn wants_write(&self) -> bool {
+        self.out.has_remaining()
+    }
+
+    /// Whether a reply the protocol owes the peer (a pong, a close) is queued
+    /// and unwritten. An adapter that hands an event to the application
+    /// writes the outbound bytes first when this is true, so that replies
+    /// never wait for the application's next call.
+    pub fn reply_pending(&self) -> bool {
+        self.reply_queued && self.out.has_remaining()
+    }
+
+    /// Takes all queued bytes as one vector (copying them): convenient for
+    /// tests and simple callers; writers should use [`outbound`](Self::outbound).
+    pub fn take_outbound(&mut self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.out.remaining());
+        while self.out.has_remaining() {
+            let chunk = self.out.chunk();
+            let n = chunk.len();
+            bytes.extend_from_slice(chunk);
+            self.out.advance(n);
+        }
+        bytes
+    }
+
+    /// Releases empty buffers that grew large; call it when the connection
+    /// goes idle. An idle connection then holds only its fixed-size state.
+    pub fn shrink_buffers(&mut self) {
+        if self.read.is_empty() && self.read.capacity() > 0 {
+            self.read = BytesMut::new();
+        }
+        self.out.shrink(0);
+    }
+
+    /// Heap bytes held by the buffers, for memory accounting.
+    pub fn buffered_capacity(&self) -> usize {
+        self.read.capacity()
+            + self.out.capacity()
+            + self.message.as_ref().map_or(0, |m| m.buf.capacity())
+    }
+
+    fn check_can_send_message(&self) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(Error::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(Error::InvalidUse(
+                "a fragmented message is still being sent",
+            ));
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(Error::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Error::InvalidUse(
+                "control frame payload longer than 125 bytes",
+            ));
+        }
+        self.queue_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let len = match code {
+            None => 0,
+            Some(code) => {
+                let reason = truncate_reason(reason).as_bytes();
+                let [high, low] = code.0.to_be_bytes();
+                payload[0] = high;
+                payload[1] = low;
+                if let Some(slot) = payload.get_mut(2..2 + reason.len()) {
+                    slot.copy_from_slice(reason);
+                }
+                2 + reason.len()
+            }
+        };
+        self.queue_frame(OpCode::Close, true, payload.get(..len).unwrap_or_default());
+    }
+
+    /// The frame header for a frame we send (masked with a fresh key by a client).
+    fn outgoing_header(&self, opcode: OpCode, fin: bool, len: usize) -> FrameHeader {
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: match self.role {
+                Role::Client => Some(rand::random()),
+                Role::Server => None,
+            },
+            payload_len: len as u64,
+        }
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let header = self.outgoing_header(opcode, fin, payload.len());
+        let tail = self.out.tail();
+        let before = tail.len();
+        tail.reserve(header.encoded_len() + payload.len());
+        header.encode(tail);
+        match header.mask {
+            Some(key) => extend_masked(tail, payload, key),
+            None => tail.extend_from_slice(payload),
+        }
+        let written = tail.len() - before;
+        self.out.grew(written);
+    }
+
+    fn queue_frame_bytes(&mut self, opcode: OpCode, payload: Bytes) {
+        if self.role == Role::Client {
+            self.queue_frame(opcode, true, &payload);
+            return;
+        }
+        let header = self.outgoing_header(opcode, true, payload.len());
+        let tail = self.out.tail();
+        let before = tail.len();
+        header.encode(tail);
+        let written = tail.len() - before;
+        self.out.grew(written);
+        self.out.push_bytes(payload);
+    }
+}
+
+/// What processing the read buffer led to.
+enum Progress {
+    NeedMore,
+    FrameDone,
+    Event(Event),
+}
+
+/// Appends `data` to `buf`, growing it geometrically but never past `limit`.
+fn extend_exact(buf: &mut Vec<u8>, data: &[u8], limit: usize) -> Result<(), ProtocolError> {
+    let needed = buf.len() + data.len();
+    if needed > limit {
+        return Err(ProtocolError::MessageTooLarge { limit });
+    }
+    if needed > buf.capacity() {
+        let target = needed.max(buf.capacity() * 2).min(limit);
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(data);
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! A WebSocket over any tokio `AsyncRead + AsyncWrite` (feature `tokio`).
+//!
+//! The adapter only moves bytes: every protocol decision is the
+//! [`Connection`]'s. It keeps the sans-IO contract: replies the protocol owes
+//! the peer are written before an event is handed out, and everything queued
+//! is written before the adapter waits to read.
+//!
+//! [`recv`](WebSocket::recv) is cancel-safe: dropping its future (in a
+//! `tokio::select!`) loses neither received bytes nor an event.
+
+use std::io;
+
+use bytes::Buf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::close::CloseCode;
+use crate::error::Error;
+use crate::handshake::{
+    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
+    reject_response, validate_response,
+};
+use crate::head_buffer::{HeadBuffer, answer_upgrade};
+use crate::message::{Event, Message};
+use crate::protocol::{Config, Connection, Role, State};
+
+/// A WebSocket connection over an async stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    connection: Connection,
+    /// An event taken from the connection whose delivery waits on a write;
+    /// kept here so that a cancelled `recv` does not lose it.
+    pending: Option<Result<Event, Error>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Performs the server side of the opening handshake with default limits,
+    /// selecting no subprotocol and no extension.
+    pub async fn accept(stream: S) -> Result<Self, Error> {
+        Self::accept_with(stream, Config::default(), |_| Ok(Accept::default()))
+            .await
+            .map(|(socket, _)| socket)
+    }
+
+    /// Performs the server side of the opening handshake. `choose` sees the
+    /// validated request and picks the subprotocol and extensions, or refuses;
+    /// a refusal or an invalid request is answered with the matching HTTP
+    /// error before it is returned.
+    pub async fn accept_with<F>(
+        mut stream: S,
+        config: Config,
+        choose: F,
+    ) -> Result<(Self, UpgradeRequest), Error>
+    where
+        F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+    {
+        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
+        let request = loop {
+            match head.parse_request() {
+                Ok(Some(request)) => break request,
+                Ok(None) => {}
+                Err(error) => {
+                    stream.write_all(&reject_response(&error)).await?;
+                    return Err(error.into());
+                }
+            }
+            if stream.read_buf(head.read_buffer()).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+        };
+        match answer_upgrade(request, choose) {
+            Ok((request, response)) => {
+                stream.write_all(&response).await?;
+                let connection =
+                    Connection::with_received(Role::Server, config, head.into_remaining());
+                Ok((Self::from_connection(stream, connection), request))
+            }
+            Err((error, response)) => {
+                stream.write_all(&response).await?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Performs the client side of the opening handshake on a connected
+    /// stream, validating the server's answer strictly.
+    pub async fn connect(
+        mut stream: S,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<(Self, Negotiated), Error> {
+        stream.write_all(&request.to_bytes()).await?;
+        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
+        let response = loop {
+            if let Some(response) = head.parse_response()? {
+                break response;
+            }
+            if stream.read_buf(head.read_buffer()).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+        };
+        let negotiated = validate_response(request, response, head.remaining())?;
+        let connection = Connection::with_received(Role::Client, config, head.into_remaining());
+        Ok((Self::from_connection(stream, connection), negotiated))
+    }
+
+    /// Wraps a stream whose handshake is already done (a server that routes
+    /// plain HTTP itself builds the [`Connection`] from the bytes behind the
+    /// head).
+    pub fn from_connection(stream: S, connection: Connection) -> Self {
+        Self {
+            stream,
+            connection,
+            pending: None,
+        }
+    }
+
+    /// The next event, reading as needed. Returns `Ok(None)` once the
+    /// connection is closed: after the closing handshake, the transport's end,
+    /// or a protocol error already returned.
+    ///
+    /// Events already buffered are returned without I/O, so a loop that
+    /// [`queue`](Self::queue)s replies gets them written in one go when the
+    /// buffer runs dry. A client keeps reading after the closing handshake
+    /// until the server ends the TCP connection (RFC 6455 §7.1.1): wrap the
+    /// call in a timeout if the server may not.
+    pub async fn recv(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if self.pending.is_none() {
+                self.pending = self.connection.next_event().transpose();
+            }
+            if let Some(pending) = &self.pending {
+                if pending.is_err() || self.connection.reply_pending() {
+                    self.flush().await?;
+                }
+                return self.pending.take().transpose();
+            }
+            self.flush().await?;
+            if self.connection.state() == State::Closed {
+                if self.connection.role() == Role::Client {
+                    self.drain_until_eof().await?;
+                }
+                return Ok(None);
+            }
+            if self.stream.read_buf(self.connection.read_buffer()).await? == 0 {
+                self.connection.receive_eof()?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Queues a message without writing it: it goes out with the next
+    /// [`flush`](Self::flush), [`send`](Self::send) or [`recv`](Self::recv)
+    /// that has to wait.
+    pub fn queue(&mut self, message: Message) -> Result<(), Error> {
+        self.connection.send(message)
+    }
+
+    /// Sends a message and writes it out.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.connection.send(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message and writes it out.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.connection.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message and writes it out.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.connection.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a ping and writes it out.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.connection.send_ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
+    /// it returns `Ok(None)` to receive the peer's answer.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.connection.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Writes out everything queued, with vectored writes when the queue
+    /// holds large payloads by reference.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        while self.connection.wants_write() {
+            let outbound = self.connection.outbound();
+            let mut slices = [io::IoSlice::new(&[]); 16];
+            let count = outbound.chunks_vectored(&mut slices);
+            let slices = slices.get(..count).unwrap_or_default();
+            let written = self.stream.write_vectored(slices).await?;
+            if written == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            outbound.advance(written);
+        }
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// The protocol state.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The protocol state, to queue frames (fragments, pongs) directly.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream and the protocol state.
+    pub fn into_parts(self) -> (S, Connection) {
+        (self.stream, self.connection)
+    }
+
+    async fn drain_until_eof(&mut self) -> Result<(), Error> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut scratch).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(error) if is_disconnect(&error) => return Ok(()),
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// A reset or aborted connection after the close is as good as its end.
+fn is_disconnect(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
