@@ -389,6 +389,11 @@ impl Connection {
         frame: IncomingFrame,
         payload: Bytes,
     ) -> Result<Option<Event>, ProtocolError> {
+        if self.close_sent {
+            // A frame that was arriving when we sent close: dropped like the
+            // data frames that follow it.
+            return Ok(None);
+        }
         let kind = match (frame.header.opcode, self.message.as_mut()) {
             (OpCode::Continuation, Some(message)) => {
                 extend_exact(&mut message.buf, &payload, self.config.max_message_size)?;

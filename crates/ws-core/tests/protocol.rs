@@ -1,6 +1,11 @@
 //! The connection state machine against RFC 6455 §5–§7, one rule per test.
 // Test helpers may panic: that is how a test fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use bytes::BytesMut;
 use ws_core::frame::encode_frame;
@@ -663,7 +668,11 @@ fn read_buffer_shrinks_back_after_a_large_message() {
     assert_eq!(received, 1 << 20);
     assert!(peak >= 1 << 20, "the buffer grew to hold the frame: {peak}");
     connection.read_buffer();
-    assert!(connection.buffered_capacity() <= 64 * 1024, "{}", connection.buffered_capacity());
+    assert!(
+        connection.buffered_capacity() <= 64 * 1024,
+        "{}",
+        connection.buffered_capacity()
+    );
     connection.shrink_buffers();
     assert_eq!(connection.buffered_capacity(), 0);
 }

@@ -1,0 +1,287 @@
+//! The blocking and tokio adapters keep the sans-IO contract: replies the
+//! protocol owes the peer reach the wire while the application only waits.
+
+// Test helpers may panic: that is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ws_core::frame::encode_frame;
+use ws_core::handshake::{Accept, ClientRequest, HandshakeError};
+use ws_core::{CloseCode, Config, Event, FrameHeader, OpCode};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        mask: Some([1, 2, 3, 4]),
+        ..FrameHeader::new(opcode, 0)
+    };
+    let mut out = BytesMut::new();
+    encode_frame(&mut out, header, payload);
+    out.to_vec()
+}
+
+/// Sends a raw client handshake and reads the 101 head; returns the stream.
+fn raw_client(addr: std::net::SocketAddr, extra: &[u8]) -> TcpStream {
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut bytes = request.to_bytes();
+    bytes.extend_from_slice(extra);
+    stream.write_all(&bytes).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[test]
+fn blocking_server_answers_a_ping_while_the_application_only_receives() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = ws_core::blocking::WebSocket::accept(stream).unwrap();
+        let mut events = Vec::new();
+        while let Some(event) = socket.recv().unwrap() {
+            events.push(event);
+        }
+        events
+    });
+    let mut client = raw_client(addr, &[]);
+    client.write_all(&masked(OpCode::Ping, b"idle?")).unwrap();
+    let mut pong = [0u8; 7];
+    client.read_exact(&mut pong).unwrap();
+    assert_eq!(pong, [0x8a, 0x05, b'i', b'd', b'l', b'e', b'?']);
+    client
+        .write_all(&masked(OpCode::Close, &1000u16.to_be_bytes()))
+        .unwrap();
+    let mut close = [0u8; 4];
+    client.read_exact(&mut close).unwrap();
+    assert_eq!(close, [0x88, 0x02, 0x03, 0xe8]);
+    // The server ends the TCP connection after the closing handshake.
+    assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
+    let events = server.join().unwrap();
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn frames_sent_with_the_handshake_request_are_not_lost() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = ws_core::blocking::WebSocket::accept(stream).unwrap();
+        socket.recv().unwrap()
+    });
+    let _client = raw_client(addr, &masked(OpCode::Text, b"eager"));
+    assert_eq!(server.join().unwrap(), Some(Event::Text("eager".into())));
+}
+
+#[test]
+fn refused_origin_gets_403_before_the_error_is_returned() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            ws_core::blocking::WebSocket::accept_with(stream, Config::default(), |request| {
+                match request.origin.as_deref() {
+                    Some("https://good.example") => Ok(Accept::default()),
+                    other => Err(HandshakeError::ForbiddenOrigin(
+                        other.unwrap_or_default().to_owned(),
+                    )),
+                }
+            })
+            .map(|_| ())
+        });
+    let request = ClientRequest::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .origin("https://evil.example");
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let error =
+        ws_core::blocking::WebSocket::connect(stream, &request, Config::default()).unwrap_err();
+    match error {
+        ws_core::Error::Handshake(HandshakeError::Rejected(rejection)) => {
+            assert_eq!(rejection.status, 403)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(ws_core::Error::Handshake(HandshakeError::ForbiddenOrigin(
+            _
+        )))
+    ));
+}
+
+#[test]
+fn blocking_client_and_server_complete_the_closing_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = ws_core::blocking::WebSocket::accept(stream).unwrap();
+        socket
+            .close(CloseCode::GOING_AWAY, "shutting down")
+            .unwrap();
+        let mut last = None;
+        while let Some(event) = socket.recv().unwrap() {
+            last = Some(event);
+        }
+        last
+    });
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let (mut client, _) =
+        ws_core::blocking::WebSocket::connect(stream, &request, Config::default()).unwrap();
+    match client.recv().unwrap() {
+        Some(Event::Close(Some(frame))) => {
+            assert_eq!(frame.code, CloseCode::GOING_AWAY);
+            assert_eq!(frame.reason, "shutting down");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.recv().unwrap(), None);
+    assert!(matches!(
+        server.join().unwrap(),
+        Some(Event::Close(Some(_)))
+    ));
+}
+
+#[tokio::test]
+async fn tokio_server_answers_a_ping_while_the_application_only_receives() {
+    let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        let mut socket = ws_core::stream::WebSocket::accept(server_io).await.unwrap();
+        let mut count = 0;
+        while let Some(_event) = socket.recv().await.unwrap() {
+            count += 1;
+        }
+        count
+    });
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    client_io.write_all(&request.to_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(client_io.read_u8().await.unwrap());
+    }
+    client_io
+        .write_all(&masked(OpCode::Ping, b"x"))
+        .await
+        .unwrap();
+    let mut pong = [0u8; 3];
+    tokio::time::timeout(TIMEOUT, client_io.read_exact(&mut pong))
+        .await
+        .expect("pong written without any send by the application")
+        .unwrap();
+    assert_eq!(pong, [0x8a, 0x01, b'x']);
+    client_io
+        .write_all(&masked(OpCode::Close, b""))
+        .await
+        .unwrap();
+    let mut close = [0u8; 2];
+    client_io.read_exact(&mut close).await.unwrap();
+    assert_eq!(close, [0x88, 0x00]);
+    assert_eq!(server.await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn tokio_recv_is_cancel_safe() {
+    let (server_io, client_io) = tokio::io::duplex(1024);
+    let server = tokio::spawn(async move {
+        let mut socket = ws_core::stream::WebSocket::accept(server_io).await.unwrap();
+        let mut received = Vec::new();
+        let mut ticks = 0u32;
+        loop {
+            tokio::select! {
+                event = socket.recv() => match event.unwrap() {
+                    Some(Event::Text(text)) => received.push(text.as_str().to_owned()),
+                    Some(_) => {}
+                    None => break,
+                },
+                // Cancels the pending recv over and over while bytes trickle in.
+                () = tokio::time::sleep(Duration::from_micros(50)) => ticks += 1,
+            }
+        }
+        (received, ticks)
+    });
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    let (mut client, _) =
+        ws_core::stream::WebSocket::connect(client_io, &request, Config::default())
+            .await
+            .unwrap();
+    let expected: Vec<String> = (0..200)
+        .map(|i| format!("message {i} {}", "é".repeat(i % 50)))
+        .collect();
+    for text in &expected {
+        client.send_text(text).await.unwrap();
+    }
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    while tokio::time::timeout(TIMEOUT, client.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_some()
+    {}
+    let (received, _ticks) = server.await.unwrap();
+    assert_eq!(received, expected);
+}
+
+#[tokio::test]
+async fn tokio_protocol_error_is_reported_after_the_close_frame_is_written() {
+    let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        let mut socket = ws_core::stream::WebSocket::accept(server_io).await.unwrap();
+        socket.recv().await
+    });
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    client_io.write_all(&request.to_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(client_io.read_u8().await.unwrap());
+    }
+    client_io
+        .write_all(&masked(OpCode::Text, b"\xff"))
+        .await
+        .unwrap();
+    let reason = ws_core::ProtocolError::InvalidUtf8.to_string();
+    let mut close = vec![0u8; 4 + reason.len()];
+    tokio::time::timeout(TIMEOUT, client_io.read_exact(&mut close))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&close[..2], [0x88, 2 + reason.len() as u8]);
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1007);
+    assert_eq!(
+        &close[4..],
+        reason.as_bytes(),
+        "the close reason says what was wrong"
+    );
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(ws_core::Error::Protocol(
+            ws_core::ProtocolError::InvalidUtf8
+        ))
+    ));
+}
