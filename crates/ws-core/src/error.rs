@@ -24,6 +24,9 @@ pub enum Error {
     /// The transport ended before the closing handshake completed (1006).
     #[error("the connection ended without a closing handshake")]
     AbnormalClosure,
+    /// Compressing an outgoing message failed.
+    #[error("compression failed: {0}")]
+    Compression(&'static str),
     /// The caller asked for something the protocol does not allow.
     #[error("invalid use: {0}")]
     InvalidUse(&'static str),
@@ -75,6 +78,12 @@ pub enum ProtocolError {
     /// A close frame's reason was not valid UTF-8.
     #[error("protocol: close reason is not valid UTF-8")]
     InvalidCloseReason,
+    /// RSV1 (the compression bit) was set on a control or continuation frame.
+    #[error("protocol: RSV1 set on a control or continuation frame")]
+    CompressedNonFirstFrame,
+    /// A compressed message was not a valid deflate stream.
+    #[error("protocol: invalid compressed data")]
+    InvalidCompressedData,
     /// A frame's payload was longer than the configured limit.
     #[error("protocol: frame of {size} bytes exceeds the limit of {limit} bytes")]
     FrameTooLarge {
@@ -95,7 +104,9 @@ impl ProtocolError {
     /// The close code the connection is failed with (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }

@@ -62,6 +62,7 @@
 
 pub mod blocking;
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -17,6 +17,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, MAX_REASON_LEN, parse_close_payload, truncate_reason};
+use crate::deflate::{Deflate, DeflateConfig, DeflateParams};
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
 use crate::mask::{apply_mask, extend_masked};
@@ -67,6 +68,9 @@ pub enum State {
     Closed,
 }
 
+/// The RSV bit permessage-deflate uses to mark a compressed message.
+const RSV1: u8 = 0b100;
+
 /// Reads start with at least this much free space.
 const MIN_READ: usize = 4096;
 /// An empty read buffer larger than this is released, so that a connection
@@ -85,6 +89,8 @@ struct IncomingFrame {
     text: bool,
     /// We sent close: the payload of a data frame is dropped unread.
     discard: bool,
+    /// Part of a compressed message: inflated into the assembly as it arrives.
+    compressed: bool,
 }
 
 /// The type of a data message.
@@ -102,6 +108,9 @@ struct Assembly {
     buf: Vec<u8>,
     /// Bytes announced by the frame headers seen so far.
     announced: usize,
+    /// The message is compressed (RSV1 on its first frame); `buf` holds the
+    /// inflated payload.
+    compressed: bool,
 }
 
 /// One end of a WebSocket connection, after the opening handshake.
@@ -118,6 +127,8 @@ pub struct Connection {
     sending: Option<(Kind, Utf8Validator)>,
     /// RSV bits that negotiated extensions define (none without extensions).
     allowed_rsv: u8,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<Deflate>>,
     close_sent: bool,
     close_received: bool,
     failed: bool,
@@ -147,11 +158,25 @@ impl Connection {
             out: Outbound::default(),
             sending: None,
             allowed_rsv: 0,
+            deflate: None,
             close_sent: false,
             close_received: false,
             failed: false,
             reply_queued: false,
         }
+    }
+
+    /// Switches on permessage-deflate with the parameters the handshake
+    /// negotiated (see [`crate::deflate`]); RSV1 becomes legal on the first
+    /// frame of a data message.
+    pub fn enable_deflate(&mut self, params: DeflateParams, config: &DeflateConfig) {
+        self.deflate = Some(Box::new(Deflate::new(params, self.role, config)));
+        self.allowed_rsv |= RSV1;
+    }
+
+    /// Whether permessage-deflate is in use.
+    pub fn deflate_enabled(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Which end this is.
@@ -264,6 +289,10 @@ impl Connection {
         if header.rsv & !self.allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
+        let rsv1 = header.rsv & RSV1 != 0;
+        if rsv1 && (header.opcode == OpCode::Continuation || header.opcode.is_control()) {
+            return Err(ProtocolError::CompressedNonFirstFrame);
+        }
         match (self.role, header.mask) {
             (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
@@ -283,6 +312,7 @@ impl Connection {
             processed: 0,
             text: false,
             discard: false,
+            compressed: false,
         };
         if header.opcode.is_control() {
             self.frame = Some(frame);
@@ -299,6 +329,10 @@ impl Connection {
         };
         match (header.opcode, self.message.as_mut()) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(message)) if message.compressed => {
+                // The limit applies to the inflated size, checked while inflating.
+                frame.compressed = true;
+            }
             (OpCode::Continuation, Some(message)) => {
                 message.announced = message
                     .announced
@@ -309,24 +343,35 @@ impl Connection {
             }
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (opcode, None) => {
-                if len > self.config.max_message_size {
-                    return Err(too_large);
-                }
                 let kind = if opcode == OpCode::Text {
                     Kind::Text
                 } else {
                     Kind::Binary
                 };
-                frame.text = kind == Kind::Text;
-                if frame.text {
+                if kind == Kind::Text {
                     self.utf8.reset();
                 }
-                if !header.fin {
+                if rsv1 {
+                    frame.compressed = true;
                     self.message = Some(Assembly {
                         kind,
                         buf: Vec::new(),
-                        announced: len,
+                        announced: 0,
+                        compressed: true,
                     });
+                } else {
+                    if len > self.config.max_message_size {
+                        return Err(too_large);
+                    }
+                    frame.text = kind == Kind::Text;
+                    if !header.fin {
+                        self.message = Some(Assembly {
+                            kind,
+                            buf: Vec::new(),
+                            announced: len,
+                            compressed: false,
+                        });
+                    }
                 }
             }
         }
@@ -348,6 +393,9 @@ impl Connection {
             }
             self.frame = None;
             return Ok(Progress::FrameDone);
+        }
+        if frame.compressed {
+            return self.progress_compressed(frame);
         }
         if available > frame.processed {
             if let Some(fresh) = self.read.get_mut(frame.processed..available) {
@@ -381,6 +429,53 @@ impl Connection {
             _ => self.complete_data_frame(frame, payload)?,
         };
         Ok(event.map_or(Progress::FrameDone, Progress::Event))
+    }
+
+    /// Unmasks and inflates the newly arrived part of a compressed frame,
+    /// consuming it from the read buffer; finishes the message on its last
+    /// frame.
+    fn progress_compressed(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
+        let limit = self.config.max_message_size;
+        let arrived = (frame.len - frame.processed).min(self.read.len());
+        let (Some(deflate), Some(message)) = (self.deflate.as_deref_mut(), self.message.as_mut())
+        else {
+            return Err(ProtocolError::CompressedNonFirstFrame);
+        };
+        if let Some(fresh) = self.read.get_mut(..arrived) {
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.processed);
+            }
+            let validated = message.buf.len();
+            deflate.decompress(fresh, &mut message.buf, limit)?;
+            if message.kind == Kind::Text {
+                let inflated = message.buf.get(validated..).unwrap_or_default();
+                self.utf8
+                    .feed(inflated)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        self.read.advance(arrived);
+        frame.processed += arrived;
+        if frame.processed < frame.len {
+            self.frame = Some(frame);
+            return Ok(Progress::NeedMore);
+        }
+        self.frame = None;
+        if !frame.header.fin {
+            return Ok(Progress::FrameDone);
+        }
+        let validated = message.buf.len();
+        deflate.finish_message(&mut message.buf, limit)?;
+        if message.kind == Kind::Text {
+            let inflated = message.buf.get(validated..).unwrap_or_default();
+            self.utf8
+                .feed(inflated)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        let kind = message.kind;
+        let payload = self.message.take().map(|m| m.buf).unwrap_or_default();
+        self.finish_message(kind, Bytes::from(payload))
+            .map(Progress::Event)
     }
 
     /// Handles the end of a data frame: a message, or one more fragment.
@@ -464,6 +559,9 @@ impl Connection {
     /// protocol allows it (a server's large payloads go out by reference).
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.check_can_send_message()?;
+        if self.try_send_compressed(&message)? {
+            return Ok(());
+        }
         match message {
             Message::Text(text) => self.queue_frame_bytes(OpCode::Text, text.into_bytes()),
             Message::Binary(bytes) => self.queue_frame_bytes(OpCode::Binary, bytes),
@@ -474,15 +572,46 @@ impl Connection {
     /// Queues a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.check_can_send_message()?;
-        self.queue_frame(OpCode::Text, true, text.as_bytes());
-        Ok(())
+        self.queue_message(OpCode::Text, text.as_bytes())
     }
 
     /// Queues a binary message.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.check_can_send_message()?;
-        self.queue_frame(OpCode::Binary, true, data);
+        self.queue_message(OpCode::Binary, data)
+    }
+
+    /// Queues a whole message, compressed when deflate is on and it pays.
+    fn queue_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        match self.deflate.as_deref_mut() {
+            Some(deflate) if deflate.compresses(payload.len()) => {
+                let mut compressed = Vec::new();
+                deflate
+                    .compress(payload, &mut compressed)
+                    .map_err(Error::Compression)?;
+                self.queue_frame_rsv(opcode, true, RSV1, &compressed);
+            }
+            _ => self.queue_frame(opcode, true, payload),
+        }
         Ok(())
+    }
+
+    /// Sends an owned message compressed if deflate applies; false if it
+    /// should go out as it is.
+    fn try_send_compressed(&mut self, message: &Message) -> Result<bool, Error> {
+        let compresses = self
+            .deflate
+            .as_deref()
+            .is_some_and(|deflate| deflate.compresses(message.len()));
+        if !compresses {
+            return Ok(false);
+        }
+        let opcode = match message {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        };
+        self.queue_message(opcode, message.as_bytes())?;
+        Ok(true)
     }
 
     /// Queues one frame of a fragmented message: `Text` or `Binary` starts
@@ -601,6 +730,13 @@ impl Connection {
             self.read = BytesMut::new();
         }
         self.out.shrink(0);
+        if let Some(deflate) = self
+            .deflate
+            .as_deref_mut()
+            .filter(|_| self.message.is_none())
+        {
+            deflate.shrink();
+        }
     }
 
     /// Heap bytes held by the buffers, for memory accounting.
@@ -655,9 +791,13 @@ impl Connection {
 
     /// The frame header for a frame we send (masked with a fresh key by a client).
     fn outgoing_header(&self, opcode: OpCode, fin: bool, len: usize) -> FrameHeader {
+        self.outgoing_header_rsv(opcode, fin, 0, len)
+    }
+
+    fn outgoing_header_rsv(&self, opcode: OpCode, fin: bool, rsv: u8, len: usize) -> FrameHeader {
         FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask: match self.role {
                 Role::Client => Some(rand::random()),
@@ -668,7 +808,11 @@ impl Connection {
     }
 
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let header = self.outgoing_header(opcode, fin, payload.len());
+        self.queue_frame_rsv(opcode, fin, 0, payload);
+    }
+
+    fn queue_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
+        let header = self.outgoing_header_rsv(opcode, fin, rsv, payload.len());
         let tail = self.out.tail();
         let before = tail.len();
         tail.reserve(header.encoded_len() + payload.len());

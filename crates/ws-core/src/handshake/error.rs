@@ -81,6 +81,10 @@ pub enum HandshakeError {
     /// what it sent.
     #[error("handshake: server accepted extensions {0:?}, which were not offered")]
     UnexpectedExtensions(String),
+    /// Client side: the server's extension parameters are invalid or cannot
+    /// be honoured (e.g. an unknown permessage-deflate parameter); carries why.
+    #[error("handshake: cannot use the server's extension response: {0}")]
+    InvalidExtensionResponse(String),
     /// Client side: the 101 response lacks `Upgrade: websocket`.
     #[error("handshake: response has no Upgrade: websocket header")]
     MissingUpgradeInResponse,
@@ -132,6 +136,7 @@ impl HandshakeError {
             | Self::InvalidAccept
             | Self::UnexpectedProtocol(_)
             | Self::UnexpectedExtensions(_)
+            | Self::InvalidExtensionResponse(_)
             | Self::MissingUpgradeInResponse
             | Self::MissingConnectionInResponse => 400,
         }

@@ -1,0 +1,782 @@
+//! permessage-deflate (RFC 7692): negotiation, and the compressor and
+//! decompressor a connection keeps.
+//!
+//! Messages are compressed with raw deflate and a sync flush; the trailing
+//! `00 00 ff ff` is stripped on send and put back on receive. The
+//! decompressor writes into a buffer that never grows past the message size
+//! limit, so a small frame that inflates to gigabytes fails the connection
+//! with 1009 having allocated at most the limit.
+//!
+//! # Window sizes
+//!
+//! zlib (and `zlib-rs`, the backend used here) cannot compress with an 8-bit
+//! window in raw mode. When a peer asks *us* to compress with
+//! `max_window_bits=8`, a server declines that offer and a client sends its
+//! messages uncompressed (always allowed); a peer that compresses with an
+//! 8-bit window is decoded with a 9-bit one, which reads it correctly.
+//!
+//! # Memory per connection
+//!
+//! Measured with a counting allocator (`cargo test -p ws-core --test
+//! deflate_memory -- --nocapture`), zlib-rs at flate2's default memory level,
+//! after one message:
+//!
+//! | window bits | compressor | decompressor |
+//! |---|---|---|
+//! | 9  | 245 KiB | 46 KiB |
+//! | 10 | 247 KiB | 46 KiB |
+//! | 11 | 251 KiB | 46 KiB |
+//! | 12 | 259 KiB | 46 KiB |
+//! | 13 | 275 KiB | 46 KiB |
+//! | 14 | 307 KiB | 46 KiB |
+//! | 15 | 371 KiB | 46 KiB |
+//!
+//! The compressor's hash tables (fixed by the memory level) dominate, so a
+//! smaller window saves less than the window itself suggests; zlib-rs's
+//! decompressor allocates a full 32 KiB window whatever the negotiated size.
+//! With no context takeover in a direction, that direction's state is
+//! dropped between messages: the cheapest setting for many idle connections.
+//!
+//! Both are created on the first message that needs them, not at the
+//! handshake, and [`Connection::shrink_buffers`](crate::Connection::shrink_buffers)
+//! drops them between messages when context takeover is off for their
+//! direction.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::ProtocolError;
+use crate::protocol::Role;
+
+/// The extension's registered name.
+pub const EXTENSION_NAME: &str = "permessage-deflate";
+
+/// The smallest window the backend can compress with.
+const MIN_WINDOW_BITS: u8 = 9;
+/// The largest window deflate has (32 KiB).
+const MAX_WINDOW_BITS: u8 = 15;
+/// What a sync flush ends with; stripped on the wire (RFC 7692 §7.2.1).
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What this endpoint is willing to negotiate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// The largest LZ77 window, in bits (9–15), that this endpoint uses to
+    /// compress and accepts from the peer. Smaller windows cost less memory
+    /// per connection. Default 15.
+    pub window_bits: u8,
+    /// Ask for no context takeover in both directions: every message is
+    /// compressed on its own, so no compression state is kept between
+    /// messages, at some cost in ratio. Default false.
+    pub no_context_takeover: bool,
+    /// The zlib compression level (0–9). Default 1: fast, and most of the
+    /// gain on the JSON-like text WebSocket traffic usually carries.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed (RSV1 clear): the
+    /// deflate overhead outweighs the gain. Default 64 bytes.
+    pub min_size: usize,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self {
+            window_bits: MAX_WINDOW_BITS,
+            no_context_takeover: false,
+            level: 1,
+            min_size: 64,
+        }
+    }
+}
+
+/// The parameters both ends agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server resets its compressor after every message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after every message.
+    pub client_no_context_takeover: bool,
+    /// The server compresses with at most this window (8–15).
+    pub server_max_window_bits: u8,
+    /// The client compresses with at most this window (8–15).
+    pub client_max_window_bits: u8,
+}
+
+impl Default for DeflateParams {
+    fn default() -> Self {
+        Self {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: MAX_WINDOW_BITS,
+            client_max_window_bits: MAX_WINDOW_BITS,
+        }
+    }
+}
+
+impl DeflateParams {
+    /// The `Sec-WebSocket-Extensions` value that states these parameters (the
+    /// server's response).
+    pub fn to_header(&self) -> String {
+        let mut header = EXTENSION_NAME.to_owned();
+        if self.server_no_context_takeover {
+            header.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            header.push_str("; client_no_context_takeover");
+        }
+        if self.server_max_window_bits < MAX_WINDOW_BITS {
+            header.push_str(&format!(
+                "; server_max_window_bits={}",
+                self.server_max_window_bits
+            ));
+        }
+        if self.client_max_window_bits < MAX_WINDOW_BITS {
+            header.push_str(&format!(
+                "; client_max_window_bits={}",
+                self.client_max_window_bits
+            ));
+        }
+        header
+    }
+
+    /// (window bits, no context takeover) for what `role` sends.
+    fn sending(&self, role: Role) -> (u8, bool) {
+        match role {
+            Role::Server => (self.server_max_window_bits, self.server_no_context_takeover),
+            Role::Client => (self.client_max_window_bits, self.client_no_context_takeover),
+        }
+    }
+
+    /// (window bits, no context takeover) for what `role` receives.
+    fn receiving(&self, role: Role) -> (u8, bool) {
+        match role {
+            Role::Server => self.sending(Role::Client),
+            Role::Client => self.sending(Role::Server),
+        }
+    }
+}
+
+// ---- negotiation ----
+
+/// One `permessage-deflate` element of an offer or response, parsed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Parameters {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: present without a value (allowed in an offer only).
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+/// Splits an extension element into its name and `(name, value)` parameters;
+/// names are lowercased, values unquoted.
+fn split_element(element: &str) -> (String, Vec<(String, Option<String>)>) {
+    let mut parts = element.split(';').map(str::trim);
+    let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let params = parts
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.split_once('=') {
+            Some((key, value)) => (key.trim().to_ascii_lowercase(), Some(unquote(value.trim()))),
+            None => (part.to_ascii_lowercase(), None),
+        })
+        .collect();
+    (name, params)
+}
+
+/// The content of a quoted-string (RFC 9110 §5.6.4), or the token as is.
+fn unquote(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut escaped = false;
+            for c in inner.chars() {
+                if escaped || c != '\\' {
+                    out.push(c);
+                    escaped = false;
+                } else {
+                    escaped = true;
+                }
+            }
+            out
+        }
+        None => value.to_owned(),
+    }
+}
+
+/// A window size value: 1–2 decimal digits, 8 to 15.
+fn window_bits(value: Option<&str>) -> Result<u8, String> {
+    let value = value.ok_or("window bits need a value")?;
+    if value.is_empty() || value.len() > 2 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("invalid window bits {value:?}"));
+    }
+    match value.parse::<u8>() {
+        Ok(bits @ 8..=15) => Ok(bits),
+        _ => Err(format!("window bits {value} outside 8..=15")),
+    }
+}
+
+/// Parses a `permessage-deflate` element's parameters, rejecting unknown,
+/// duplicated and malformed ones (RFC 7692 §7.1).
+fn parse_parameters(params: &[(String, Option<String>)]) -> Result<Parameters, String> {
+    let mut parsed = Parameters::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in params {
+        if seen.contains(&name.as_str()) {
+            return Err(format!("duplicate parameter {name}"));
+        }
+        seen.push(name);
+        match name.as_str() {
+            "server_no_context_takeover" | "client_no_context_takeover" if value.is_some() => {
+                return Err(format!("{name} takes no value"));
+            }
+            "server_no_context_takeover" => parsed.server_no_context_takeover = true,
+            "client_no_context_takeover" => parsed.client_no_context_takeover = true,
+            "server_max_window_bits" => {
+                parsed.server_max_window_bits = Some(window_bits(value.as_deref())?);
+            }
+            "client_max_window_bits" => {
+                parsed.client_max_window_bits = Some(match value {
+                    None => None,
+                    Some(value) => Some(window_bits(Some(value))?),
+                });
+            }
+            other => return Err(format!("unknown parameter {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+/// The server's choice among the client's offers (the elements of its
+/// `Sec-WebSocket-Extensions` headers): the first `permessage-deflate` offer
+/// it can honour, with the response header value. Offers with invalid or
+/// duplicated parameters are declined, not failed (RFC 7692 §5).
+pub fn negotiate_server(offers: &[String], config: &DeflateConfig) -> Option<DeflateParams> {
+    let cap = config.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+    offers.iter().find_map(|element| {
+        let (name, params) = split_element(element);
+        if name != EXTENSION_NAME {
+            return None;
+        }
+        let offer = parse_parameters(&params).ok()?;
+        // Our compressor's window: what the client allows, within our cap.
+        let server_bits = match offer.server_max_window_bits {
+            Some(bits) if bits < MIN_WINDOW_BITS => return None,
+            Some(bits) => bits.min(cap),
+            None => cap,
+        };
+        // The client's window: we may only limit it if it said it can be.
+        let client_bits = match offer.client_max_window_bits {
+            Some(offered) => offered.unwrap_or(MAX_WINDOW_BITS).min(cap),
+            None if cap < MAX_WINDOW_BITS => return None,
+            None => MAX_WINDOW_BITS,
+        };
+        Some(DeflateParams {
+            server_no_context_takeover: offer.server_no_context_takeover
+                || config.no_context_takeover,
+            client_no_context_takeover: offer.client_no_context_takeover
+                || config.no_context_takeover,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+        })
+    })
+}
+
+/// The client's offer for its `Sec-WebSocket-Extensions` header.
+pub fn client_offer(config: &DeflateConfig) -> String {
+    let cap = config.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+    let mut offer = format!("{EXTENSION_NAME}; client_max_window_bits");
+    if cap < MAX_WINDOW_BITS {
+        offer.push_str(&format!("; server_max_window_bits={cap}"));
+    }
+    if config.no_context_takeover {
+        offer.push_str("; server_no_context_takeover; client_no_context_takeover");
+    }
+    offer
+}
+
+/// Checks the server's response to [`client_offer`]: one `permessage-deflate`
+/// element whose parameters are valid and within what was offered.
+pub fn negotiate_client(response: &str, config: &DeflateConfig) -> Result<DeflateParams, String> {
+    let elements: Vec<&str> = response
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    let [element] = elements.as_slice() else {
+        return Err(format!("expected one extension, got {response:?}"));
+    };
+    let (name, params) = split_element(element);
+    if name != EXTENSION_NAME {
+        return Err(format!("unknown extension {name:?}"));
+    }
+    let answer = parse_parameters(&params)?;
+    let cap = config.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+    let server_bits = answer.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS);
+    if server_bits > cap {
+        return Err(format!(
+            "server_max_window_bits={server_bits} exceeds the {cap} offered"
+        ));
+    }
+    if config.no_context_takeover && !answer.server_no_context_takeover {
+        return Err("server_no_context_takeover was requested but not granted".to_owned());
+    }
+    let client_bits = match answer.client_max_window_bits {
+        None => MAX_WINDOW_BITS,
+        Some(None) => return Err("client_max_window_bits needs a value in a response".to_owned()),
+        Some(Some(bits)) => bits,
+    };
+    Ok(DeflateParams {
+        server_no_context_takeover: answer.server_no_context_takeover,
+        client_no_context_takeover: answer.client_no_context_takeover || config.no_context_takeover,
+        server_max_window_bits: server_bits,
+        client_max_window_bits: client_bits,
+    })
+}
+
+// ---- the codec ----
+
+/// A connection's compression state: created lazily, one per direction.
+pub(crate) struct Deflate {
+    params: DeflateParams,
+    role: Role,
+    level: u32,
+    min_size: usize,
+    compressor: Option<Box<Compress>>,
+    decompressor: Option<Box<Decompress>>,
+}
+
+impl std::fmt::Debug for Deflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deflate")
+            .field("params", &self.params)
+            .field("role", &self.role)
+            .field("compressor", &self.compressor.is_some())
+            .field("decompressor", &self.decompressor.is_some())
+            .finish()
+    }
+}
+
+impl Deflate {
+    pub(crate) fn new(params: DeflateParams, role: Role, config: &DeflateConfig) -> Self {
+        Self {
+            params,
+            role,
+            level: config.level.min(9),
+            min_size: config.min_size,
+            compressor: None,
+            decompressor: None,
+        }
+    }
+
+    /// Whether a message of `len` bytes goes out compressed.
+    pub(crate) fn compresses(&self, len: usize) -> bool {
+        // A window the backend cannot honour: send everything uncompressed.
+        len >= self.min_size && self.params.sending(self.role).0 >= MIN_WINDOW_BITS
+    }
+
+    /// Compresses a whole message into `out` (sync flush, tail stripped).
+    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+        let (bits, no_takeover) = self.params.sending(self.role);
+        let level = self.level;
+        let compressor = self.compressor.get_or_insert_with(|| {
+            Box::new(Compress::new_with_window_bits(
+                Compression::new(level),
+                false,
+                bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
+            ))
+        });
+        out.clear();
+        out.reserve(input.len() / 2 + 64);
+        let start = compressor.total_in();
+        loop {
+            let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
+            let rest = input.get(consumed..).unwrap_or_default();
+            compressor
+                .compress_vec(rest, out, FlushCompress::Sync)
+                .map_err(|_| "deflate compression failed")?;
+            let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
+            // The flush is complete once all input is in and output space is left over.
+            if consumed >= input.len() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        if out.ends_with(&SYNC_TAIL) {
+            out.truncate(out.len() - SYNC_TAIL.len());
+        }
+        if no_takeover {
+            compressor.reset();
+        }
+        Ok(())
+    }
+
+    /// Inflates a piece of a compressed message into `out`, which may not grow
+    /// past `limit` bytes.
+    pub(crate) fn decompress(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        let (bits, _) = self.params.receiving(self.role);
+        let decompressor = self.decompressor.get_or_insert_with(|| {
+            Box::new(Decompress::new_with_window_bits(
+                false,
+                bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
+            ))
+        });
+        inflate_bounded(decompressor, input, out, limit)
+    }
+
+    /// Ends a compressed message: inflates the stripped tail and resets the
+    /// decompressor if the peer does not keep its context.
+    pub(crate) fn finish_message(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        self.decompress(&SYNC_TAIL, out, limit)?;
+        let (_, no_takeover) = self.params.receiving(self.role);
+        if let Some(decompressor) = self.decompressor.as_mut().filter(|_| no_takeover) {
+            decompressor.reset(false);
+        }
+        Ok(())
+    }
+
+    /// Drops state that no later message needs.
+    pub(crate) fn shrink(&mut self) {
+        if self.params.sending(self.role).1 {
+            self.compressor = None;
+        }
+        if self.params.receiving(self.role).1 {
+            self.decompressor = None;
+        }
+    }
+}
+
+/// Inflates `input` into `out` in chunks, never letting `out` hold more than
+/// `limit` bytes: one byte past it proves the message too big.
+fn inflate_bounded(
+    decompressor: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ProtocolError> {
+    const CHUNK: usize = 16 * 1024;
+    let too_big = ProtocolError::MessageTooLarge { limit };
+    let mut consumed = 0;
+    loop {
+        if out.len() == out.capacity() {
+            let room = limit.saturating_add(1).saturating_sub(out.len());
+            if room == 0 {
+                return Err(too_big);
+            }
+            out.reserve_exact(room.min(out.capacity().max(CHUNK)));
+        }
+        let rest = input.get(consumed..).unwrap_or_default();
+        let in_before = decompressor.total_in();
+        let out_before = out.len();
+        let status = decompressor
+            .decompress_vec(rest, out, FlushDecompress::Sync)
+            .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        if out.len() > limit {
+            return Err(too_big);
+        }
+        let step = usize::try_from(decompressor.total_in() - in_before).unwrap_or(usize::MAX);
+        consumed = consumed.saturating_add(step);
+        let progressed = step > 0 || out.len() > out_before;
+        let has_room = out.len() < out.capacity();
+        if status == Status::StreamEnd {
+            // A block with BFINAL set ended the deflate stream. RFC 7692 peers
+            // do not send one, but zlib-based ones can; what follows (at least
+            // the appended empty block) starts a fresh stream.
+            decompressor.reset(false);
+            if consumed >= input.len() {
+                return Ok(());
+            }
+            continue;
+        }
+        if consumed >= input.len() && has_room {
+            return Ok(());
+        }
+        if !progressed && has_room {
+            // Input left, room to write, and no progress: not deflate data.
+            return Err(ProtocolError::InvalidCompressedData);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offers(header: &str) -> Vec<String> {
+        header.split(',').map(|s| s.trim().to_owned()).collect()
+    }
+
+    #[test]
+    fn chromium_offer_is_accepted_with_full_windows() {
+        let params = negotiate_server(
+            &offers("permessage-deflate; client_max_window_bits"),
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(params, DeflateParams::default());
+        assert_eq!(params.to_header(), "permessage-deflate");
+    }
+
+    #[test]
+    fn server_caps_the_client_window_when_the_client_allows_it() {
+        let config = DeflateConfig {
+            window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        let params = negotiate_server(
+            &offers("permessage-deflate; client_max_window_bits"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(params.client_max_window_bits, 10);
+        assert_eq!(params.server_max_window_bits, 10);
+        assert_eq!(
+            params.to_header(),
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10"
+        );
+    }
+
+    #[test]
+    fn server_with_a_capped_window_declines_an_offer_that_cannot_be_capped() {
+        let config = DeflateConfig {
+            window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        assert_eq!(
+            negotiate_server(&offers("permessage-deflate"), &config),
+            None
+        );
+    }
+
+    #[test]
+    fn never_answers_client_max_window_bits_unless_offered() {
+        let params =
+            negotiate_server(&offers("permessage-deflate"), &DeflateConfig::default()).unwrap();
+        assert!(!params.to_header().contains("client_max_window_bits"));
+    }
+
+    #[test]
+    fn server_honours_server_max_window_bits_and_no_context_takeover() {
+        let params = negotiate_server(
+            &offers("permessage-deflate; server_max_window_bits=10; server_no_context_takeover; client_no_context_takeover"),
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(params.server_max_window_bits, 10);
+        assert!(params.server_no_context_takeover);
+        assert!(params.client_no_context_takeover);
+        assert_eq!(
+            params.to_header(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10"
+        );
+    }
+
+    #[test]
+    fn offer_asking_for_an_8_bit_server_window_is_declined_for_the_next_one() {
+        let params = negotiate_server(
+            &offers("permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9"),
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(params.server_max_window_bits, 9);
+    }
+
+    #[test]
+    fn invalid_or_duplicated_parameters_decline_the_offer() {
+        for bad in [
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=010",
+            "permessage-deflate; server_max_window_bits=1a",
+            "permessage-deflate; client_max_window_bits=20",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
+            "permessage-deflate; unknown_parameter",
+            "x-webkit-deflate-frame",
+        ] {
+            assert_eq!(
+                negotiate_server(&offers(bad), &DeflateConfig::default()),
+                None,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_acceptable_of_several_offers_wins() {
+        let params = negotiate_server(
+            &offers("permessage-deflate; foo, permessage-deflate; client_max_window_bits=12"),
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(params.client_max_window_bits, 12);
+    }
+
+    #[test]
+    fn quoted_values_and_case_are_accepted() {
+        let params = negotiate_server(
+            &offers("Permessage-Deflate; Server_Max_Window_Bits=\"11\"; client_max_window_bits"),
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(params.server_max_window_bits, 11);
+    }
+
+    #[test]
+    fn client_offer_names_what_it_supports() {
+        assert_eq!(
+            client_offer(&DeflateConfig::default()),
+            "permessage-deflate; client_max_window_bits"
+        );
+        let small = DeflateConfig {
+            window_bits: 10,
+            no_context_takeover: true,
+            ..DeflateConfig::default()
+        };
+        assert_eq!(
+            client_offer(&small),
+            "permessage-deflate; client_max_window_bits; server_max_window_bits=10; server_no_context_takeover; client_no_context_takeover"
+        );
+    }
+
+    #[test]
+    fn client_accepts_valid_responses() {
+        let config = DeflateConfig::default();
+        assert_eq!(
+            negotiate_client("permessage-deflate", &config),
+            Ok(DeflateParams::default())
+        );
+        let params = negotiate_client(
+            "permessage-deflate; client_max_window_bits=9; server_no_context_takeover",
+            &config,
+        )
+        .unwrap();
+        assert_eq!(params.client_max_window_bits, 9);
+        assert!(params.server_no_context_takeover);
+    }
+
+    #[test]
+    fn client_rejects_responses_it_cannot_honour() {
+        let config = DeflateConfig {
+            window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        for bad in [
+            "permessage-deflate; server_max_window_bits=12",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; mystery",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate, permessage-deflate",
+            "deflate-frame",
+        ] {
+            assert!(negotiate_client(bad, &config).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_told_to_use_an_8_bit_window_sends_uncompressed() {
+        let params = negotiate_client(
+            "permessage-deflate; client_max_window_bits=8",
+            &DeflateConfig::default(),
+        )
+        .unwrap();
+        let deflate = Deflate::new(params, Role::Client, &DeflateConfig::default());
+        assert!(!deflate.compresses(10_000));
+    }
+
+    fn codec(role: Role, params: DeflateParams) -> Deflate {
+        Deflate::new(
+            params,
+            role,
+            &DeflateConfig {
+                min_size: 0,
+                ..DeflateConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn rfc_7692_hello_compresses_to_the_example_bytes() {
+        // The RFC's bytes come from zlib's default level.
+        let config = DeflateConfig {
+            level: 6,
+            min_size: 0,
+            ..DeflateConfig::default()
+        };
+        let mut deflate = Deflate::new(DeflateParams::default(), Role::Server, &config);
+        let mut out = Vec::new();
+        deflate.compress(b"Hello", &mut out).unwrap();
+        assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        deflate.compress(b"Hello", &mut out).unwrap();
+        assert_eq!(out, [0xf2, 0x00, 0x11, 0x00, 0x00], "context takeover");
+    }
+
+    #[test]
+    fn no_context_takeover_compresses_each_message_alone() {
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let mut deflate = codec(Role::Server, params);
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        deflate.compress(b"Hello", &mut first).unwrap();
+        deflate.compress(b"Hello", &mut second).unwrap();
+        assert_eq!(first, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(second, first);
+    }
+
+    #[test]
+    fn empty_message_compresses_to_a_single_zero_byte() {
+        let mut out = Vec::new();
+        codec(Role::Server, DeflateParams::default())
+            .compress(b"", &mut out)
+            .unwrap();
+        assert_eq!(out, [0x00]);
+    }
+
+    #[test]
+    fn inflating_stops_one_byte_past_the_limit() {
+        let config = DeflateConfig {
+            level: 9,
+            min_size: 0,
+            ..DeflateConfig::default()
+        };
+        let mut compressor = Deflate::new(DeflateParams::default(), Role::Client, &config);
+        let mut bomb = Vec::new();
+        compressor
+            .compress(&vec![0u8; 10 << 20], &mut bomb)
+            .unwrap();
+        assert!(bomb.len() < 20_000, "{}", bomb.len());
+        let mut server = codec(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        let result = server.decompress(&bomb, &mut out, 1 << 20);
+        assert_eq!(
+            result,
+            Err(ProtocolError::MessageTooLarge { limit: 1 << 20 })
+        );
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "allocated {}",
+            out.capacity()
+        );
+    }
+
+    #[test]
+    fn corrupt_stream_is_invalid_data() {
+        let mut server = codec(Role::Server, DeflateParams::default());
+        let mut out = Vec::new();
+        let result = server
+            .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 1024)
+            .and_then(|()| server.finish_message(&mut out, 1024));
+        assert_eq!(result, Err(ProtocolError::InvalidCompressedData));
+    }
+}

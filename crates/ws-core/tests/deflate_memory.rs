@@ -1,0 +1,117 @@
+//! Measures what permessage-deflate state costs per connection, for each
+//! window size: the figures in `ws_core::deflate`'s documentation come from
+//! `cargo test -p ws-core --test deflate_memory -- --nocapture`.
+
+// Test helpers may panic: that is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use ws_core::deflate::{DeflateConfig, DeflateParams};
+use ws_core::{Config, Connection, Event, Role};
+
+/// Counts live heap bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+/// Heap held by a connection pair's deflate state after one message each way.
+fn cost(bits: u8) -> (isize, isize) {
+    let params = DeflateParams {
+        server_max_window_bits: bits,
+        client_max_window_bits: bits,
+        ..DeflateParams::default()
+    };
+    let config = DeflateConfig {
+        min_size: 0,
+        window_bits: bits,
+        ..DeflateConfig::default()
+    };
+    let text = "a message long enough to be worth compressing, ".repeat(20);
+
+    let mut sender = Connection::new(Role::Server, Config::default());
+    sender.enable_deflate(params, &config);
+    let before = live();
+    sender.send_text(&text).unwrap();
+    let wire = sender.take_outbound();
+    sender.shrink_buffers();
+    let compressor = live() - before;
+
+    let mut receiver = Connection::new(Role::Client, Config::default());
+    receiver.enable_deflate(params, &config);
+    let before = live();
+    receiver.receive(&wire);
+    let event = receiver.next_event().unwrap();
+    assert!(matches!(event, Some(Event::Text(ref t)) if t.as_str() == text));
+    drop(event);
+    receiver.shrink_buffers();
+    let decompressor = live() - before;
+    (compressor, decompressor)
+}
+
+#[test]
+fn deflate_state_per_connection_by_window_size() {
+    println!("| window bits | compressor | decompressor |");
+    println!("|---|---|---|");
+    for bits in 9..=15 {
+        let (compressor, decompressor) = cost(bits);
+        println!(
+            "| {bits} | {} KiB | {} KiB |",
+            compressor / 1024,
+            decompressor / 1024
+        );
+        assert!(
+            compressor > 0 && decompressor > 0,
+            "state is kept with context takeover"
+        );
+        assert!(compressor < 1 << 20 && decompressor < 1 << 20, "bounded");
+    }
+}
+
+#[test]
+fn no_context_takeover_keeps_no_state_between_messages() {
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let config = DeflateConfig {
+        min_size: 0,
+        ..DeflateConfig::default()
+    };
+    let mut sender = Connection::new(Role::Server, Config::default());
+    sender.enable_deflate(params, &config);
+    let before = live();
+    sender.send_text(&"compress me ".repeat(50)).unwrap();
+    drop(sender.take_outbound());
+    sender.shrink_buffers();
+    assert!(live() - before < 1024, "{} bytes left", live() - before);
+}
