@@ -685,4 +685,3 @@ fn idle_connection_cost() {
     // The figure the crate documentation quotes.
     assert!(size <= 256, "Connection is {size} bytes");
 }
-

@@ -1,0 +1,356 @@
+//! The command line of `ws-server`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ServerConfig;
+use crate::units::{
+    OptionalDuration, format_size, parse_duration, parse_optional_duration,
+    parse_positive_duration, parse_size,
+};
+
+/// The longest control frame payload (RFC 6455 §5.5): the frame limit may not
+/// go below it, or close frames and pings could not be received.
+const MIN_FRAME_SIZE: usize = 125;
+
+/// A WebSocket (RFC 6455) echo server.
+///
+/// Echoes every text and binary message back to its sender, answers pings,
+/// and completes the closing handshake. The same port serves a small test
+/// page at `/` and a health check at `/healthz`.
+///
+/// Prints `listening on ws://HOST:PORT` on stdout once it accepts
+/// connections. On SIGINT or SIGTERM it sends close 1001 to every client,
+/// waits for their replies (see --shutdown-timeout), prints a one-line
+/// summary and exits with status 0.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ws-server", version)]
+pub struct Args {
+    /// Address to listen on, as HOST:PORT; IPv6 in brackets (`[::1]:8000`).
+    /// Port 0 picks a free port, and the ready line shows the real one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
+    pub listen: String,
+
+    /// Worker threads; 1 runs everything on a single thread
+    /// [default: the number of CPU cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Largest message accepted (bytes, or with KiB/MiB/GiB); a larger one
+    /// closes the connection with 1009. A message of exactly this size is
+    /// accepted.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Largest frame accepted (bytes, or with KiB/MiB/GiB; at least 125); a
+    /// larger one closes the connection with 1009.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_frame_size)]
+    pub max_frame_size: usize,
+
+    /// Most connections open at once; past it a new connection gets
+    /// `HTTP/1.1 503 Service Unavailable` and is closed.
+    #[arg(long, value_name = "N", default_value = "10000")]
+    pub max_connections: NonZeroUsize,
+
+    /// Time a client has to send its complete HTTP request (upgrade or
+    /// plain); a slower one is dropped. Durations: 500ms, 10s, 2m, or plain
+    /// seconds.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Silence after which a connection is pinged; if the silence lasts as
+    /// long again, it is closed with 1001. `off` (or 0) keeps silent
+    /// connections open.
+    #[arg(long, value_name = "DURATION", default_value = "off", value_parser = parse_optional_duration)]
+    pub idle_timeout: OptionalDuration,
+
+    /// How long to wait for the client's close frame after the server sent
+    /// one (shutdown, idle timeout) before dropping the connection.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub close_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, how long to wait for open connections to finish
+    /// their closing handshakes before exiting anyway.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Subprotocol the server may select (repeatable, or comma-separated;
+    /// first listed is preferred). A client offering none of them is served
+    /// without a subprotocol. [default: select the first one the client offers]
+    #[arg(long = "protocol", value_name = "NAME", value_delimiter = ',', value_parser = parse_protocol)]
+    pub protocols: Vec<String>,
+
+    /// Origin allowed to connect, e.g. `https://example.com` (repeatable).
+    /// When given, an upgrade request with any other Origin gets 403; a
+    /// request without Origin (not a browser) is accepted.
+    /// [default: any origin]
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+
+    /// Log filter for stderr: error, warn, info, debug, trace or off, or
+    /// tracing directives (ws_server=debug). Overrides RUST_LOG; without
+    /// either, the level is info.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_filter)]
+    pub log_level: Option<String>,
+}
+
+impl Args {
+    /// The server settings these arguments describe.
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_frame_size,
+            max_connections: self.max_connections.get(),
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout.0,
+            close_timeout: self.close_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            protocols: self.protocols.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+
+    /// The number of runtime worker threads: `--threads`, or one per core.
+    pub fn worker_threads(&self) -> usize {
+        self.threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+
+    /// The log filter: `--log-level`, else `RUST_LOG`, else `info`. An
+    /// unusable `RUST_LOG` is reported (as the returned warning) and ignored.
+    pub fn log_filter(&self) -> (EnvFilter, Option<String>) {
+        if let Some(level) = &self.log_level
+            && let Ok(filter) = EnvFilter::try_new(level)
+        {
+            return (filter, None);
+        }
+        match std::env::var("RUST_LOG") {
+            Ok(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+                Ok(filter) => (filter, None),
+                Err(error) => (
+                    EnvFilter::new("info"),
+                    Some(format!("ignoring RUST_LOG={value:?}: {error}")),
+                ),
+            },
+            _ => (EnvFilter::new("info"), None),
+        }
+    }
+}
+
+/// Checks the shape of `--listen` here, so a typo is a usage error; the name
+/// itself is resolved when binding.
+fn parse_listen(text: &str) -> Result<String, String> {
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let hint = "expected HOST:PORT, e.g. 127.0.0.1:8000, [::1]:8000 or localhost:0";
+    let (host, port) = text.rsplit_once(':').ok_or(hint)?;
+    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
+        return Err(hint.to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_frame_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if size < MIN_FRAME_SIZE {
+        return Err(format!(
+            "must be at least {MIN_FRAME_SIZE} bytes, the largest control frame"
+        ));
+    }
+    Ok(size)
+}
+
+fn parse_protocol(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if ws_core::handshake::is_token(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid subprotocol name (an HTTP token)"
+        ))
+    }
+}
+
+fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim();
+    match origin.split_once("://") {
+        Some((scheme, host))
+            if !scheme.is_empty() && !host.is_empty() && !origin.contains(char::is_whitespace) =>
+        {
+            Ok(origin.to_owned())
+        }
+        _ => Err(format!(
+            "{origin:?} is not an origin; expected SCHEME://HOST[:PORT], e.g. https://example.com"
+        )),
+    }
+}
+
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{error}"))
+}
+
+/// How the defaults read in messages (the same text `--help` shows).
+pub fn describe_limits(config: &ServerConfig) -> String {
+    format!(
+        "max message {}, max frame {}, max connections {}",
+        format_size(config.max_message_size),
+        format_size(config.max_frame_size),
+        config.max_connections
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("ws-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:8000");
+        assert_eq!(args.threads, None);
+        assert_eq!(args.server_config(), ServerConfig::default());
+    }
+
+    #[test]
+    fn every_option_is_parsed() {
+        let args = parse(&[
+            "--listen",
+            "[::1]:0",
+            "--threads",
+            "1",
+            "--max-message-size",
+            "1KiB",
+            "--max-frame-size",
+            "512",
+            "--max-connections",
+            "3",
+            "--handshake-timeout",
+            "500ms",
+            "--idle-timeout",
+            "2m",
+            "--close-timeout",
+            "1s",
+            "--shutdown-timeout",
+            "0",
+            "--protocol",
+            "chat",
+            "--protocol",
+            "a,b",
+            "--allowed-origin",
+            "https://example.com",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(args.worker_threads(), 1);
+        let config = args.server_config();
+        assert_eq!(config.max_message_size, 1024);
+        assert_eq!(config.max_frame_size, 512);
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(config.idle_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(config.close_timeout, Duration::from_secs(1));
+        assert_eq!(config.shutdown_timeout, Duration::ZERO);
+        assert_eq!(config.protocols, ["chat", "a", "b"]);
+        assert_eq!(config.allowed_origins, ["https://example.com"]);
+        assert_eq!(args.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn listen_accepts_host_port_forms_and_refuses_others() {
+        for good in ["127.0.0.1:0", "[::1]:8000", "localhost:80", "0.0.0.0:65535"] {
+            assert!(parse(&["--listen", good]).is_ok(), "{good} refused");
+        }
+        for bad in ["127.0.0.1", "::1:80", ":80", "host:http", "host:70000", ""] {
+            assert!(parse(&["--listen", bad]).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["--threads", "0"][..],
+            &["--max-connections", "0"],
+            &["--max-frame-size", "100"],
+            &["--max-message-size", "lots"],
+            &["--handshake-timeout", "0s"],
+            &["--close-timeout", "soon"],
+            &["--protocol", "has space"],
+            &["--allowed-origin", "example.com"],
+            &["--log-level", "[[["],
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_level_flag_overrides_the_environment() {
+        let args = parse(&["--log-level", "warn"]).unwrap();
+        let (filter, warning) = args.log_filter();
+        assert_eq!(filter.to_string(), "warn");
+        assert_eq!(warning, None);
+    }
+
+    #[test]
+    fn help_documents_every_option_and_its_default() {
+        let help = Args::command().render_long_help().to_string();
+        for expected in [
+            "--listen",
+            "[default: 127.0.0.1:8000]",
+            "--threads",
+            "[default: the number of CPU cores]",
+            "--max-message-size",
+            "[default: 16MiB]",
+            "--max-frame-size",
+            "--max-connections",
+            "[default: 10000]",
+            "--handshake-timeout",
+            "[default: 10s]",
+            "--idle-timeout",
+            "[default: off]",
+            "--close-timeout",
+            "--shutdown-timeout",
+            "[default: 5s]",
+            "--protocol",
+            "--allowed-origin",
+            "--log-level",
+            "RUST_LOG",
+        ] {
+            assert!(
+                help.contains(expected),
+                "--help lacks {expected:?}:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_described_in_cli_units() {
+        assert_eq!(
+            describe_limits(&ServerConfig::default()),
+            "max message 16MiB, max frame 16MiB, max connections 10000"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! What the server is told to do: limits, timeouts and handshake policy.
+
+use std::time::Duration;
+
+use ws_core::handshake::{Accept, HandshakeError, UpgradeRequest};
+
+/// The server's settings; [`Default`] gives the documented CLI defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The largest message accepted; a larger one closes the connection with 1009.
+    pub max_message_size: usize,
+    /// The largest frame accepted; a larger one closes the connection with 1009.
+    pub max_frame_size: usize,
+    /// Open connections beyond this number get `503 Service Unavailable`.
+    pub max_connections: usize,
+    /// Time for a client to send its complete request head (and for the
+    /// server to answer it).
+    pub handshake_timeout: Duration,
+    /// Silence after which a connection is pinged, and closed with 1001 if
+    /// the silence lasts as long again; `None` keeps silent connections open.
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's close frame after the server sent one.
+    pub close_timeout: Duration,
+    /// How long a shutdown waits for open connections to finish their
+    /// closing handshakes.
+    pub shutdown_timeout: Duration,
+    /// The subprotocols the server may select, in order of preference; empty
+    /// selects whatever the client offers first.
+    pub protocols: Vec<String>,
+    /// The `Origin` values accepted; empty accepts any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let core = ws_core::Config::default();
+        Self {
+            max_message_size: core.max_message_size,
+            max_frame_size: core.max_frame_size,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            protocols: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The protocol limits handed to each connection.
+    pub fn core_config(&self) -> ws_core::Config {
+        ws_core::Config {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+        }
+    }
+
+    /// The server's decision on a valid upgrade request: the origin check,
+    /// then the subprotocol.
+    ///
+    /// A request without `Origin` passes the check: browsers always send the
+    /// header, and any other client could send whatever value it liked, so
+    /// refusing its absence would protect nothing.
+    pub fn choose(&self, request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
+        if let Some(origin) = &request.origin
+            && !self.origin_allowed(origin)
+        {
+            return Err(HandshakeError::ForbiddenOrigin(origin.clone()));
+        }
+        let protocol = if self.protocols.is_empty() {
+            // Any subprotocol suits an echo, and a browser fails a connection
+            // whose offered subprotocols were all ignored.
+            request.protocols.first().cloned()
+        } else {
+            let supported: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
+            request.select_protocol(&supported)
+        };
+        Ok(Accept {
+            protocol,
+            ..Accept::default()
+        })
+    }
+
+    /// Origins are compared as browsers serialise them (scheme, host, port;
+    /// case-insensitive), so a configured trailing slash is ignored.
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ws_core::handshake::{parse_request_head, validate_upgrade};
+
+    fn request(extra_headers: &str) -> UpgradeRequest {
+        let raw = format!(
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             {extra_headers}\r\n"
+        );
+        let (head, _) = parse_request_head(raw.as_bytes(), 4096).unwrap().unwrap();
+        validate_upgrade(head).unwrap()
+    }
+
+    #[test]
+    fn default_selects_the_first_offered_subprotocol() {
+        let accept = ServerConfig::default()
+            .choose(&request("Sec-WebSocket-Protocol: chat, superchat\r\n"))
+            .unwrap();
+        assert_eq!(accept.protocol.as_deref(), Some("chat"));
+    }
+
+    #[test]
+    fn no_subprotocol_is_selected_when_none_is_offered() {
+        let accept = ServerConfig::default().choose(&request("")).unwrap();
+        assert_eq!(accept.protocol, None);
+    }
+
+    #[test]
+    fn configured_subprotocols_restrict_the_choice_in_server_order() {
+        let config = ServerConfig {
+            protocols: vec!["superchat".into(), "chat".into()],
+            ..ServerConfig::default()
+        };
+        let offered = request("Sec-WebSocket-Protocol: chat, superchat\r\n");
+        assert_eq!(
+            config.choose(&offered).unwrap().protocol.as_deref(),
+            Some("superchat")
+        );
+        let other = request("Sec-WebSocket-Protocol: mqtt\r\n");
+        assert_eq!(config.choose(&other).unwrap().protocol, None);
+    }
+
+    #[test]
+    fn listed_origins_pass_and_others_are_forbidden() {
+        let config = ServerConfig {
+            allowed_origins: vec!["https://Good.example/".into()],
+            ..ServerConfig::default()
+        };
+        assert!(
+            config
+                .choose(&request("Origin: https://good.example\r\n"))
+                .is_ok()
+        );
+        let refused = config
+            .choose(&request("Origin: https://evil.example\r\n"))
+            .unwrap_err();
+        assert_eq!(refused.status(), 403);
+        assert!(config.choose(&request("")).is_ok());
+    }
+
+    #[test]
+    fn any_origin_passes_when_none_is_configured() {
+        assert!(
+            ServerConfig::default()
+                .choose(&request("Origin: https://anything.example\r\n"))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! One accepted TCP connection: the HTTP head, then either a plain response
+//! or a WebSocket echo session.
+//!
+//! Every protocol decision is ws-core's; this module only moves the
+//! connection through its phases and bounds each one in time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use ws_core::handshake::{DEFAULT_MAX_HEAD_SIZE, UpgradeRequest};
+use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
+use ws_core::stream::WebSocket;
+use ws_core::{CloseCode, Connection, Error, Event, Message, Role};
+
+use crate::http;
+use crate::metered::Metered;
+use crate::server::Shared;
+use crate::tcp;
+
+/// The WebSocket type the server runs on.
+type Socket = WebSocket<Metered<TcpStream>>;
+
+/// The payload of the ping an idle connection gets, so that a packet capture
+/// shows why it was sent.
+const IDLE_PING: &[u8] = b"idle";
+
+/// Serves one connection from its first byte to its end. `shutdown` completes
+/// when the server stops.
+pub(crate) async fn serve<F>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: Pin<&mut F>,
+) where
+    F: Future<Output = ()>,
+{
+    let timeout = shared.config.handshake_timeout;
+    let opening = tokio::select! {
+        biased;
+        () = shutdown.as_mut() => {
+            tracing::debug!(%peer, "server shutting down during the handshake");
+            return;
+        }
+        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared)) => opening,
+    };
+    match opening {
+        Err(_) => tracing::info!(%peer, ?timeout, "handshake timed out; connection dropped"),
+        Ok(Opening::Dropped) => {}
+        Ok(Opening::Respond(stream, response)) => http::respond_and_close(stream, &response).await,
+        Ok(Opening::Upgraded(socket, request)) => {
+            Session::new(socket, peer, &request, &shared)
+                .run(shutdown)
+                .await;
+        }
+    }
+}
+
+/// How the opening of a connection ended.
+enum Opening {
+    /// The client went away or the transport failed; nothing is owed.
+    Dropped,
+    /// Send this final response (plain HTTP, or a refused upgrade) and close.
+    Respond(TcpStream, Vec<u8>),
+    /// The 101 was sent: the connection speaks WebSocket now.
+    Upgraded(Box<Socket>, UpgradeRequest),
+}
+
+/// Reads the request head and answers it; an upgrade ends with the socket.
+async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Opening {
+    let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
+    let request = loop {
+        match head.parse_request() {
+            Ok(Some(request)) => break request,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%peer, status = error.status(), %error, "bad request");
+                return Opening::Respond(stream, ws_core::handshake::reject_response(&error));
+            }
+        }
+        match stream.read_buf(head.read_buffer()).await {
+            Ok(0) => {
+                tracing::debug!(%peer, "connection closed before a complete request");
+                return Opening::Dropped;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%peer, %error, "reading the request failed");
+                return Opening::Dropped;
+            }
+        }
+    };
+    if !request.is_upgrade() {
+        let (status, response) = http::route(&request);
+        // Client-supplied text is logged with Debug so it cannot forge log lines.
+        tracing::debug!(%peer, method = ?request.method, path = ?request.path(), status, "http request");
+        return Opening::Respond(stream, response);
+    }
+    match answer_upgrade(request, |request| shared.config.choose(request)) {
+        Err((error, response)) => {
+            tracing::warn!(%peer, status = error.status(), %error, "upgrade refused");
+            Opening::Respond(stream, response)
+        }
+        Ok((request, response)) => {
+            if let Err(error) = stream.write_all(&response).await {
+                tracing::debug!(%peer, %error, "writing the 101 response failed");
+                return Opening::Dropped;
+            }
+            let connection = Connection::with_received(
+                Role::Server,
+                shared.config.core_config(),
+                head.into_remaining(),
+            );
+            let socket = WebSocket::from_connection(Metered::new(stream), connection);
+            Opening::Upgraded(Box::new(socket), request)
+        }
+    }
+}
+
+/// Who ended a WebSocket connection, and with which code.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Still open (only seen if the task is aborted before any close).
+    Open,
+    /// The client started the closing handshake (its code, if it sent one).
+    Client(Option<CloseCode>),
+    /// The server started it: shutdown or idle timeout.
+    Server(CloseCode),
+    /// The client violated the protocol; the server failed the connection.
+    Violation(CloseCode),
+    /// The transport ended without a closing handshake.
+    Abnormal,
+}
+
+impl Ending {
+    fn code(self) -> Option<CloseCode> {
+        match self {
+            Self::Open => None,
+            Self::Client(code) => Some(code.unwrap_or(CloseCode::NO_STATUS)),
+            Self::Server(code) | Self::Violation(code) => Some(code),
+            Self::Abnormal => Some(CloseCode::ABNORMAL),
+        }
+    }
+
+    fn closed_by(self) -> &'static str {
+        match self {
+            Self::Open => "nobody",
+            Self::Client(_) => "client",
+            Self::Server(_) | Self::Violation(_) => "server",
+            Self::Abnormal => "transport",
+        }
+    }
+}
+
+/// The tally of one connection, logged and added to the server's totals when
+/// it is dropped, so that a connection aborted at the end of a shutdown is
+/// reported too.
+struct Report<'a> {
+    peer: SocketAddr,
+    started: Instant,
+    messages_in: u64,
+    bytes_in: u64,
+    messages_out: u64,
+    bytes_out: u64,
+    ending: Ending,
+    shared: &'a Shared,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .messages_echoed
+            .fetch_add(self.messages_out, Ordering::Relaxed);
+        let close_code = self.ending.code().map_or(0, |code| code.0);
+        tracing::info!(
+            peer = %self.peer,
+            duration = ?self.started.elapsed(),
+            messages_in = self.messages_in,
+            bytes_in = self.bytes_in,
+            messages_out = self.messages_out,
+            bytes_out = self.bytes_out,
+            close_code,
+            closed_by = self.ending.closed_by(),
+            "connection closed"
+        );
+    }
+}
+
+/// What woke the echo loop.
+enum Wake {
+    Received(Result<Option<Event>, Error>),
+    Shutdown,
+    IdleTimer,
+}
+
+/// A WebSocket connection after the handshake: echoes until it closes.
+struct Session<'a> {
+    socket: Box<Socket>,
+    report: Report<'a>,
+    close_timeout: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        socket: Box<Socket>,
+        peer: SocketAddr,
+        request: &UpgradeRequest,
+        shared: &'a Shared,
+    ) -> Self {
+        shared.connections_served.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            %peer,
+            path = ?request.path(),
+            protocols = ?request.protocols,
+            origin = ?request.origin,
+            "connection opened"
+        );
+        Self {
+            socket,
+            report: Report {
+                peer,
+                started: Instant::now(),
+                messages_in: 0,
+                bytes_in: 0,
+                messages_out: 0,
+                bytes_out: 0,
+                ending: Ending::Open,
+                shared,
+            },
+            close_timeout: shared.config.close_timeout,
+            idle_timeout: shared.config.idle_timeout,
+        }
+    }
+
+    /// Echoes until the connection ends, logs its report, then closes TCP
+    /// from the server's side.
+    async fn run<F>(mut self, shutdown: Pin<&mut F>)
+    where
+        F: Future<Output = ()>,
+    {
+        self.echo_loop(shutdown).await;
+        let Self { socket, report, .. } = self;
+        drop(report);
+        let (stream, _) = socket.into_parts();
+        tcp::linger(stream).await;
+    }
+
+    /// The echo loop. Messages are queued, not written one by one: `recv`
+    /// writes the queue when it runs out of buffered input, so a burst of
+    /// small messages goes back in one write.
+    async fn echo_loop<F>(&mut self, mut shutdown: Pin<&mut F>)
+    where
+        F: Future<Output = ()>,
+    {
+        // One timer for the whole session, re-armed only when it fires: a
+        // per-message reset would cost a timer update on every message.
+        let period = self.idle_timeout.unwrap_or(FAR_FUTURE);
+        let idle = tokio::time::sleep_until(far_or(Instant::now(), period));
+        tokio::pin!(idle);
+        let mut idle_pinged = false;
+        let mut bytes_at_last_check = self.socket.get_ref().bytes_read();
+        loop {
+            // A client that keeps the input full makes `recv` ready on every
+            // poll, so the other branches below might never be polled; this
+            // flag (one relaxed load) still ends such a connection at shutdown.
+            let wake = if self.report.shared.shutting_down.load(Ordering::Relaxed) {
+                Wake::Shutdown
+            } else {
+                self.next_wake(shutdown.as_mut(), idle.as_mut()).await
+            };
+            match wake {
+                Wake::Received(Ok(Some(event))) => self.echo(event),
+                Wake::Received(Ok(None)) => return,
+                Wake::Received(Err(error)) => {
+                    self.failed(&error);
+                    return;
+                }
+                Wake::Shutdown => {
+                    self.close(CloseCode::GOING_AWAY, "server shutting down")
+                        .await;
+                    return;
+                }
+                Wake::IdleTimer => {
+                    let bytes_read = self.socket.get_ref().bytes_read();
+                    idle.as_mut().reset(far_or(Instant::now(), period));
+                    if bytes_read != bytes_at_last_check {
+                        bytes_at_last_check = bytes_read;
+                        idle_pinged = false;
+                    } else if !idle_pinged {
+                        tracing::debug!(peer = %self.report.peer, "idle; sending a ping");
+                        idle_pinged = true;
+                        if !self.ping_idle().await {
+                            return;
+                        }
+                    } else {
+                        tracing::debug!(peer = %self.report.peer, "no answer to the idle ping");
+                        self.close(CloseCode::GOING_AWAY, "idle timeout").await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the next event, the server's shutdown or the idle timer.
+    ///
+    /// `recv` comes first: while input is buffered it returns at once and
+    /// the other futures are not polled at all, which keeps the per-message
+    /// cost at the protocol's.
+    async fn next_wake<F>(&mut self, shutdown: Pin<&mut F>, idle: Pin<&mut Sleep>) -> Wake
+    where
+        F: Future<Output = ()>,
+    {
+        tokio::select! {
+            biased;
+            received = self.socket.recv() => Wake::Received(received),
+            () = shutdown => Wake::Shutdown,
+            () = idle, if self.idle_timeout.is_some() => Wake::IdleTimer,
+        }
+    }
+
+    /// Handles one event: data goes back, control frames were already
+    /// answered by ws-core.
+    fn echo(&mut self, event: Event) {
+        let message = match event {
+            Event::Text(text) => Message::Text(text),
+            Event::Binary(bytes) => Message::Binary(bytes),
+            Event::Ping(_) | Event::Pong(_) => return,
+            Event::Close(frame) => {
+                self.report.ending = Ending::Client(frame.map(|frame| frame.code));
+                return;
+            }
+        };
+        let len = message.len() as u64;
+        self.report.messages_in += 1;
+        self.report.bytes_in += len;
+        match self.socket.queue(message) {
+            Ok(()) => {
+                self.report.messages_out += 1;
+                self.report.bytes_out += len;
+            }
+            // Only possible once a close was sent, and then data is not echoed.
+            Err(error) => tracing::debug!(peer = %self.report.peer, %error, "message not echoed"),
+        }
+    }
+
+    /// Records why `recv` failed. On a protocol error ws-core has already
+    /// written the close frame with the matching code.
+    fn failed(&mut self, error: &Error) {
+        let peer = self.report.peer;
+        match error {
+            Error::Protocol(violation) => {
+                tracing::warn!(%peer, error = %violation, "protocol violation");
+                self.report.ending = Ending::Violation(violation.close_code());
+            }
+            Error::AbnormalClosure => {
+                tracing::debug!(%peer, "connection ended without a closing handshake");
+                self.report.ending = Ending::Abnormal;
+            }
+            other => {
+                tracing::debug!(%peer, error = %other, "connection failed");
+                self.report.ending = Ending::Abnormal;
+            }
+        }
+    }
+
+    /// Pings an idle peer; `false` if the connection is gone.
+    async fn ping_idle(&mut self) -> bool {
+        match tokio::time::timeout(self.close_timeout, self.socket.ping(IDLE_PING)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                self.failed(&error);
+                false
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.report.peer, "peer does not read; dropping it");
+                self.report.ending = Ending::Abnormal;
+                false
+            }
+        }
+    }
+
+    /// Starts the closing handshake and waits, up to the close timeout, for
+    /// the peer's answer; data arriving meanwhile is discarded (RFC 6455
+    /// §1.4). Dropping the socket afterwards closes TCP from the server's
+    /// side, as §7.1.1 asks.
+    async fn close(&mut self, code: CloseCode, reason: &str) {
+        self.report.ending = Ending::Server(code);
+        let socket = &mut self.socket;
+        let handshake = async {
+            socket.close(code, reason).await?;
+            while socket.recv().await?.is_some() {}
+            Ok::<(), Error>(())
+        };
+        match tokio::time::timeout(self.close_timeout, handshake).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %self.report.peer, %error, "closing handshake failed");
+            }
+            Err(_) => tracing::debug!(
+                peer = %self.report.peer,
+                timeout = ?self.close_timeout,
+                "no close frame from the peer in time; connection dropped"
+            ),
+        }
+    }
+}
+
+/// A deadline far enough away to mean "never".
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + period`, or a far deadline if that does not fit in an `Instant`.
+fn far_or(now: Instant, period: Duration) -> Instant {
+    now.checked_add(period)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}

@@ -1,0 +1,286 @@
+//! The accept loop: connection limit, accept-error backoff, and graceful
+//! shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::ServerConfig;
+use crate::connection;
+use crate::http;
+
+/// State every connection task shares with the server.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    /// WebSocket connections that completed the opening handshake.
+    pub(crate) connections_served: AtomicU64,
+    /// Messages sent back to clients.
+    pub(crate) messages_echoed: AtomicU64,
+    /// Set before the shutdown signal is sent, for loops too busy to poll it.
+    pub(crate) shutting_down: AtomicBool,
+}
+
+/// What a server did in its lifetime, returned by [`Server::run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// WebSocket connections that completed the opening handshake.
+    pub connections_served: u64,
+    /// Messages echoed back to clients.
+    pub messages_echoed: u64,
+}
+
+/// A bound echo server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listening socket; connections are accepted (queued by the
+    /// kernel) from the moment this returns, and served once `run` starts.
+    pub async fn bind<A: ToSocketAddrs>(addr: A, config: ServerConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                connections_served: AtomicU64::new(0),
+                messages_echoed: AtomicU64::new(0),
+                shutting_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The address the server listens on, with the real port when bound to 0.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves connections until `shutdown` completes, then stops accepting,
+    /// sends close 1001 to every open connection, waits up to the shutdown
+    /// timeout for them to finish, and reports what was done.
+    pub async fn run<F: Future<Output = ()>>(self, shutdown: F) -> Summary {
+        let Self { listener, shared } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let active = Arc::new(AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        let mut backoff = Backoff::default();
+        let mut at_limit = false;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                // Reap finished tasks as we go, so the set does not grow with
+                // every connection ever served.
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_join(joined),
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        backoff.reset();
+                        if active.load(Ordering::Relaxed) >= shared.config.max_connections {
+                            if !at_limit {
+                                tracing::warn!(
+                                    limit = shared.config.max_connections,
+                                    "connection limit reached; refusing new connections with 503"
+                                );
+                                at_limit = true;
+                            }
+                            tasks.spawn(refuse(stream, peer));
+                        } else {
+                            at_limit = false;
+                            let guard = ActiveGuard::new(&active);
+                            let shared = Arc::clone(&shared);
+                            let stop = stop_rx.clone();
+                            tasks.spawn(async move {
+                                let _guard = guard;
+                                serve(stream, peer, shared, stop).await;
+                            });
+                        }
+                    }
+                    Err(error) if is_per_connection(&error) => {
+                        tracing::debug!(%error, "a connection failed before it was accepted");
+                    }
+                    Err(error) => {
+                        // Out of file descriptors or memory: retrying at once
+                        // would spin; waiting lets connections finish and free them.
+                        let delay = backoff.next_delay();
+                        tracing::error!(%error, retry_in = ?delay, "accept failed");
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let open = active.load(Ordering::Relaxed);
+        tracing::info!(
+            open_connections = open,
+            "shutting down: no longer accepting"
+        );
+        shared.shutting_down.store(true, Ordering::Relaxed);
+        stop_tx.send_replace(true);
+        let timeout = shared.config.shutdown_timeout;
+        let drained = tokio::time::timeout(timeout, async {
+            while let Some(joined) = tasks.join_next().await {
+                report_join(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = tasks.len(),
+                ?timeout,
+                "shutdown timeout expired; dropping the remaining connections"
+            );
+            tasks.shutdown().await;
+        }
+        Summary {
+            connections_served: shared.connections_served.load(Ordering::Relaxed),
+            messages_echoed: shared.messages_echoed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One connection task under the limit.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let shutdown = stopped(stop);
+    tokio::pin!(shutdown);
+    connection::serve(stream, peer, shared, shutdown).await;
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse(stream: TcpStream, peer: SocketAddr) {
+    tracing::debug!(%peer, "over the connection limit; answering 503");
+    let (_, response) = http::error(
+        503,
+        "too many connections, try again later",
+        &[("Retry-After", "1")],
+    );
+    http::respond_and_close(stream, &response).await;
+}
+
+/// Completes once the server stops (or, defensively, once it is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Errors that concern one connection in the accept queue, not the listener:
+/// the next accept can go ahead at once.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+fn report_join(joined: Result<(), tokio::task::JoinError>) {
+    // A task's panic is contained by tokio; other connections go on.
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        tracing::error!(%error, "a connection task panicked");
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(active))
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Exponential backoff for accept errors: 10 ms doubling up to 1 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_second_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u64> = (0..10)
+            .map(|_| backoff.next_delay().as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        for _ in 0..100 {
+            backoff.next_delay();
+        }
+        assert_eq!(backoff.next_delay(), Backoff::MAX);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Backoff::FIRST);
+    }
+
+    #[test]
+    fn only_queue_level_errors_skip_the_backoff() {
+        assert!(is_per_connection(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+        // EMFILE: the process is out of file descriptors.
+        assert!(!is_per_connection(&io::Error::from_raw_os_error(24)));
+    }
+
+    #[test]
+    fn active_guard_counts_while_alive() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let first = ActiveGuard::new(&active);
+        let second = ActiveGuard::new(&active);
+        assert_eq!(active.load(Ordering::Relaxed), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(active.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,240 @@
+//! The process: command line, ready line, logs, signals and exit status.
+
+// Test helpers may panic: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::net::TcpListener;
+
+use assert_cmd::Command;
+use common::{ServerProcess, expect_close, next_event, raw_upgrade};
+use predicates::prelude::*;
+use ws_core::{CloseCode, Config, Connection, Event, Role};
+
+fn ws_server() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
+    command.timeout(common::IO_TIMEOUT);
+    command
+}
+
+#[test]
+fn ready_line_shows_the_real_port() {
+    let server = ServerProcess::start(&[]);
+    assert!(server.addr.ip().is_loopback());
+    assert_ne!(server.addr.port(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_sends_1001_to_clients_prints_a_summary_and_exits_0() {
+    let mut server = ServerProcess::start(&[]);
+    let mut client = server.connect();
+    let mut other = server.connect();
+    for text in ["one", "two"] {
+        client.send_text(text).unwrap();
+        assert_eq!(next_event(&mut client), Event::Text(text.into()));
+    }
+    server.signal("TERM");
+    // The client's close reply is sent by ws-core as it receives the close.
+    assert_eq!(expect_close(&mut client), Some(1001));
+    assert_eq!(expect_close(&mut other), Some(1001));
+    let status = server.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        server.stdout_line().as_deref(),
+        Some("shut down: served 2 connections, echoed 2 messages")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_shuts_down_the_same_way() {
+    let mut server = ServerProcess::start(&[]);
+    let mut client = server.connect();
+    server.signal("INT");
+    assert_eq!(expect_close(&mut client), Some(1001));
+    assert!(server.wait_exit().success());
+    assert_eq!(
+        server.stdout_line().as_deref(),
+        Some("shut down: served 1 connections, echoed 0 messages")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn shutdown_stops_accepting_new_connections() {
+    let mut server = ServerProcess::start(&["--shutdown-timeout", "2s"]);
+    let _client = raw_upgrade(&server);
+    server.signal("TERM");
+    // The client above never answers the close, so the server is still
+    // waiting (up to the shutdown timeout) when we try to connect.
+    server.wait_for_log("no longer accepting");
+    assert!(std::net::TcpStream::connect(server.addr).is_err());
+    assert!(server.wait_exit().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn shutdown_gives_up_on_silent_clients_after_the_timeout() {
+    let mut server = ServerProcess::start(&["--shutdown-timeout", "300ms"]);
+    let mut stream = raw_upgrade(&server);
+    server.signal("TERM");
+    // Read the close but never answer it.
+    let mut connection = Connection::new(Role::Client, Config::default());
+    let mut buf = [0u8; 256];
+    let event = loop {
+        if let Some(event) = connection.next_event().unwrap() {
+            break event;
+        }
+        let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+        assert_ne!(n, 0, "closed without a close frame");
+        connection.receive(&buf[..n]);
+    };
+    assert!(matches!(event, Event::Close(Some(frame)) if frame.code == CloseCode::GOING_AWAY));
+    assert!(server.wait_exit().success());
+    assert_eq!(
+        server.stdout_line().as_deref(),
+        Some("shut down: served 1 connections, echoed 0 messages")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn connection_end_is_logged_at_info_without_payloads() {
+    let mut server = ServerProcess::start(&[]);
+    let mut client = server.connect();
+    client.send_text("secret-payload-text").unwrap();
+    assert_eq!(
+        next_event(&mut client),
+        Event::Text("secret-payload-text".into())
+    );
+    client.close(CloseCode(4001), "done").unwrap();
+    assert_eq!(expect_close(&mut client), Some(4001));
+    let log = server.wait_for_log("connection closed");
+    let line = log
+        .lines()
+        .find(|line| line.contains("connection closed"))
+        .unwrap();
+    for field in [
+        " INFO ",
+        "peer=127.0.0.1:",
+        "duration=",
+        "messages_in=1",
+        "bytes_in=19",
+        "messages_out=1",
+        "bytes_out=19",
+        "close_code=4001",
+        "closed_by=\"client\"",
+    ] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit().success());
+    assert!(!server.stderr().contains("secret-payload-text"));
+}
+
+#[test]
+fn log_level_flag_silences_info() {
+    let server = ServerProcess::start(&["--log-level", "warn"]);
+    let mut client = server.connect();
+    client.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(expect_close(&mut client), Some(1000));
+    // A warning is still logged: provoke one, then check no info line came.
+    let response = common::http_exchange(
+        &server,
+        &common::upgrade_request_with("Sec-WebSocket-Key", ""),
+    );
+    assert_eq!(response.status, 400);
+    let log = server.wait_for_log("upgrade refused");
+    assert!(!log.contains("connection closed"), "{log}");
+}
+
+#[test]
+fn rust_log_sets_the_level_and_the_flag_overrides_it() {
+    let start = |rust_log: &str, args: &[&str]| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
+        command
+            .env("RUST_LOG", rust_log)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        ServerProcess::spawn(command)
+    };
+    let quiet = start("error", &[]);
+    let verbose = start("error", &["--log-level", "info"]);
+    for server in [&quiet, &verbose] {
+        let mut client = server.connect();
+        client.close(CloseCode::NORMAL, "").unwrap();
+        assert_eq!(expect_close(&mut client), Some(1000));
+    }
+    verbose.wait_for_log("connection closed");
+    // The quiet server closed its connection before the verbose one logged.
+    assert!(
+        !quiet.stderr().contains("connection closed"),
+        "{}",
+        quiet.stderr()
+    );
+}
+
+#[test]
+fn help_documents_every_option_with_its_default() {
+    ws_server().arg("--help").assert().success().stdout(
+        predicate::str::contains("--listen <ADDR>")
+            .and(predicate::str::contains("[default: 127.0.0.1:8000]"))
+            .and(predicate::str::contains("--threads <N>"))
+            .and(predicate::str::contains("--max-message-size <SIZE>"))
+            .and(predicate::str::contains("[default: 16MiB]"))
+            .and(predicate::str::contains("--max-frame-size <SIZE>"))
+            .and(predicate::str::contains("--max-connections <N>"))
+            .and(predicate::str::contains("[default: 10000]"))
+            .and(predicate::str::contains("--handshake-timeout <DURATION>"))
+            .and(predicate::str::contains("[default: 10s]"))
+            .and(predicate::str::contains("--idle-timeout <DURATION>"))
+            .and(predicate::str::contains("[default: off]"))
+            .and(predicate::str::contains("--close-timeout <DURATION>"))
+            .and(predicate::str::contains("--shutdown-timeout <DURATION>"))
+            .and(predicate::str::contains("[default: 5s]"))
+            .and(predicate::str::contains("--protocol <NAME>"))
+            .and(predicate::str::contains("--allowed-origin <ORIGIN>"))
+            .and(predicate::str::contains("--log-level <LEVEL>"))
+            .and(predicate::str::contains("RUST_LOG")),
+    );
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_with_exit_2() {
+    for args in [
+        &["--max-message-size", "huge"][..],
+        &["--handshake-timeout", "10 parsecs"],
+        &["--listen", "nowhere"],
+        &["--threads", "0"],
+        &["--no-such-flag"],
+    ] {
+        ws_server()
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("error:"));
+    }
+}
+
+#[test]
+fn port_in_use_fails_with_one_line_and_exit_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    ws_server()
+        .args(["--listen", &addr])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(
+            predicate::str::contains(format!("ws-server: cannot listen on {addr}:"))
+                .and(predicate::function(|text: &str| text.lines().count() == 1)),
+        );
+}
