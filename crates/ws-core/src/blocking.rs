@@ -15,7 +15,7 @@ use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     validate_response,
 };
-use crate::head_buffer::{HeadBuffer, answer_upgrade};
+use crate::head_buffer::{HeadBuffer, answer_upgrade, client_connection, client_request};
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
 
@@ -60,13 +60,12 @@ impl<S: Read + Write> WebSocket<S> {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
-        match answer_upgrade(request, choose) {
-            Ok((request, response)) => {
-                stream.write_all(&response)?;
+        match answer_upgrade(request, &config, choose) {
+            Ok(upgrade) => {
+                stream.write_all(&upgrade.response)?;
                 stream.flush()?;
-                let connection =
-                    Connection::with_received(Role::Server, config, head.into_remaining());
-                Ok((Self { stream, connection }, request))
+                let connection = upgrade.connection(config, head.into_remaining());
+                Ok((Self { stream, connection }, upgrade.request))
             }
             Err((error, response)) => {
                 stream.write_all(&response)?;
@@ -83,6 +82,7 @@ impl<S: Read + Write> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
+        let request = &client_request(request, &config);
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
@@ -95,7 +95,7 @@ impl<S: Read + Write> WebSocket<S> {
             }
         };
         let negotiated = validate_response(request, response, head.remaining())?;
-        let connection = Connection::with_received(Role::Client, config, head.into_remaining());
+        let connection = client_connection(config, &negotiated, head.into_remaining())?;
         Ok((Self { stream, connection }, negotiated))
     }
 

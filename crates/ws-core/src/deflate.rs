@@ -402,6 +402,12 @@ impl Deflate {
         if out.ends_with(&SYNC_TAIL) {
             out.truncate(out.len() - SYNC_TAIL.len());
         }
+        if out.is_empty() {
+            // zlib emits nothing for a sync flush with no new input (an empty
+            // message after another); RFC 7692 §7.2.3.6 sends a lone 0x00,
+            // the start of an empty stored block the receiver completes.
+            out.push(0x00);
+        }
         if no_takeover {
             compressor.reset();
         }
@@ -410,11 +416,16 @@ impl Deflate {
 
     /// Inflates a piece of a compressed message into `out`, which may not grow
     /// past `limit` bytes.
+    ///
+    /// `check` sees every piece of inflated output as it is produced, before
+    /// the limit is applied, so that the first violation in the message
+    /// (invalid UTF-8, or the size) is the one reported whatever the reads.
     pub(crate) fn decompress(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
         limit: usize,
+        check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
     ) -> Result<(), ProtocolError> {
         let (bits, _) = self.params.receiving(self.role);
         let decompressor = self.decompressor.get_or_insert_with(|| {
@@ -423,7 +434,7 @@ impl Deflate {
                 bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             ))
         });
-        inflate_bounded(decompressor, input, out, limit)
+        inflate_bounded(decompressor, input, out, limit, check)
     }
 
     /// Ends a compressed message: inflates the stripped tail and resets the
@@ -432,8 +443,9 @@ impl Deflate {
         &mut self,
         out: &mut Vec<u8>,
         limit: usize,
+        check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
     ) -> Result<(), ProtocolError> {
-        self.decompress(&SYNC_TAIL, out, limit)?;
+        self.decompress(&SYNC_TAIL, out, limit, check)?;
         let (_, no_takeover) = self.params.receiving(self.role);
         if let Some(decompressor) = self.decompressor.as_mut().filter(|_| no_takeover) {
             decompressor.reset(false);
@@ -459,6 +471,7 @@ fn inflate_bounded(
     input: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
+    check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
 ) -> Result<(), ProtocolError> {
     const CHUNK: usize = 16 * 1024;
     let too_big = ProtocolError::MessageTooLarge { limit };
@@ -477,6 +490,7 @@ fn inflate_bounded(
         let status = decompressor
             .decompress_vec(rest, out, FlushDecompress::Sync)
             .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        check(out.get(out_before..).unwrap_or_default())?;
         if out.len() > limit {
             return Err(too_big);
         }
@@ -758,7 +772,7 @@ mod tests {
         assert!(bomb.len() < 20_000, "{}", bomb.len());
         let mut server = codec(Role::Server, DeflateParams::default());
         let mut out = Vec::new();
-        let result = server.decompress(&bomb, &mut out, 1 << 20);
+        let result = server.decompress(&bomb, &mut out, 1 << 20, &mut |_| Ok(()));
         assert_eq!(
             result,
             Err(ProtocolError::MessageTooLarge { limit: 1 << 20 })
@@ -775,8 +789,8 @@ mod tests {
         let mut server = codec(Role::Server, DeflateParams::default());
         let mut out = Vec::new();
         let result = server
-            .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 1024)
-            .and_then(|()| server.finish_message(&mut out, 1024));
+            .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 1024, &mut |_| Ok(()))
+            .and_then(|()| server.finish_message(&mut out, 1024, &mut |_| Ok(())));
         assert_eq!(result, Err(ProtocolError::InvalidCompressedData));
     }
 }

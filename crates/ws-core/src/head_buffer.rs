@@ -6,10 +6,12 @@
 
 use bytes::BytesMut;
 
+use crate::deflate::{DeflateParams, client_offer, negotiate_client, negotiate_server};
 use crate::handshake::{
-    Accept, HandshakeError, RequestHead, ResponseHead, UpgradeRequest, accept_response,
-    parse_request_head, parse_response_head, reject_response, validate_upgrade,
+    Accept, ClientRequest, HandshakeError, Negotiated, RequestHead, ResponseHead, UpgradeRequest,
+    accept_response, parse_request_head, parse_response_head, reject_response, validate_upgrade,
 };
+use crate::protocol::{Config, Connection, Role};
 
 /// How much a read asks for while waiting for a head.
 const HEAD_READ: usize = 1024;
@@ -70,14 +72,40 @@ impl HeadBuffer {
     }
 }
 
+/// A validated upgrade, ready to be answered.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The client's request.
+    pub request: UpgradeRequest,
+    /// The `101 Switching Protocols` response to write.
+    pub response: Vec<u8>,
+    /// permessage-deflate, if it was negotiated.
+    pub deflate: Option<DeflateParams>,
+}
+
+impl Upgrade {
+    /// The server side of the connection, starting with the bytes that
+    /// arrived behind the request head, with the negotiated extensions on.
+    pub fn connection(&self, config: Config, received: BytesMut) -> Connection {
+        let deflate_config = config.deflate.clone();
+        let mut connection = Connection::with_received(Role::Server, config, received);
+        if let (Some(params), Some(deflate_config)) = (self.deflate, deflate_config) {
+            connection.enable_deflate(params, &deflate_config);
+        }
+        connection
+    }
+}
+
 /// The server's answer to a complete request head: validates it as an
-/// upgrade, lets `choose` pick the subprotocol and extensions (or refuse),
-/// and returns the bytes to write — the 101 response, or the rejection to
-/// send before closing.
+/// upgrade, lets `choose` pick the subprotocol (or refuse), negotiates
+/// permessage-deflate when `config` enables it and `choose` named no
+/// extensions itself, and returns the bytes to write — the 101 response, or
+/// the rejection to send before closing.
 pub fn answer_upgrade<F>(
     head: RequestHead,
+    config: &Config,
     choose: F,
-) -> Result<(UpgradeRequest, Vec<u8>), (HandshakeError, Vec<u8>)>
+) -> Result<Upgrade, (HandshakeError, Vec<u8>)>
 where
     F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
 {
@@ -86,7 +114,54 @@ where
         (error, response)
     };
     let request = validate_upgrade(head).map_err(reject)?;
-    let accept = choose(&request).map_err(reject)?;
+    let mut accept = choose(&request).map_err(reject)?;
+    let mut deflate = None;
+    if let Some(deflate_config) = config
+        .deflate
+        .as_ref()
+        .filter(|_| accept.extensions.is_none())
+    {
+        deflate = negotiate_server(&request.extensions, deflate_config);
+        accept.extensions = deflate.map(|params| params.to_header());
+    }
     let response = accept_response(&request, &accept);
-    Ok((request, response))
+    Ok(Upgrade {
+        request,
+        response,
+        deflate,
+    })
+}
+
+/// The client side of the connection after a validated 101 response:
+/// checks the server's permessage-deflate parameters against what `config`
+/// offered and switches it on.
+pub fn client_connection(
+    config: Config,
+    negotiated: &Negotiated,
+    received: BytesMut,
+) -> Result<Connection, HandshakeError> {
+    let deflate = match (&config.deflate, &negotiated.extensions) {
+        (Some(deflate_config), Some(extensions)) => Some((
+            negotiate_client(extensions, deflate_config)
+                .map_err(HandshakeError::InvalidExtensionResponse)?,
+            deflate_config.clone(),
+        )),
+        _ => None,
+    };
+    let mut connection = Connection::with_received(Role::Client, config, received);
+    if let Some((params, deflate_config)) = deflate {
+        connection.enable_deflate(params, &deflate_config);
+    }
+    Ok(connection)
+}
+
+/// The request to send: `request` with the permessage-deflate offer added
+/// when `config` enables it and the request makes no offer of its own.
+pub fn client_request(request: &ClientRequest, config: &Config) -> ClientRequest {
+    match &config.deflate {
+        Some(deflate_config) if request.extension_offer().is_none() => {
+            request.clone().extensions(client_offer(deflate_config))
+        }
+        _ => request.clone(),
+    }
 }

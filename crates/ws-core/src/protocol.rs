@@ -42,8 +42,13 @@ pub struct Config {
     pub max_frame_size: usize,
     /// The largest message accepted (all fragments together); a larger one
     /// fails the connection with 1009 as soon as a frame header announces it.
-    /// Default 16 MiB.
+    /// Default 16 MiB. With permessage-deflate it bounds the inflated size,
+    /// enforced while inflating.
     pub max_message_size: usize,
+    /// permessage-deflate (RFC 7692): when set, a client offers it and a
+    /// server accepts a compatible offer. Off by default: compression state
+    /// costs memory per connection (see [`crate::deflate`]).
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -51,6 +56,7 @@ impl Default for Config {
         Self {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
+            deflate: None,
         }
     }
 }
@@ -93,6 +99,13 @@ struct IncomingFrame {
     compressed: bool,
 }
 
+/// The size limits a connection enforces.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_frame_size: usize,
+    max_message_size: usize,
+}
+
 /// The type of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -117,7 +130,9 @@ struct Assembly {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// The limits of [`Config`]; the deflate settings are used only when
+    /// deflate is enabled, and kept by the codec then.
+    limits: Limits,
     read: BytesMut,
     frame: Option<IncomingFrame>,
     message: Option<Assembly>,
@@ -150,7 +165,10 @@ impl Connection {
     pub fn new(role: Role, config: Config) -> Self {
         Self {
             role,
-            config,
+            limits: Limits {
+                max_frame_size: config.max_frame_size,
+                max_message_size: config.max_message_size,
+            },
             read: BytesMut::new(),
             frame: None,
             message: None,
@@ -184,9 +202,14 @@ impl Connection {
         self.role
     }
 
-    /// The limits in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The largest frame payload accepted.
+    pub fn max_frame_size(&self) -> usize {
+        self.limits.max_frame_size
+    }
+
+    /// The largest message accepted.
+    pub fn max_message_size(&self) -> usize {
+        self.limits.max_message_size
     }
 
     /// Where the connection is in its life.
@@ -298,7 +321,12 @@ impl Connection {
             (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        let limit = self.config.max_frame_size;
+        // Control frames are capped at 125 bytes by the RFC, whatever the limit.
+        let limit = if header.opcode.is_control() {
+            MAX_CONTROL_PAYLOAD
+        } else {
+            self.limits.max_frame_size
+        };
         let len = usize::try_from(header.payload_len)
             .ok()
             .filter(|&len| len <= limit)
@@ -325,7 +353,7 @@ impl Connection {
             return Ok(frame);
         }
         let too_large = ProtocolError::MessageTooLarge {
-            limit: self.config.max_message_size,
+            limit: self.limits.max_message_size,
         };
         match (header.opcode, self.message.as_mut()) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
@@ -337,7 +365,7 @@ impl Connection {
                 message.announced = message
                     .announced
                     .checked_add(len)
-                    .filter(|&total| total <= self.config.max_message_size)
+                    .filter(|&total| total <= self.limits.max_message_size)
                     .ok_or(too_large)?;
                 frame.text = message.kind == Kind::Text;
             }
@@ -360,7 +388,7 @@ impl Connection {
                         compressed: true,
                     });
                 } else {
-                    if len > self.config.max_message_size {
+                    if len > self.limits.max_message_size {
                         return Err(too_large);
                     }
                     frame.text = kind == Kind::Text;
@@ -382,6 +410,10 @@ impl Connection {
     /// Unmasks and validates the newly arrived part of the payload; completes
     /// the frame when all of it is here.
     fn progress(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
+        if self.close_sent && !frame.header.opcode.is_control() {
+            // We closed while this data frame was arriving: drop the rest.
+            frame.discard = true;
+        }
         let available = self.read.len().min(frame.len);
         if frame.discard {
             let arrived = (frame.len - frame.processed).min(self.read.len());
@@ -435,24 +467,27 @@ impl Connection {
     /// consuming it from the read buffer; finishes the message on its last
     /// frame.
     fn progress_compressed(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
-        let limit = self.config.max_message_size;
+        let limit = self.limits.max_message_size;
         let arrived = (frame.len - frame.processed).min(self.read.len());
         let (Some(deflate), Some(message)) = (self.deflate.as_deref_mut(), self.message.as_mut())
         else {
             return Err(ProtocolError::CompressedNonFirstFrame);
         };
+        let utf8 = &mut self.utf8;
+        let text = message.kind == Kind::Text;
+        // Inflated text is validated piece by piece, as it is produced.
+        let mut check = |inflated: &[u8]| {
+            if text {
+                utf8.feed(inflated).map_err(|_| ProtocolError::InvalidUtf8)
+            } else {
+                Ok(())
+            }
+        };
         if let Some(fresh) = self.read.get_mut(..arrived) {
             if let Some(key) = frame.header.mask {
                 apply_mask(fresh, key, frame.processed);
             }
-            let validated = message.buf.len();
-            deflate.decompress(fresh, &mut message.buf, limit)?;
-            if message.kind == Kind::Text {
-                let inflated = message.buf.get(validated..).unwrap_or_default();
-                self.utf8
-                    .feed(inflated)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
+            deflate.decompress(fresh, &mut message.buf, limit, &mut check)?;
         }
         self.read.advance(arrived);
         frame.processed += arrived;
@@ -464,14 +499,7 @@ impl Connection {
         if !frame.header.fin {
             return Ok(Progress::FrameDone);
         }
-        let validated = message.buf.len();
-        deflate.finish_message(&mut message.buf, limit)?;
-        if message.kind == Kind::Text {
-            let inflated = message.buf.get(validated..).unwrap_or_default();
-            self.utf8
-                .feed(inflated)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        deflate.finish_message(&mut message.buf, limit, &mut check)?;
         let kind = message.kind;
         let payload = self.message.take().map(|m| m.buf).unwrap_or_default();
         self.finish_message(kind, Bytes::from(payload))
@@ -491,14 +519,14 @@ impl Connection {
         }
         let kind = match (frame.header.opcode, self.message.as_mut()) {
             (OpCode::Continuation, Some(message)) => {
-                extend_exact(&mut message.buf, &payload, self.config.max_message_size)?;
+                extend_exact(&mut message.buf, &payload, self.limits.max_message_size)?;
                 if !frame.header.fin {
                     return Ok(None);
                 }
                 message.kind
             }
             (OpCode::Text | OpCode::Binary, Some(message)) if !frame.header.fin => {
-                extend_exact(&mut message.buf, &payload, self.config.max_message_size)?;
+                extend_exact(&mut message.buf, &payload, self.limits.max_message_size)?;
                 return Ok(None);
             }
             (OpCode::Text, _) => return self.finish_message(Kind::Text, payload).map(Some),

@@ -19,7 +19,7 @@ use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     reject_response, validate_response,
 };
-use crate::head_buffer::{HeadBuffer, answer_upgrade};
+use crate::head_buffer::{HeadBuffer, answer_upgrade, client_connection, client_request};
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
 
@@ -68,12 +68,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
-        match answer_upgrade(request, choose) {
-            Ok((request, response)) => {
-                stream.write_all(&response).await?;
-                let connection =
-                    Connection::with_received(Role::Server, config, head.into_remaining());
-                Ok((Self::from_connection(stream, connection), request))
+        match answer_upgrade(request, &config, choose) {
+            Ok(upgrade) => {
+                stream.write_all(&upgrade.response).await?;
+                let connection = upgrade.connection(config, head.into_remaining());
+                Ok((Self::from_connection(stream, connection), upgrade.request))
             }
             Err((error, response)) => {
                 stream.write_all(&response).await?;
@@ -89,6 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
+        let request = &client_request(request, &config);
         stream.write_all(&request.to_bytes()).await?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let response = loop {
@@ -100,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         };
         let negotiated = validate_response(request, response, head.remaining())?;
-        let connection = Connection::with_received(Role::Client, config, head.into_remaining());
+        let connection = client_connection(config, &negotiated, head.into_remaining())?;
         Ok((Self::from_connection(stream, connection), negotiated))
     }
 

@@ -221,6 +221,7 @@ fn decompression_bomb_ends_with_1009_within_the_limit() {
         Config {
             max_frame_size: limit,
             max_message_size: limit,
+            ..Config::default()
         },
     );
     server.enable_deflate(DeflateParams::default(), &eager());

@@ -39,6 +39,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The counter is global: tests that read it take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
@@ -79,6 +82,9 @@ fn cost(bits: u8) -> (isize, isize) {
 
 #[test]
 fn deflate_state_per_connection_by_window_size() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     println!("| window bits | compressor | decompressor |");
     println!("|---|---|---|");
     for bits in 9..=15 {
@@ -98,6 +104,9 @@ fn deflate_state_per_connection_by_window_size() {
 
 #[test]
 fn no_context_takeover_keeps_no_state_between_messages() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let params = DeflateParams {
         server_no_context_takeover: true,
         client_no_context_takeover: true,

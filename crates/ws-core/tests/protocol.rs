@@ -49,6 +49,7 @@ fn server_with_limits(max_frame_size: usize, max_message_size: usize) -> Connect
         Config {
             max_frame_size,
             max_message_size,
+            ..Config::default()
         },
     )
 }

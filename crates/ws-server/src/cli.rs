@@ -91,6 +91,18 @@ pub struct Args {
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
+    /// Decline permessage-deflate (RFC 7692): every message goes out as it
+    /// is, and no compression state is kept per connection.
+    #[arg(long)]
+    pub no_deflate: bool,
+
+    /// Largest deflate window (9-15 bits) the server compresses with and
+    /// accepts from clients; smaller windows cost less memory per
+    /// connection. A client that cannot be limited to it is served without
+    /// compression.
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_window_bits: u8,
+
     /// Log filter for stderr: error, warn, info, debug, trace or off, or
     /// tracing directives (ws_server=debug). Overrides RUST_LOG; without
     /// either, the level is info.
@@ -111,6 +123,10 @@ impl Args {
             shutdown_timeout: self.shutdown_timeout,
             protocols: self.protocols.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            deflate: (!self.no_deflate).then(|| ws_core::deflate::DeflateConfig {
+                window_bits: self.deflate_window_bits,
+                ..ws_core::deflate::DeflateConfig::default()
+            }),
         }
     }
 

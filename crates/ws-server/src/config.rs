@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ws_core::deflate::DeflateConfig;
 use ws_core::handshake::{Accept, HandshakeError, UpgradeRequest};
 
 /// The server's settings; [`Default`] gives the documented CLI defaults.
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub protocols: Vec<String>,
     /// The `Origin` values accepted; empty accepts any.
     pub allowed_origins: Vec<String>,
+    /// permessage-deflate settings; `None` declines every offer.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             protocols: Vec::new(),
             allowed_origins: Vec::new(),
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -54,6 +58,7 @@ impl ServerConfig {
         ws_core::Config {
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
+            deflate: self.deflate.clone(),
         }
     }
 

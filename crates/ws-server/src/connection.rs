@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 use ws_core::handshake::{DEFAULT_MAX_HEAD_SIZE, UpgradeRequest};
 use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
 use ws_core::stream::WebSocket;
-use ws_core::{CloseCode, Connection, Error, Event, Message, Role};
+use ws_core::{CloseCode, Error, Event, Message};
 
 use crate::http;
 use crate::metered::Metered;
@@ -102,23 +102,22 @@ async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> 
         tracing::debug!(%peer, method = ?request.method, path = ?request.path(), status, "http request");
         return Opening::Respond(stream, response);
     }
-    match answer_upgrade(request, |request| shared.config.choose(request)) {
+    let core_config = shared.config.core_config();
+    match answer_upgrade(request, &core_config, |request| {
+        shared.config.choose(request)
+    }) {
         Err((error, response)) => {
             tracing::warn!(%peer, status = error.status(), %error, "upgrade refused");
             Opening::Respond(stream, response)
         }
-        Ok((request, response)) => {
-            if let Err(error) = stream.write_all(&response).await {
+        Ok(upgrade) => {
+            if let Err(error) = stream.write_all(&upgrade.response).await {
                 tracing::debug!(%peer, %error, "writing the 101 response failed");
                 return Opening::Dropped;
             }
-            let connection = Connection::with_received(
-                Role::Server,
-                shared.config.core_config(),
-                head.into_remaining(),
-            );
+            let connection = upgrade.connection(core_config, head.into_remaining());
             let socket = WebSocket::from_connection(Metered::new(stream), connection);
-            Opening::Upgraded(Box::new(socket), request)
+            Opening::Upgraded(Box::new(socket), upgrade.request)
         }
     }
 }
