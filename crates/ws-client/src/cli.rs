@@ -1,0 +1,495 @@
+//! Command-line arguments and the parsers for their values.
+//!
+//! Value parsers return one-line messages; clap prints them as usage errors
+//! (exit status 2) before anything connects.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ws_core::CloseCode;
+use ws_core::close::MAX_REASON_LEN;
+use ws_core::handshake::is_token;
+
+/// The exit status table, interactive commands and examples shown by `--help`.
+const AFTER_HELP: &str = "\
+Exit status:
+    0  success: the exchange finished and the connection closed normally
+    1  other error (I/O error mid-connection, unreadable file, non-UTF-8 text input, ...)
+    2  usage error (bad arguments, malformed URL, wss:// since TLS is not supported yet)
+    3  connection failed (refused, DNS failure, unreachable)
+    4  handshake failed (non-101 answer, wrong Sec-WebSocket-Accept, invalid response)
+    5  protocol error (the server violated the protocol, closed with an error code
+       other than 1000/1001/1005, or dropped the connection without a close)
+    6  timeout (--timeout expired)
+  130  interrupted (Ctrl-C or SIGTERM) before the exchange finished
+
+Interactive commands (stdin is a terminal, or --commands):
+    /ping [data]              send a ping
+    /pong [data]              send an unsolicited pong
+    /close [code [reason]]    close the connection (default 1000)
+    /binary <hex>             send bytes, e.g. /binary 48656c6c6f
+    /help                     list the commands
+    //text                    send a line that starts with '/'
+    Ctrl-D closes the connection with 1000.
+
+Examples:
+    ws-client ws://127.0.0.1:8000 'Hello, World'
+    seq 1000 | ws-client ws://127.0.0.1:8000/ > replies.txt
+    ws-client ws://127.0.0.1:8000/ --file in.bin --output raw > out.bin
+    ws-client ws://127.0.0.1:8000/ --echo -q
+    ws-client ws://example.com/chat -H 'X-Token: 42' --protocol chat.v1 --show-control";
+
+/// Command-line arguments of `ws-client`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ws-client",
+    version,
+    about = "A command-line WebSocket (RFC 6455) client",
+    long_about = "A command-line WebSocket (RFC 6455) client.\n\n\
+        With MESSAGE arguments it sends each as a text message, prints every message \
+        received on its own line on stdout, and once as many replies as messages sent \
+        have arrived, closes with 1000. Without MESSAGE it sends each line of stdin \
+        (interactive slash commands when stdin is a terminal). Diagnostics go to \
+        stderr; stdout carries only received data. RUST_LOG=debug logs connection \
+        details on stderr.",
+    after_help = AFTER_HELP,
+    args_override_self = true
+)]
+pub struct Cli {
+    /// The server's `ws://` URL.
+    #[arg(
+        value_name = "URL",
+        help = "The server: ws://HOST[:PORT][/PATH][?QUERY]"
+    )]
+    pub url: String,
+
+    /// Messages to send, each as one text message (binary with --binary);
+    /// without any, lines are read from stdin.
+    #[arg(value_name = "MESSAGE")]
+    pub messages: Vec<String>,
+
+    /// Send messages and stdin lines as binary messages instead of text.
+    #[arg(short = 'b', long)]
+    pub binary: bool,
+
+    /// Send the bytes of a file as one binary message ('-' reads all of stdin).
+    #[arg(short = 'f', long, value_name = "PATH", conflicts_with = "messages")]
+    pub file: Option<PathBuf>,
+
+    /// Stay connected and send back every message received (text as text,
+    /// binary as binary) until the server closes.
+    #[arg(short = 'e', long)]
+    pub echo: bool,
+
+    /// Add a header to the upgrade request; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// HTTP Basic authentication.
+    #[arg(long, value_name = "USER:PASSWORD", visible_alias = "basic-auth", value_parser = parse_auth)]
+    pub auth: Option<String>,
+
+    /// Offer a subprotocol, in order of preference; repeatable.
+    #[arg(
+        short = 's',
+        long = "protocol",
+        value_name = "NAME",
+        visible_alias = "subprotocol",
+        value_parser = parse_protocol
+    )]
+    pub protocols: Vec<String>,
+
+    /// Send an Origin header.
+    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub origin: Option<String>,
+
+    /// Bound on connecting, the handshake and waiting for replies and the
+    /// close reply ('10s', '500ms', plain seconds; 0 waits forever).
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Send a ping this often ('5s', '500ms', plain seconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub ping_interval: Option<Duration>,
+
+    /// Largest message (and frame) accepted from the server; a larger one
+    /// fails the connection with 1009 ('1048576', '64KiB', '16MiB', '1GiB').
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Print pings, pongs and the close code and reason on stderr.
+    #[arg(short = 'P', long, visible_alias = "show-ping-pong")]
+    pub show_control: bool,
+
+    /// How binary messages are printed: the bytes and a newline (text), lowercase
+    /// hex, standard base64, or the bytes exactly with nothing added (raw).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// The close code we close with.
+    #[arg(long, value_name = "CODE", default_value = "1000", value_parser = parse_close_code)]
+    pub close_code: CloseCode,
+
+    /// The reason sent with our close (at most 123 bytes).
+    #[arg(long, value_name = "TEXT", default_value = "", value_parser = parse_close_reason)]
+    pub close_reason: String,
+
+    /// Keep the connection open after the replies (and after the end of
+    /// piped input), printing messages, until the server closes or Ctrl-C.
+    #[arg(short = 'n', long)]
+    pub no_close: bool,
+
+    /// How many messages to wait for before closing [default: one per message sent].
+    #[arg(long, value_name = "N", conflicts_with = "echo")]
+    pub expect: Option<usize>,
+
+    /// Interpret /commands in stdin lines even when stdin is not a terminal.
+    #[arg(long, conflicts_with_all = ["messages", "file", "echo"])]
+    pub commands: bool,
+
+    /// No informational output on stderr (errors are still printed).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// How binary messages are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The bytes as they are, followed by a newline.
+    Text,
+    /// Lowercase hexadecimal, followed by a newline.
+    Hex,
+    /// Standard base64 with padding, followed by a newline.
+    Base64,
+    /// The bytes exactly, nothing added: for byte-for-byte round trips.
+    Raw,
+}
+
+/// Headers the handshake writes itself; a second copy would break it.
+const MANAGED_HEADERS: [(&str, &str); 8] = [
+    ("host", "it is taken from the URL"),
+    ("upgrade", "the handshake sets it"),
+    ("connection", "the handshake sets it"),
+    ("sec-websocket-key", "the handshake sets it"),
+    ("sec-websocket-version", "the handshake sets it"),
+    ("sec-websocket-protocol", "use --protocol"),
+    ("sec-websocket-extensions", "extensions are not supported"),
+    ("origin", "use --origin"),
+];
+
+/// Parses `Name: value` into a header. The name must be an HTTP token and
+/// the value may not contain control characters (other than tab).
+pub fn parse_header(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("expected 'Name: value', got {arg:?}"))?;
+    let name = name.trim();
+    if !is_token(name) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    if let Some((_, why)) = MANAGED_HEADERS
+        .iter()
+        .find(|(managed, _)| managed.eq_ignore_ascii_case(name))
+    {
+        return Err(format!("the {name} header cannot be set with -H: {why}"));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    check_field_value(value)?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// Parses `user:password` for Basic authentication.
+pub fn parse_auth(arg: &str) -> Result<String, String> {
+    if !arg.contains(':') {
+        return Err("expected USER:PASSWORD".to_owned());
+    }
+    check_field_value(arg)?;
+    Ok(arg.to_owned())
+}
+
+/// Parses a subprotocol name (an HTTP token).
+pub fn parse_protocol(arg: &str) -> Result<String, String> {
+    if is_token(arg) {
+        Ok(arg.to_owned())
+    } else {
+        Err(format!(
+            "{arg:?} is not a valid subprotocol name (letters, digits and !#$%&'*+-.^_`|~)"
+        ))
+    }
+}
+
+/// Parses an Origin value.
+pub fn parse_origin(arg: &str) -> Result<String, String> {
+    check_field_value(arg)?;
+    Ok(arg.to_owned())
+}
+
+fn check_field_value(value: &str) -> Result<(), String> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        Err("header values cannot contain control characters".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses a duration: `10s`, `500ms`, `2m`, `1h`, or plain (possibly
+/// fractional) seconds.
+pub fn parse_duration(arg: &str) -> Result<Duration, String> {
+    let arg = arg.trim();
+    let split = arg
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(arg.len());
+    let (number, unit) = arg.split_at(split);
+    let seconds_per_unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {arg:?}; use ms, s, m or h (e.g. '10s', '500ms')"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a duration (e.g. '10s', '500ms', '2')"))?;
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| format!("{arg:?} is out of range"))
+}
+
+/// Parses a non-zero duration (for intervals).
+pub fn parse_interval(arg: &str) -> Result<Duration, String> {
+    let duration = parse_duration(arg)?;
+    if duration.is_zero() {
+        return Err("the interval must be greater than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// Parses a size in bytes: a plain number, or with a binary suffix
+/// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, case-insensitive). Zero is refused.
+pub fn parse_size(arg: &str) -> Result<usize, String> {
+    let arg = arg.trim();
+    let split = arg.find(|c: char| !c.is_ascii_digit()).unwrap_or(arg.len());
+    let (number, unit) = arg.split_at(split);
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {arg:?}; use KiB, MiB or GiB (e.g. '64KiB')"
+            ));
+        }
+    };
+    let value: usize = number
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a size (e.g. '1048576', '64KiB', '16MiB')"))?;
+    let size = value
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{arg:?} is too large"))?;
+    if size == 0 {
+        return Err("the size must be greater than zero".to_owned());
+    }
+    Ok(size)
+}
+
+/// Parses a close code we may send: 1000–1003, 1007–1014 or 3000–4999.
+pub fn parse_close_code(arg: &str) -> Result<CloseCode, String> {
+    let code: u16 = arg
+        .trim()
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a close code (a number such as 1000)"))?;
+    let code = CloseCode(code);
+    if code.is_sendable() {
+        Ok(code)
+    } else {
+        Err(format!(
+            "close code {} may not be sent; use 1000-1003, 1007-1014 or 3000-4999",
+            code.0
+        ))
+    }
+}
+
+/// Parses a close reason: at most 123 bytes of UTF-8.
+pub fn parse_close_reason(arg: &str) -> Result<String, String> {
+    if arg.len() > MAX_REASON_LEN {
+        Err(format!(
+            "the close reason is {} bytes long; at most {MAX_REASON_LEN} fit in a close frame",
+            arg.len()
+        ))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_split_at_the_first_colon_and_trimmed() {
+        assert_eq!(
+            parse_header("X-Token:  a:b \t"),
+            Ok(("X-Token".to_owned(), "a:b".to_owned()))
+        );
+        assert_eq!(
+            parse_header("Authorization: Bearer x"),
+            Ok(("Authorization".to_owned(), "Bearer x".to_owned()))
+        );
+    }
+
+    #[test]
+    fn header_with_empty_value_is_allowed() {
+        assert_eq!(
+            parse_header("X-Empty:"),
+            Ok(("X-Empty".to_owned(), String::new()))
+        );
+    }
+
+    #[test]
+    fn header_without_colon_is_refused() {
+        assert!(
+            parse_header("X-Token 42")
+                .unwrap_err()
+                .contains("Name: value")
+        );
+    }
+
+    #[test]
+    fn header_name_must_be_a_token() {
+        assert!(parse_header("Bad Name: x").is_err());
+        assert!(parse_header(": x").is_err());
+    }
+
+    #[test]
+    fn header_value_with_line_break_is_refused() {
+        assert!(parse_header("X-A: a\r\nX-B: b").is_err());
+    }
+
+    #[test]
+    fn headers_the_handshake_writes_are_refused_with_a_hint() {
+        assert!(parse_header("host: example.com").is_err());
+        assert!(parse_header("Sec-WebSocket-Key: abc").is_err());
+        assert!(
+            parse_header("Sec-WebSocket-Protocol: chat")
+                .unwrap_err()
+                .contains("--protocol")
+        );
+        assert!(parse_header("Origin: x").unwrap_err().contains("--origin"));
+    }
+
+    #[test]
+    fn auth_needs_a_colon() {
+        assert_eq!(parse_auth("user:pa:ss"), Ok("user:pa:ss".to_owned()));
+        assert!(parse_auth("user").is_err());
+    }
+
+    #[test]
+    fn protocol_must_be_a_token() {
+        assert_eq!(parse_protocol("chat.v1"), Ok("chat.v1".to_owned()));
+        assert!(parse_protocol("chat v1").is_err());
+        assert!(parse_protocol("").is_err());
+    }
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e400").is_err());
+    }
+
+    #[test]
+    fn interval_of_zero_is_refused() {
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_interval("5s"), Ok(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn sizes_accept_binary_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("16 M"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+    }
+
+    #[test]
+    fn malformed_or_zero_sizes_are_refused() {
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn close_code_must_be_sendable() {
+        assert_eq!(parse_close_code("1000"), Ok(CloseCode::NORMAL));
+        assert_eq!(parse_close_code("4000"), Ok(CloseCode(4000)));
+        assert!(parse_close_code("1005").is_err());
+        assert!(parse_close_code("999").is_err());
+        assert!(parse_close_code("normal").is_err());
+    }
+
+    #[test]
+    fn close_reason_is_limited_to_123_bytes() {
+        assert!(parse_close_reason(&"x".repeat(123)).is_ok());
+        assert!(parse_close_reason(&"x".repeat(124)).is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn message_arguments_and_repeated_options_are_collected() {
+        let cli = Cli::try_parse_from([
+            "ws-client",
+            "ws://127.0.0.1:1/",
+            "a",
+            "b",
+            "-H",
+            "X-A: 1",
+            "-H",
+            "X-B: 2",
+            "--protocol",
+            "one",
+            "--protocol",
+            "two",
+            "--timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.messages, ["a", "b"]);
+        assert_eq!(cli.headers.len(), 2);
+        assert_eq!(cli.protocols, ["one", "two"]);
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+        assert_eq!(cli.close_code, CloseCode::NORMAL);
+        assert_eq!(cli.max_message_size, 16 << 20);
+    }
+
+    #[test]
+    fn file_and_messages_cannot_be_combined() {
+        assert!(Cli::try_parse_from(["ws-client", "ws://h/", "a", "--file", "x"]).is_err());
+    }
+}

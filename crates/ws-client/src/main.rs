@@ -1,0 +1,48 @@
+//! `ws-client`: connect to a WebSocket server, send messages, print replies.
+//! See `ws-client --help` for the options and the exit status table.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use ws_client::cli::Cli;
+use ws_client::failure::Exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs are for debugging (RUST_LOG=debug) and go to stderr: stdout is data.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            report(&format!("cannot start the async runtime: {error}"));
+            return ExitCode::from(Exit::Other.code());
+        }
+    };
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let result = runtime.block_on(ws_client::run(cli, stdin_is_terminal));
+    // A blocking read of stdin may still be pending; it must not hold the exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report(&failure.message);
+            ExitCode::from(failure.exit.code())
+        }
+    }
+}
+
+fn report(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "ws-client: {message}");
+}

@@ -1,0 +1,497 @@
+//! One connection from the end of the handshake to the end of the run.
+//!
+//! A single loop waits on everything at once: received events (`recv` is
+//! cancel-safe), the input, the ping timer, the deadline and signals. So the
+//! server's messages are read and printed while input is still being sent,
+//! and nothing waits on something else that cannot progress.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until, timeout};
+use tracing::debug;
+use ws_core::stream::WebSocket;
+use ws_core::{CloseCode, CloseFrame, Event, Message};
+
+use crate::cli::Cli;
+use crate::command::{Action, COMMANDS_HELP, parse_line};
+use crate::failure::{Exit, Failure, format_duration, io_message};
+use crate::input::{Input, Item};
+use crate::output::{Printer, describe_close, describe_payload, note};
+use crate::transport::{Duplex, WriteQueue};
+
+/// How long to wait for the server to end TCP after the closing handshake;
+/// the handshake is complete by then, so not waiting longer is no failure.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long queued bytes (a last close frame) may take to reach the socket
+/// before the process exits.
+const LAST_WRITE: Duration = Duration::from_millis(500);
+
+/// Past this many unwritten bytes no new input is taken (and, in `--echo`,
+/// nothing more is read to echo) until the server has read some.
+const HIGH_WATER: usize = 1 << 20;
+
+/// How the run behaves, decided from the arguments and the terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// stdin is a terminal and supplies the messages: slash commands, a
+    /// banner, Ctrl-D closes, no timeout on the conversation.
+    pub interactive: bool,
+    /// Lines starting with `/` are commands.
+    pub commands: bool,
+    /// Do not close after the replies (`--echo`, `--no-close`).
+    pub keep_open: bool,
+    /// `--timeout`, unless disabled with 0.
+    pub timeout: Option<Duration>,
+}
+
+/// The state of the conversation.
+pub struct Session<'a> {
+    ws: WebSocket<Duplex>,
+    queue: WriteQueue,
+    cli: &'a Cli,
+    mode: Mode,
+    printer: Printer<io::Stdout>,
+    deadline: Option<Instant>,
+    sent: usize,
+    received: usize,
+    input_done: bool,
+    /// The server's close frame, once it arrived (`Some(None)`: no code).
+    peer_close: Option<Option<CloseFrame>>,
+    /// The code of the close frame we sent, if we sent one first.
+    our_close: Option<CloseCode>,
+    pings: u64,
+    interrupted: bool,
+    /// stdout is gone (`| head -1`): stop printing and close.
+    output_closed: bool,
+}
+
+impl<'a> Session<'a> {
+    /// A session over an open connection. `deadline` bounds the whole run
+    /// (messages from the arguments or a file), or is `None`.
+    pub fn new(ws: WebSocket<Duplex>, cli: &'a Cli, mode: Mode, deadline: Option<Instant>) -> Self {
+        Self {
+            queue: ws.get_ref().queue(),
+            ws,
+            cli,
+            mode,
+            printer: Printer::new(io::stdout(), cli.output),
+            deadline,
+            sent: 0,
+            received: 0,
+            input_done: false,
+            peer_close: None,
+            our_close: None,
+            pings: 0,
+            interrupted: false,
+            output_closed: false,
+        }
+    }
+
+    /// Runs the conversation to its end; `Ok` means exit status 0.
+    pub async fn run(self, input: Input) -> Result<(), Failure> {
+        let queue = self.queue.clone();
+        let result = self.converse(input).await;
+        // The last frames we queued (our close, its echo) must reach the socket.
+        let _ = timeout(LAST_WRITE, queue.wait_below(1)).await;
+        result
+    }
+
+    async fn converse(mut self, mut input: Input) -> Result<(), Failure> {
+        let queue = self.queue.clone();
+        let mut pinger = self.cli.ping_interval.map(|period| {
+            let mut ticker = interval_at(Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticker
+        });
+        let mut signals = Signals::new();
+        if matches!(input, Input::Nothing) {
+            self.input_done = true;
+        }
+        loop {
+            let cli = self.cli;
+            if self.should_close() {
+                self.start_close(cli.close_code, &cli.close_reason).await?;
+            }
+            let open = self.is_open();
+            let congested = queue.pending() >= HIGH_WATER;
+            let read_input = open && !self.input_done && !congested;
+            let read_socket = !(self.cli.echo && congested);
+            tokio::select! {
+                event = self.ws.recv(), if read_socket => match event {
+                    Ok(Some(event)) => self.on_event(event).await?,
+                    Ok(None) => break,
+                    Err(error) => {
+                        let failure = Failure::from_session(error);
+                        self.linger().await;
+                        return Err(failure);
+                    }
+                },
+                item = input.next(), if read_input => match item {
+                    Some(item) => self.on_item(item?).await?,
+                    None => self.on_input_end(&input),
+                },
+                () = queue.wait_below(HIGH_WATER), if congested => {}
+                () = tick(&mut pinger), if open => self.send_ping().await?,
+                () = sleep_until_some(self.deadline), if self.deadline.is_some() => {
+                    if self.peer_close.is_some() {
+                        break;
+                    }
+                    return Err(self.timed_out().await);
+                },
+                () = signals.recv() => {
+                    if self.interrupted {
+                        return Err(Failure::new(Exit::Interrupted, "interrupted"));
+                    }
+                    self.interrupted = true;
+                    if self.peer_close.is_some() {
+                        break;
+                    }
+                    if self.is_open() {
+                        self.start_close(cli.close_code, &cli.close_reason).await?;
+                    }
+                },
+            }
+        }
+        self.outcome()
+    }
+
+    /// Whether we may still send: neither side has sent a close.
+    fn is_open(&self) -> bool {
+        self.peer_close.is_none() && !self.ws.connection().close_sent()
+    }
+
+    /// How many messages to wait for before closing.
+    fn expected(&self) -> usize {
+        self.cli.expect.unwrap_or(self.sent)
+    }
+
+    fn should_close(&self) -> bool {
+        if !self.is_open() || !self.input_done {
+            false
+        } else if self.mode.interactive || self.output_closed {
+            true
+        } else if self.mode.keep_open {
+            false
+        } else {
+            self.received >= self.expected()
+        }
+    }
+
+    /// Moves the deadline earlier to `now + after`, never later.
+    fn tighten_deadline(&mut self, after: Option<Duration>) {
+        if let Some(after) = after {
+            let candidate = Instant::now() + after;
+            self.deadline = Some(self.deadline.map_or(candidate, |d| d.min(candidate)));
+        }
+    }
+
+    async fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Failure> {
+        if self.cli.show_control {
+            note(&format!(
+                "> close: {}",
+                describe_close(Some(&CloseFrame::new(code, reason)))
+            ));
+        }
+        debug!(%code, "closing");
+        self.our_close = Some(code);
+        self.tighten_deadline(self.mode.timeout);
+        self.ws
+            .close(code, reason)
+            .await
+            .map_err(Failure::from_session)
+    }
+
+    async fn on_event(&mut self, event: Event) -> Result<(), Failure> {
+        match event {
+            Event::Text(text) => {
+                self.received += 1;
+                self.print(|printer| printer.text(text.as_bytes()))?;
+                if self.cli.echo && self.is_open() {
+                    self.send(Message::Text(text)).await?;
+                }
+            }
+            Event::Binary(data) => {
+                self.received += 1;
+                self.print(|printer| printer.binary(&data))?;
+                if self.cli.echo && self.is_open() {
+                    self.send(Message::Binary(data)).await?;
+                }
+            }
+            Event::Ping(payload) => {
+                if self.cli.show_control {
+                    note(&format!("< ping: {}", describe_payload(&payload)));
+                }
+            }
+            Event::Pong(payload) => {
+                if self.cli.show_control {
+                    note(&format!("< pong: {}", describe_payload(&payload)));
+                }
+            }
+            Event::Close(frame) => {
+                if self.cli.show_control {
+                    note(&format!("< close: {}", describe_close(frame.as_ref())));
+                } else if self.mode.interactive && !self.cli.quiet {
+                    note(&format!("disconnected: {}", describe_close(frame.as_ref())));
+                }
+                self.peer_close = Some(frame);
+                // The reply is written; give the server a moment to end TCP.
+                self.tighten_deadline(Some(CLOSE_GRACE));
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints a message unless stdout is gone; a closed pipe ends the
+    /// session politely rather than failing it.
+    fn print(
+        &mut self,
+        write: impl FnOnce(&mut Printer<io::Stdout>) -> io::Result<()>,
+    ) -> Result<(), Failure> {
+        if self.output_closed {
+            return Ok(());
+        }
+        match write(&mut self.printer) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                debug!("stdout closed");
+                self.output_closed = true;
+                self.input_done = true;
+                Ok(())
+            }
+            Err(error) => Err(Failure::new(
+                Exit::Other,
+                format!("cannot write to stdout: {}", io_message(&error)),
+            )),
+        }
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), Failure> {
+        self.ws.send(message).await.map_err(Failure::from_session)
+    }
+
+    async fn on_item(&mut self, item: Item) -> Result<(), Failure> {
+        let (bytes, number) = match item {
+            Item::Message(message) => {
+                self.sent += 1;
+                return self.send(message).await;
+            }
+            Item::Line { bytes, number } => (bytes, number),
+        };
+        match parse_line(bytes, self.mode.commands) {
+            Ok(Action::Data(bytes)) => {
+                let message = if self.cli.binary {
+                    Message::Binary(bytes.into())
+                } else {
+                    Message::from(String::from_utf8(bytes).map_err(|_| {
+                        Failure::new(
+                            Exit::Other,
+                            format!(
+                                "line {number} of stdin is not valid UTF-8; use --binary to send raw bytes"
+                            ),
+                        )
+                    })?)
+                };
+                self.sent += 1;
+                self.send(message).await
+            }
+            Ok(Action::Binary(bytes)) => {
+                self.sent += 1;
+                self.send(Message::Binary(bytes.into())).await
+            }
+            Ok(Action::Ping(payload)) => {
+                if self.cli.show_control {
+                    note(&format!("> ping: {}", describe_payload(&payload)));
+                }
+                self.ws.ping(&payload).await.map_err(Failure::from_session)
+            }
+            Ok(Action::Pong(payload)) => {
+                if self.cli.show_control {
+                    note(&format!("> pong: {}", describe_payload(&payload)));
+                }
+                self.ws
+                    .connection_mut()
+                    .send_pong(&payload)
+                    .map_err(Failure::from_session)?;
+                self.ws.flush().await.map_err(Failure::from_session)
+            }
+            Ok(Action::Close(code, reason)) => {
+                self.input_done = true;
+                self.start_close(code, &reason).await
+            }
+            Ok(Action::Help) => {
+                note(COMMANDS_HELP);
+                Ok(())
+            }
+            Err(message) => {
+                note(&message);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_input_end(&mut self, input: &Input) {
+        debug!(sent = self.sent, "end of input");
+        self.input_done = true;
+        // Piped input paces the run itself; the wait for replies starts now.
+        if input.is_lines() && !self.mode.interactive && !self.mode.keep_open {
+            self.tighten_deadline(self.mode.timeout);
+        }
+    }
+
+    async fn send_ping(&mut self) -> Result<(), Failure> {
+        self.pings += 1;
+        let payload = self.pings.to_string();
+        if self.cli.show_control {
+            note(&format!("> ping: {payload}"));
+        }
+        self.ws
+            .ping(payload.as_bytes())
+            .await
+            .map_err(Failure::from_session)
+    }
+
+    /// The deadline passed while the exchange was unfinished.
+    async fn timed_out(&mut self) -> Failure {
+        let after = self.mode.timeout.unwrap_or_default();
+        if self.ws.connection().close_sent() {
+            return Failure::timeout(after, "waiting for the server's close reply");
+        }
+        // Tell the server we are leaving, but do not wait for its answer.
+        let cli = self.cli;
+        let _ = timeout(LAST_WRITE, self.ws.close(cli.close_code, &cli.close_reason)).await;
+        Failure::timeout(
+            after,
+            &format!(
+                "waiting for replies ({} of {} received)",
+                self.received,
+                self.expected()
+            ),
+        )
+    }
+
+    /// After a failure ws-core has written the close frame that says why;
+    /// end our side and read until the server ends its side (briefly), so
+    /// that unread bytes do not turn our close into a TCP reset that
+    /// destroys the close frame before the server reads it.
+    async fn linger(self) {
+        let (mut stream, _) = self.ws.into_parts();
+        let drain = async {
+            let _ = stream.shutdown().await;
+            let mut scratch = [0u8; 4096];
+            while let Ok(read) = stream.read(&mut scratch).await {
+                if read == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = timeout(CLOSE_GRACE, drain).await;
+    }
+
+    /// The exit status once the connection is over.
+    fn outcome(&self) -> Result<(), Failure> {
+        match &self.peer_close {
+            Some(Some(frame)) => {
+                let normal = matches!(frame.code, CloseCode::NORMAL | CloseCode::GOING_AWAY);
+                if !normal && self.our_close != Some(frame.code) {
+                    return Err(Failure::closed_with_error(frame));
+                }
+            }
+            Some(None) => {}
+            None if self.output_closed => {}
+            None => {
+                return Err(Failure::new(
+                    Exit::Protocol,
+                    "the server dropped the connection without a closing handshake",
+                ));
+            }
+        }
+        let endless = self.mode.interactive || self.mode.keep_open;
+        if self.interrupted && !endless {
+            let message = format!(
+                "interrupted ({} of {} replies received)",
+                self.received,
+                self.expected()
+            );
+            return Err(Failure::new(Exit::Interrupted, message));
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the next tick, or forever without a timer.
+async fn tick(ticker: &mut Option<Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ctrl-C, and SIGTERM on Unix: the first one closes the connection
+/// politely, a second one exits at once.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => {}
+                () = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// `--timeout` as shown in messages.
+pub fn timeout_text(timeout: Option<Duration>) -> String {
+    timeout.map_or_else(|| "0s".to_owned(), format_duration)
+}

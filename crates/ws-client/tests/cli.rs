@@ -1,0 +1,777 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The `ws-client` binary against small in-process servers on loopback.
+//!
+//! Test helpers may panic: a failed setup step or assertion fails the test.
+//! Every server socket has a read timeout and every client run an
+//! `assert_cmd` timeout, so a hang fails instead of blocking CI.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use ws_core::blocking::WebSocket;
+use ws_core::handshake::{Accept, HandshakeError};
+use ws_core::{CloseCode, Config, Event, Message};
+
+/// The longest any client run may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+/// The longest a server waits for the client.
+const SERVER_LIMIT: Duration = Duration::from_secs(20);
+
+/// The client with a short `--timeout` and a hard limit on the run.
+fn client(url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-client"));
+    command
+        .arg(url)
+        .args(["--timeout", "5s"])
+        .timeout(RUN_LIMIT);
+    command
+}
+
+fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// Accepts one TCP connection, with a read timeout so a test cannot hang.
+fn accept_tcp(listener: &TcpListener) -> TcpStream {
+    let (stream, _) = listener.accept().unwrap();
+    stream.set_read_timeout(Some(SERVER_LIMIT)).unwrap();
+    stream.set_write_timeout(Some(SERVER_LIMIT)).unwrap();
+    stream
+}
+
+/// A server for one WebSocket connection, running `serve` on it.
+fn ws_server<T: Send + 'static>(
+    serve: impl FnOnce(WebSocket<TcpStream>) -> T + Send + 'static,
+) -> (String, JoinHandle<T>) {
+    let (listener, url) = listen();
+    let handle = thread::spawn(move || {
+        let stream = accept_tcp(&listener);
+        serve(WebSocket::accept(stream).unwrap())
+    });
+    (url, handle)
+}
+
+/// Echoes every message until the client closes; returns the messages.
+fn echo(mut socket: WebSocket<TcpStream>) -> Vec<Message> {
+    let mut seen = Vec::new();
+    while let Some(event) = socket.recv().unwrap() {
+        if let Some(message) = event.into_message() {
+            seen.push(message.clone());
+            socket.send(message).unwrap();
+        }
+    }
+    seen
+}
+
+fn echo_server() -> (String, JoinHandle<Vec<Message>>) {
+    ws_server(echo)
+}
+
+/// Closes from the server side and waits for the client's answer.
+fn close_and_drain(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+    socket.close(code, reason).unwrap();
+    while socket.recv().unwrap().is_some() {}
+}
+
+/// Reads an HTTP request head (up to the blank line) from `stream`.
+fn read_request_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// A server that reads the upgrade request, writes `response` in one go,
+/// and then waits for the client to go away.
+fn raw_server(response: &'static [u8]) -> (String, JoinHandle<()>) {
+    let (listener, url) = listen();
+    let handle = thread::spawn(move || {
+        let mut stream = accept_tcp(&listener);
+        read_request_head(&mut stream);
+        stream.write_all(response).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    (url, handle)
+}
+
+/// A file in the temporary directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn with_contents(name: &str, contents: &[u8]) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("ws-client-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+// ---- messages ----
+
+#[test]
+fn message_argument_is_echoed_on_stdout_and_exit_is_zero() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("Hello, World")
+        .assert()
+        .success()
+        .stdout("Hello, World\n")
+        .stderr("");
+    assert_eq!(server.join().unwrap(), [Message::from("Hello, World")]);
+}
+
+#[test]
+fn ipv6_loopback_url_works() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        // No IPv6 on this machine: nothing to test.
+        return;
+    };
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = thread::spawn(move || echo(WebSocket::accept(accept_tcp(&listener)).unwrap()));
+    client(&url)
+        .arg("over v6")
+        .assert()
+        .success()
+        .stdout("over v6\n");
+    assert_eq!(server.join().unwrap(), [Message::from("over v6")]);
+}
+
+#[test]
+fn several_messages_are_sent_in_order_and_each_reply_printed() {
+    let (url, server) = echo_server();
+    client(&url)
+        .args(["one", "two", "three"])
+        .assert()
+        .success()
+        .stdout("one\ntwo\nthree\n");
+    assert_eq!(server.join().unwrap().len(), 3);
+}
+
+#[test]
+fn client_closes_with_the_requested_code_and_reason() {
+    let (url, server) = ws_server(|mut socket| {
+        let message = socket.recv().unwrap().unwrap();
+        socket.send(message.into_message().unwrap()).unwrap();
+        let close = socket.recv().unwrap();
+        while socket.recv().unwrap().is_some() {}
+        close
+    });
+    client(&url)
+        .args(["hi", "--close-code", "4000", "--close-reason", "done here"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+    match server.join().unwrap() {
+        Some(Event::Close(Some(frame))) => {
+            assert_eq!(frame.code, CloseCode(4000));
+            assert_eq!(frame.reason, "done here");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn stdin_lines_are_sent_in_order_and_all_1000_replies_printed() {
+    let (url, server) = echo_server();
+    let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    client(&url)
+        .write_stdin(input.clone())
+        .assert()
+        .success()
+        .stdout(input);
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 1000);
+    assert_eq!(seen[999], Message::from("line 999"));
+}
+
+#[test]
+fn large_lines_to_an_echo_server_that_stops_reading_while_writing_do_not_deadlock() {
+    // The blocking echo server does not read while its echo is blocked; if
+    // the client stopped reading while sending, 30 MB would wedge both.
+    let (url, server) = echo_server();
+    let line = "x".repeat(3 << 20);
+    let input = format!("{line}\n").repeat(10);
+    let output = client(&url)
+        .args(["--timeout", "20s"])
+        .write_stdin(input.clone())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout == input.as_bytes(), "the echoed lines differ");
+    assert_eq!(server.join().unwrap().len(), 10);
+}
+
+#[test]
+fn file_dash_reads_the_message_from_stdin() {
+    let (url, server) = echo_server();
+    client(&url)
+        .args(["--file", "-", "--output", "hex"])
+        .write_stdin(&b"\x00\x01\n"[..])
+        .assert()
+        .success()
+        .stdout("00010a\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from(b"\x00\x01\n".to_vec())]
+    );
+}
+
+#[test]
+fn stdin_crlf_line_endings_are_stripped() {
+    let (url, server) = echo_server();
+    client(&url)
+        .write_stdin("a\r\nb\r\n")
+        .assert()
+        .success()
+        .stdout("a\nb\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from("a"), Message::from("b")]
+    );
+}
+
+#[test]
+fn binary_flag_sends_stdin_lines_as_binary_messages() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("--binary")
+        .write_stdin("x\ny\n")
+        .assert()
+        .success()
+        .stdout("x\ny\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from(b"x".to_vec()), Message::from(b"y".to_vec())]
+    );
+}
+
+#[test]
+fn empty_stdin_closes_normally_without_sending() {
+    let (url, server) = echo_server();
+    client(&url).write_stdin("").assert().success().stdout("");
+    assert!(server.join().unwrap().is_empty());
+}
+
+#[test]
+fn non_utf8_line_in_text_mode_is_refused_with_exit_1() {
+    let (url, _server) = echo_server();
+    client(&url)
+        .write_stdin(&b"ok\n\xff\xfe\n"[..])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "line 2 of stdin is not valid UTF-8; use --binary",
+        ));
+}
+
+#[test]
+fn binary_file_round_trips_byte_for_byte_with_raw_output() {
+    let mut state = 0x2545_f491_u32;
+    let contents: Vec<u8> = (0..300_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let file = TempFile::with_contents("roundtrip.bin", &contents);
+    let (url, server) = echo_server();
+    let output = client(&url)
+        .arg("--file")
+        .arg(&file.0)
+        .args(["--output", "raw"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        output.stdout == contents,
+        "the echoed bytes differ from the file"
+    );
+    assert_eq!(server.join().unwrap(), [Message::from(contents)]);
+}
+
+#[test]
+fn unreadable_file_fails_with_exit_1_before_connecting() {
+    client("ws://127.0.0.1:9/")
+        .args(["--file", "/nonexistent/ws-client/input.bin"])
+        .assert()
+        .code(1)
+        .stderr(
+            "ws-client: cannot read /nonexistent/ws-client/input.bin: No such file or directory\n",
+        );
+}
+
+#[test]
+fn binary_messages_print_as_hex_or_base64() {
+    for (format, printed) in [("hex", "0001feff\n"), ("base64", "AAH+/w==\n")] {
+        let (url, _server) = ws_server(|mut socket| {
+            socket.send_binary(&[0x00, 0x01, 0xfe, 0xff]).unwrap();
+            close_and_drain(&mut socket, CloseCode::NORMAL, "");
+        });
+        client(&url)
+            .args(["--no-close", "--output", format])
+            .assert()
+            .success()
+            .stdout(printed);
+    }
+}
+
+#[test]
+fn expect_zero_closes_right_after_sending() {
+    let (url, server) = ws_server(|mut socket| {
+        // A sink: takes messages, never answers them.
+        let mut seen = Vec::new();
+        while let Some(event) = socket.recv().unwrap() {
+            seen.extend(event.into_message());
+        }
+        seen
+    });
+    client(&url)
+        .args(["--expect", "0", "fire and forget"])
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(server.join().unwrap(), [Message::from("fire and forget")]);
+}
+
+#[test]
+fn no_close_keeps_printing_until_the_server_closes() {
+    let (url, _server) = ws_server(|mut socket| {
+        let message = socket.recv().unwrap().unwrap().into_message().unwrap();
+        socket.send(message).unwrap();
+        socket.send_text("late").unwrap();
+        close_and_drain(&mut socket, CloseCode::GOING_AWAY, "shutting down");
+    });
+    client(&url)
+        .args(["--no-close", "a"])
+        .assert()
+        .success()
+        .stdout("a\nlate\n");
+}
+
+// ---- --echo ----
+
+#[test]
+fn echo_mode_returns_what_a_server_that_speaks_first_sends() {
+    let (url, server) = ws_server(|mut socket| {
+        socket.send_text("first").unwrap();
+        socket.send_binary(b"\x00second").unwrap();
+        socket.send_text("third").unwrap();
+        let mut echoed = Vec::new();
+        while echoed.len() < 3 {
+            match socket.recv().unwrap() {
+                Some(event) => echoed.extend(event.into_message()),
+                None => break,
+            }
+        }
+        close_and_drain(&mut socket, CloseCode::NORMAL, "");
+        echoed
+    });
+    client(&url)
+        .args(["--echo", "--output", "hex"])
+        .assert()
+        .success()
+        .stdout("first\n007365636f6e64\nthird\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [
+            Message::from("first"),
+            Message::from(b"\x00second".to_vec()),
+            Message::from("third"),
+        ]
+    );
+}
+
+// ---- control frames and commands ----
+
+#[test]
+fn commands_send_ping_and_close_and_show_control_reports_them() {
+    let (url, _server) = echo_server();
+    let assert = client(&url)
+        .args(["--commands", "--show-control"])
+        .write_stdin("/ping hi\n/close 4000 bye\nnever sent\n")
+        .assert()
+        .success()
+        .stdout("");
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    // The pong may arrive before or after our close goes out; the rest is ordered.
+    assert_eq!(lines.first(), Some(&"> ping: hi"), "{stderr}");
+    assert_eq!(lines.last(), Some(&"< close: 4000"), "{stderr}");
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "< close: 4000",
+            "< pong: hi",
+            "> close: 4000 bye",
+            "> ping: hi"
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn double_slash_and_binary_command_send_data() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("--commands")
+        .write_stdin("//literal\n/binary 48656c6c6f\n")
+        .assert()
+        .success()
+        .stdout("/literal\nHello\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from("/literal"), Message::from(b"Hello".to_vec())]
+    );
+}
+
+#[test]
+fn unknown_command_is_reported_and_not_sent() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("--commands")
+        .write_stdin("/frobnicate\nafter\n")
+        .assert()
+        .success()
+        .stdout("after\n")
+        .stderr(predicate::str::contains("unknown command /frobnicate"));
+    assert_eq!(server.join().unwrap(), [Message::from("after")]);
+}
+
+#[test]
+fn without_commands_slash_lines_are_sent_literally() {
+    let (url, server) = echo_server();
+    client(&url)
+        .write_stdin("/close\n")
+        .assert()
+        .success()
+        .stdout("/close\n");
+    assert_eq!(server.join().unwrap(), [Message::from("/close")]);
+}
+
+#[test]
+fn ping_interval_sends_pings_and_shows_the_pongs() {
+    let (url, _server) = ws_server(|mut socket| {
+        // Answer the first ping (the pong is automatic), then end.
+        loop {
+            match socket.recv().unwrap() {
+                Some(Event::Ping(payload)) => {
+                    socket
+                        .send_text(&format!("got ping {}", String::from_utf8_lossy(&payload)))
+                        .unwrap();
+                    break;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+        close_and_drain(&mut socket, CloseCode::NORMAL, "");
+    });
+    client(&url)
+        .args(["--no-close", "--ping-interval", "50ms", "--show-control"])
+        .assert()
+        .success()
+        .stdout("got ping 1\n")
+        .stderr(predicate::str::starts_with("> ping: 1\n< pong: 1\n").and(
+            predicate::str::ends_with("< close: 1000 (normal closure)\n"),
+        ));
+}
+
+// ---- request options ----
+
+#[test]
+fn headers_auth_origin_and_protocols_reach_the_server() {
+    let (listener, url) = listen();
+    let server = thread::spawn(move || {
+        let stream = accept_tcp(&listener);
+        let (mut socket, request) = WebSocket::accept_with(stream, Config::default(), |request| {
+            Ok(Accept {
+                protocol: request.select_protocol(&["chat.v2"]),
+                ..Accept::default()
+            })
+        })
+        .unwrap();
+        let headers = request.headers();
+        let summary = format!(
+            "{}|{}|{}|{}",
+            headers.get_str("Authorization").unwrap_or("-"),
+            request.origin.as_deref().unwrap_or("-"),
+            headers.get_str("X-Token").unwrap_or("-"),
+            request.protocols.join(","),
+        );
+        socket.send_text(&summary).unwrap();
+        close_and_drain(&mut socket, CloseCode::NORMAL, "");
+    });
+    client(&url)
+        .args([
+            "--no-close",
+            "--auth",
+            "alice:s3cret",
+            "--origin",
+            "http://example.test",
+            "-H",
+            "X-Token: 42",
+            "--protocol",
+            "chat.v1",
+            "--protocol",
+            "chat.v2",
+        ])
+        .assert()
+        .success()
+        .stdout("Basic YWxpY2U6czNjcmV0|http://example.test|42|chat.v1,chat.v2\n");
+    server.join().unwrap();
+}
+
+#[test]
+fn oversized_message_from_server_fails_with_1009_and_exit_5() {
+    let (url, server) = ws_server(|mut socket| {
+        socket.send_binary(&[7u8; 2048]).unwrap();
+        socket.recv()
+    });
+    client(&url)
+        .args(["--no-close", "--max-message-size", "1KiB"])
+        .assert()
+        .code(5)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("exceeds the limit of 1024 bytes")
+                .and(predicate::str::contains("1009")),
+        );
+    match server.join().unwrap() {
+        Ok(Some(Event::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::MESSAGE_TOO_BIG),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+// ---- exit codes ----
+
+#[test]
+fn refused_connection_exits_3() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    client(&format!("ws://127.0.0.1:{port}/"))
+        .arg("hello")
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(format!(
+            "ws-client: cannot connect to 127.0.0.1:{port}: Connection refused\n"
+        ));
+}
+
+#[test]
+fn plain_http_200_answer_exits_4_with_status_and_body_line() {
+    let (url, _server) = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\njust a web page\nmore\n",
+    );
+    client(&url)
+        .arg("hello")
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr("ws-client: handshake rejected: HTTP/1.1 200 OK: just a web page\n");
+}
+
+#[test]
+fn forbidden_origin_exits_4_with_the_servers_reason() {
+    let (listener, url) = listen();
+    let server = thread::spawn(move || {
+        let stream = accept_tcp(&listener);
+        let result = WebSocket::accept_with(stream, Config::default(), |request| {
+            Err(HandshakeError::ForbiddenOrigin(
+                request.origin.clone().unwrap_or_default(),
+            ))
+        });
+        assert!(result.is_err());
+    });
+    client(&url)
+        .args(["--origin", "http://evil.test", "hello"])
+        .assert()
+        .code(4)
+        .stderr(
+            "ws-client: handshake rejected: HTTP/1.1 403 Forbidden: handshake: origin \"http://evil.test\" is not allowed\n",
+        );
+    server.join().unwrap();
+}
+
+#[test]
+fn wrong_accept_key_exits_4() {
+    let (url, _server) = raw_server(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    );
+    client(&url)
+        .arg("hello")
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr("ws-client: handshake failed: Sec-WebSocket-Accept is missing or does not match the key sent\n");
+}
+
+#[test]
+fn silent_server_times_out_with_exit_6() {
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        let mut stream = accept_tcp(&listener);
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    client(&url)
+        .args(["--timeout", "800ms", "hello"])
+        .assert()
+        .code(6)
+        .stdout("")
+        .stderr(format!(
+            "ws-client: timed out after 800ms waiting for the handshake response from {}\n",
+            url.trim_start_matches("ws://").trim_end_matches('/')
+        ));
+}
+
+#[test]
+fn server_that_never_replies_times_out_with_exit_6() {
+    let (url, _server) = ws_server(|mut socket| while let Ok(Some(_)) = socket.recv() {});
+    client(&url)
+        // Long enough for the handshake on a loaded machine, so that it is the
+        // wait for the reply that times out.
+        .args(["--timeout", "2s", "anyone there?"])
+        .assert()
+        .code(6)
+        .stdout("")
+        .stderr("ws-client: timed out after 2s waiting for replies (0 of 1 received)\n");
+}
+
+#[test]
+fn server_closing_with_an_error_code_exits_5() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.recv().unwrap();
+        close_and_drain(&mut socket, CloseCode::POLICY_VIOLATION, "no thanks");
+    });
+    client(&url).arg("hello").assert().code(5).stderr(
+        "ws-client: the server closed the connection with 1008 (policy violation): no thanks\n",
+    );
+}
+
+#[test]
+fn server_dropping_tcp_without_close_exits_5() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.recv().unwrap();
+        drop(socket);
+    });
+    client(&url)
+        .arg("hello")
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("dropped the connection"));
+}
+
+#[test]
+fn server_protocol_violation_exits_5() {
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        let mut stream = accept_tcp(&listener);
+        let stream_for_ws = stream.try_clone().unwrap();
+        let socket = WebSocket::accept(stream_for_ws).unwrap();
+        // A masked frame from a server is a protocol violation (RFC 6455 §5.1).
+        stream
+            .write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2])
+            .unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+        drop(socket);
+    });
+    client(&url)
+        .args(["--no-close"])
+        .assert()
+        .code(5)
+        .stderr("ws-client: protocol error: masked frame from a server (closed the connection with 1002 (protocol error))\n");
+}
+
+#[test]
+fn wss_url_is_a_usage_error_until_tls_lands() {
+    client("wss://127.0.0.1:9/")
+        .arg("hello")
+        .assert()
+        .code(2)
+        .stderr("ws-client: TLS is not supported yet: cannot connect to wss://127.0.0.1:9/\n");
+}
+
+#[test]
+fn malformed_url_is_a_usage_error() {
+    client("not a url")
+        .arg("hello")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("ws-client: invalid URL"));
+    client("http://127.0.0.1:9/")
+        .arg("hello")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unsupported URL scheme \"http\""));
+}
+
+#[test]
+fn invalid_option_values_are_usage_errors() {
+    for args in [
+        &["--close-code", "1005"][..],
+        &["-H", "no colon here"],
+        &["--timeout", "soon"],
+        &["--max-message-size", "0"],
+        &["--output", "pdf"],
+    ] {
+        client("ws://127.0.0.1:9/")
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("");
+    }
+}
+
+#[test]
+fn help_documents_every_exit_code() {
+    let assert = Command::new(env!("CARGO_BIN_EXE_ws-client"))
+        .arg("--help")
+        .timeout(RUN_LIMIT)
+        .assert()
+        .success();
+    let help = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    for line in [
+        "0  success",
+        "1  other error",
+        "2  usage error",
+        "3  connection failed",
+        "4  handshake failed",
+        "5  protocol error",
+        "6  timeout",
+    ] {
+        assert!(help.contains(line), "--help lacks {line:?}");
+    }
+}
