@@ -118,6 +118,11 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Do not offer permessage-deflate (RFC 7692); by default it is offered,
+    /// and used if the server accepts it.
+    #[arg(long)]
+    pub no_deflate: bool,
+
     /// Print pings, pongs and the close code and reason on stderr.
     #[arg(short = 'P', long, visible_alias = "show-ping-pong")]
     pub show_control: bool,

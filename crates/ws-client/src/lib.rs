@@ -85,7 +85,7 @@ pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
     let config = Config {
         max_frame_size: cli.max_message_size,
         max_message_size: cli.max_message_size,
-        ..Config::default()
+        deflate: (!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default),
     };
     let handshake_deadline = timeout.map(|t| start + t);
     let (ws, negotiated) =

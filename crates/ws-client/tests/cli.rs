@@ -775,3 +775,55 @@ fn help_documents_every_exit_code() {
         assert!(help.contains(line), "--help lacks {line:?}");
     }
 }
+
+// ---- permessage-deflate ----
+
+/// Echoes over a connection that negotiated deflate if the client offered
+/// it; returns what the client offered and whether deflate was on.
+fn deflate_echo_server() -> (String, JoinHandle<(Vec<String>, bool)>) {
+    let (listener, url) = listen();
+    let server = thread::spawn(move || {
+        let stream = accept_tcp(&listener);
+        let config = Config {
+            deflate: Some(ws_core::deflate::DeflateConfig::default()),
+            ..Config::default()
+        };
+        let (mut socket, request) =
+            WebSocket::accept_with(stream, config, |_| Ok(Accept::default())).unwrap();
+        let enabled = socket.connection().deflate_enabled();
+        while let Some(event) = socket.recv().unwrap() {
+            if let Some(message) = event.into_message() {
+                socket.send(message).unwrap();
+            }
+        }
+        (request.extensions, enabled)
+    });
+    (url, server)
+}
+
+#[test]
+fn deflate_is_offered_by_default_and_used_when_accepted() {
+    let (url, server) = deflate_echo_server();
+    let message = "compress me please, compress me please, compress me please ".repeat(20);
+    client(&url)
+        .arg(&message)
+        .assert()
+        .success()
+        .stdout(format!("{message}\n"));
+    let (offered, enabled) = server.join().unwrap();
+    assert_eq!(offered, ["permessage-deflate; client_max_window_bits"]);
+    assert!(enabled);
+}
+
+#[test]
+fn no_deflate_makes_no_offer() {
+    let (url, server) = deflate_echo_server();
+    client(&url)
+        .args(["--no-deflate", "plain"])
+        .assert()
+        .success()
+        .stdout("plain\n");
+    let (offered, enabled) = server.join().unwrap();
+    assert!(offered.is_empty());
+    assert!(!enabled);
+}
