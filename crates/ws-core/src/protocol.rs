@@ -259,6 +259,11 @@ impl Connection {
         &mut self.read
     }
 
+    /// Received bytes not yet processed.
+    pub fn buffered_input(&self) -> usize {
+        self.read.len()
+    }
+
     /// Reports that the transport has ended. Fine after the closing
     /// handshake; before it, this is an abnormal closure (1006).
     pub fn receive_eof(&mut self) -> Result<(), Error> {

@@ -9,9 +9,11 @@
 //! `tokio::select!`) loses neither received bytes nor an event.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Buf;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::close::CloseCode;
 use crate::error::Error;
@@ -31,7 +33,12 @@ pub struct WebSocket<S> {
     /// An event taken from the connection whose delivery waits on a write;
     /// kept here so that a cancelled `recv` does not lose it.
     pending: Option<Result<Event, Error>>,
+    /// The peer's end of input was read while a write was blocked.
+    input_ended: bool,
 }
+
+/// How far past the frame limit a blocked write may read ahead.
+const READ_AHEAD: usize = 64 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Performs the server side of the opening handshake with default limits,
@@ -112,6 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             stream,
             connection,
             pending: None,
+            input_ended: false,
         }
     }
 
@@ -142,7 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 return Ok(None);
             }
-            if self.stream.read_buf(self.connection.read_buffer()).await? == 0 {
+            if self.input_ended || self.stream.read_buf(self.connection.read_buffer()).await? == 0 {
                 self.connection.receive_eof()?;
                 return Ok(None);
             }
@@ -189,20 +197,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes out everything queued, with vectored writes when the queue
     /// holds large payloads by reference.
+    ///
+    /// While the peer is not taking our bytes, this keeps reading theirs into
+    /// the connection's buffer (up to the frame limit and 64 KiB more), so
+    /// that two peers that both write before they read cannot deadlock; the
+    /// bytes are processed by the next [`recv`](Self::recv).
     pub async fn flush(&mut self) -> Result<(), Error> {
-        while self.connection.wants_write() {
+        std::future::poll_fn(|cx| self.poll_write_out(cx)).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if !self.connection.wants_write() {
+                return Poll::Ready(Ok(()));
+            }
             let outbound = self.connection.outbound();
             let mut slices = [io::IoSlice::new(&[]); 16];
             let count = outbound.chunks_vectored(&mut slices);
             let slices = slices.get(..count).unwrap_or_default();
-            let written = self.stream.write_vectored(slices).await?;
-            if written == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            match Pin::new(&mut self.stream).poll_write_vectored(cx, slices) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                }
+                Poll::Ready(Ok(written)) => outbound.advance(written),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                Poll::Pending => {
+                    let limit = self.connection.max_frame_size().saturating_add(READ_AHEAD);
+                    if self.input_ended || self.connection.buffered_input() >= limit {
+                        return Poll::Pending;
+                    }
+                    match self.poll_read_ahead(cx) {
+                        Poll::Ready(Ok(0)) => {
+                            self.input_ended = true;
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
             }
-            outbound.advance(written);
         }
-        self.stream.flush().await?;
-        Ok(())
+    }
+
+    /// Reads whatever the peer has sent into the connection's buffer,
+    /// without processing it.
+    fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let buffer = self.connection.read_buffer();
+        let start = buffer.len();
+        // Zero-filled rather than uninitialised: this path runs only while
+        // writes are blocked, and it keeps the adapter free of `unsafe`.
+        buffer.resize(buffer.capacity().max(start + 1), 0);
+        let mut read = ReadBuf::new(buffer.get_mut(start..).unwrap_or_default());
+        let result = Pin::new(&mut self.stream).poll_read(cx, &mut read);
+        let filled = read.filled().len();
+        buffer.truncate(start + filled);
+        result.map_ok(|()| filled)
     }
 
     /// The protocol state.

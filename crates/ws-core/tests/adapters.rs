@@ -285,3 +285,63 @@ async fn tokio_protocol_error_is_reported_after_the_close_frame_is_written() {
         ))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_flush_keeps_reading_so_two_writers_cannot_deadlock() {
+    // The peer echoes with the blocking adapter: it writes each echo out in
+    // full before it reads again. Our side queues far more than the socket
+    // buffers hold before it reads: without reading while its writes are
+    // blocked, both ends would wait on each other for ever.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let mut socket = ws_core::blocking::WebSocket::accept(stream).unwrap();
+        let mut echoed = 0usize;
+        while let Some(event) = socket.recv().unwrap() {
+            if let Some(message) = event.into_message() {
+                socket.send(message).unwrap();
+                echoed += 1;
+            }
+        }
+        echoed
+    });
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, _) = ws_core::stream::WebSocket::connect(stream, &request, Config::default())
+        .await
+        .unwrap();
+    // Messages larger than what the loopback socket buffers hold, so that an
+    // echo and the next message are in flight at once.
+    let payload = vec![0x5au8; 12 << 20];
+    let count = 4;
+    let exchange = async {
+        // Like an interactive client: receive when something arrived, send
+        // the next message otherwise. A send blocks until its bytes are out.
+        let (mut sent, mut received) = (0, 0);
+        while received < count {
+            tokio::select! {
+                biased;
+                event = client.recv() => match event.unwrap() {
+                    Some(Event::Binary(bytes)) => {
+                        assert_eq!(bytes.len(), payload.len());
+                        received += 1;
+                    }
+                    other => panic!("{other:?}"),
+                },
+                () = std::future::ready(()), if sent < count => {
+                    client.send(ws_core::Message::Binary(payload.clone().into())).await.unwrap();
+                    sent += 1;
+                }
+            }
+        }
+        client.close(CloseCode::NORMAL, "").await.unwrap();
+        while client.recv().await.unwrap().is_some() {}
+    };
+    tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("no deadlock between two writers");
+    assert_eq!(peer.join().unwrap(), count);
+}
