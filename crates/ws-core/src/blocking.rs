@@ -15,7 +15,9 @@ use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     validate_response,
 };
-use crate::head_buffer::{HeadBuffer, answer_upgrade, client_connection, client_request};
+use crate::head_buffer::{
+    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+};
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
 
@@ -94,6 +96,11 @@ impl<S: Read + Write> WebSocket<S> {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
+        while rejection_body_incomplete(&response, head.remaining().len()) {
+            if read_into(&mut stream, head.read_buffer())? == 0 {
+                break;
+            }
+        }
         let negotiated = validate_response(request, response, head.remaining())?;
         let connection = client_connection(config, &negotiated, head.into_remaining())?;
         Ok((Self { stream, connection }, negotiated))

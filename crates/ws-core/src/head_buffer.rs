@@ -8,8 +8,9 @@ use bytes::BytesMut;
 
 use crate::deflate::{DeflateParams, client_offer, negotiate_client, negotiate_server};
 use crate::handshake::{
-    Accept, ClientRequest, HandshakeError, Negotiated, RequestHead, ResponseHead, UpgradeRequest,
-    accept_response, parse_request_head, parse_response_head, reject_response, validate_upgrade,
+    Accept, ClientRequest, HandshakeError, Negotiated, REJECTION_BODY_LIMIT, RequestHead,
+    ResponseHead, UpgradeRequest, accept_response, parse_request_head, parse_response_head,
+    reject_response, validate_upgrade,
 };
 use crate::protocol::{Config, Connection, Role};
 
@@ -70,6 +71,22 @@ impl HeadBuffer {
     pub fn remaining(&self) -> &[u8] {
         &self.buf
     }
+}
+
+/// Whether more of a refusal's body should be read before reporting it: a
+/// non-101 response whose `Content-Length` promises body bytes (up to
+/// [`REJECTION_BODY_LIMIT`]) that have not arrived yet. Without a length the
+/// body's end is unknown, and waiting for it could hang.
+pub fn rejection_body_incomplete(response: &ResponseHead, received: usize) -> bool {
+    if response.status == 101 {
+        return false;
+    }
+    let declared = response
+        .headers
+        .get_str("Content-Length")
+        .and_then(|length| length.parse::<usize>().ok())
+        .unwrap_or(0);
+    received < declared.min(REJECTION_BODY_LIMIT)
 }
 
 /// A validated upgrade, ready to be answered.

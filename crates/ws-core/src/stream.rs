@@ -21,7 +21,9 @@ use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     reject_response, validate_response,
 };
-use crate::head_buffer::{HeadBuffer, answer_upgrade, client_connection, client_request};
+use crate::head_buffer::{
+    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+};
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
 
@@ -106,6 +108,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
+        while rejection_body_incomplete(&response, head.remaining().len()) {
+            if stream.read_buf(head.read_buffer()).await? == 0 {
+                break;
+            }
+        }
         let negotiated = validate_response(request, response, head.remaining())?;
         let connection = client_connection(config, &negotiated, head.into_remaining())?;
         Ok((Self::from_connection(stream, connection), negotiated))

@@ -345,3 +345,39 @@ async fn tokio_flush_keeps_reading_so_two_writers_cannot_deadlock() {
         .expect("no deadlock between two writers");
     assert_eq!(peer.join().unwrap(), count);
 }
+
+#[test]
+fn refusal_body_sent_after_the_head_is_still_reported() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request).unwrap();
+        let body = "origin not allowed\n";
+        let head = format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(body.as_bytes()).unwrap();
+    });
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let error =
+        ws_core::blocking::WebSocket::connect(stream, &request, Config::default()).unwrap_err();
+    match error {
+        ws_core::Error::Handshake(HandshakeError::Rejected(rejection)) => {
+            assert_eq!(rejection.status_line(), "HTTP/1.1 403 Forbidden");
+            assert_eq!(
+                rejection.body_first_line().as_deref(),
+                Some("origin not allowed")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}
