@@ -19,12 +19,6 @@ use crate::transport::Duplex;
 /// URL problems are usage errors: `wss://` gets "TLS is not supported yet".
 pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
     let mut request = ClientRequest::new(&cli.url).map_err(|error| match error {
-        HandshakeError::UnsupportedScheme(scheme) if scheme.eq_ignore_ascii_case("wss") => {
-            Failure::new(
-                Exit::Usage,
-                format!("TLS is not supported yet: cannot connect to {}", cli.url),
-            )
-        }
         HandshakeError::UnsupportedScheme(scheme) => Failure::new(
             Exit::Usage,
             format!(
@@ -37,6 +31,12 @@ pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
         }
         other => Failure::new(Exit::Usage, other.to_string()),
     })?;
+    if request.is_secure() {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("TLS is not supported yet: cannot connect to {}", cli.url),
+        ));
+    }
     let has_authorization = cli
         .headers
         .iter()

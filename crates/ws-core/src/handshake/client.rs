@@ -18,6 +18,7 @@ const MAX_HEADERS: usize = 128;
 pub struct ClientRequest {
     host: String,
     port: u16,
+    secure: bool,
     host_header: String,
     resource: String,
     key: String,
@@ -30,19 +31,20 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// Parses `url` and prepares a request with a fresh key.
     ///
-    /// Only `ws://` is accepted: `wss://` (and anything else) fails with
-    /// [`HandshakeError::UnsupportedScheme`] carrying the scheme. The port
-    /// defaults to 80, the resource to `/`. Fragments are refused (RFC 6455
+    /// `ws://` and `wss://` are accepted (the caller provides the TLS layer
+    /// for `wss`, see [`is_secure`](Self::is_secure)); anything else fails
+    /// with [`HandshakeError::UnsupportedScheme`] carrying the scheme. The
+    /// port defaults to 80 (`ws`) or 443 (`wss`), the resource to `/`. Fragments are refused (RFC 6455
     /// §3 forbids them) and so are credentials in the URL, which would
     /// otherwise be silently dropped: send an `Authorization` header instead.
     pub fn new(url: &str) -> Result<Self, HandshakeError> {
         let parsed =
             Url::parse(url).map_err(|e| HandshakeError::InvalidUrl(format!("{url:?}: {e}")))?;
-        if parsed.scheme() != "ws" {
-            return Err(HandshakeError::UnsupportedScheme(
-                parsed.scheme().to_owned(),
-            ));
-        }
+        let (secure, default_port) = match parsed.scheme() {
+            "ws" => (false, 80),
+            "wss" => (true, 443),
+            other => return Err(HandshakeError::UnsupportedScheme(other.to_owned())),
+        };
         if parsed.fragment().is_some() {
             return Err(HandshakeError::InvalidUrl(format!(
                 "{url:?}: fragments are not allowed in WebSocket URLs"
@@ -62,8 +64,8 @@ impl ClientRequest {
                 return Err(HandshakeError::InvalidUrl(format!("{url:?}: missing host")));
             }
         };
-        let port = parsed.port().unwrap_or(80);
-        let host_header = if port == 80 {
+        let port = parsed.port().unwrap_or(default_port);
+        let host_header = if port == default_port {
             bracketed
         } else {
             format!("{bracketed}:{port}")
@@ -79,6 +81,7 @@ impl ClientRequest {
         Ok(Self {
             host,
             port,
+            secure,
             host_header,
             resource,
             key: generate_key(),
@@ -119,6 +122,12 @@ impl ClientRequest {
     /// The host to connect to: a name or an IP address, IPv6 without brackets.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether the URL was `wss://`: the connection must be wrapped in TLS
+    /// (with `host()` as the server name) before the request is sent.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The TCP port to connect to.
@@ -418,11 +427,23 @@ mod tests {
     }
 
     #[test]
-    fn wss_is_an_unsupported_scheme_carrying_the_scheme() {
-        assert_eq!(
-            ClientRequest::new("wss://example.com/").unwrap_err(),
-            HandshakeError::UnsupportedScheme("wss".into())
+    fn wss_defaults_to_port_443_and_omits_it_from_host() {
+        let request = ClientRequest::new("wss://example.com/chat").unwrap();
+        assert!(request.is_secure());
+        assert_eq!(request.port(), 443);
+        let bytes = String::from_utf8(request.to_bytes()).unwrap();
+        assert!(bytes.contains("\r\nHost: example.com\r\n"), "{bytes}");
+        let other = ClientRequest::new("wss://example.com:8443/").unwrap();
+        assert!(
+            String::from_utf8(other.to_bytes())
+                .unwrap()
+                .contains("Host: example.com:8443\r\n")
         );
+        assert!(!ClientRequest::new("ws://example.com/").unwrap().is_secure());
+    }
+
+    #[test]
+    fn schemes_other_than_ws_and_wss_are_unsupported() {
         assert_eq!(
             ClientRequest::new("http://example.com/").unwrap_err(),
             HandshakeError::UnsupportedScheme("http".into())

@@ -62,9 +62,9 @@ pub enum HandshakeError {
     /// WebSocket connection; carries the reason.
     #[error("handshake: invalid URL: {0}")]
     InvalidUrl(String),
-    /// Client side: the URL's scheme is not `ws`; carries the scheme (`wss`
-    /// included, until TLS is supported).
-    #[error("handshake: unsupported URL scheme {0:?}, expected ws")]
+    /// Client side: the URL's scheme is neither `ws` nor `wss`; carries the
+    /// scheme.
+    #[error("handshake: unsupported URL scheme {0:?}, expected ws or wss")]
     UnsupportedScheme(String),
     /// Client side: the server answered with something other than 101.
     #[error("handshake: {}", rejected_message(.0))]
