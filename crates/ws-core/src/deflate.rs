@@ -487,13 +487,15 @@ fn inflate_bounded(
         let rest = input.get(consumed..).unwrap_or_default();
         let in_before = decompressor.total_in();
         let out_before = out.len();
-        let status = decompressor
-            .decompress_vec(rest, out, FlushDecompress::Sync)
-            .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        let result = decompressor.decompress_vec(rest, out, FlushDecompress::Sync);
+        // What the call produced comes first, even if it then found corrupt
+        // data: the first violation in the stream is the one reported,
+        // whatever the read sizes.
         check(out.get(out_before..).unwrap_or_default())?;
         if out.len() > limit {
             return Err(too_big);
         }
+        let status = result.map_err(|_| ProtocolError::InvalidCompressedData)?;
         let step = usize::try_from(decompressor.total_in() - in_before).unwrap_or(usize::MAX);
         consumed = consumed.saturating_add(step);
         let progressed = step > 0 || out.len() > out_before;
