@@ -235,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     if self.input_ended || self.connection.buffered_input() >= limit {
                         return Poll::Pending;
                     }
-                    match self.poll_read_ahead(cx) {
+                    match self.poll_read_ahead(cx, limit) {
                         Poll::Ready(Ok(0)) => {
                             self.input_ended = true;
                             return Poll::Pending;
@@ -250,13 +250,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Reads whatever the peer has sent into the connection's buffer,
-    /// without processing it.
-    fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// without processing it, up to `limit` buffered bytes.
+    fn poll_read_ahead(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<usize>> {
         let buffer = self.connection.read_buffer();
         let start = buffer.len();
         // Zero-filled rather than uninitialised: this path runs only while
         // writes are blocked, and it keeps the adapter free of `unsafe`.
-        buffer.resize(buffer.capacity().max(start + 1), 0);
+        // The buffer's spare capacity can be far larger than asked for (a
+        // reallocation keeps the size of the original allocation), so the
+        // read is cut at the limit.
+        buffer.resize(buffer.capacity().min(limit).max(start + 1), 0);
         let mut read = ReadBuf::new(buffer.get_mut(start..).unwrap_or_default());
         let result = Pin::new(&mut self.stream).poll_read(cx, &mut read);
         let filled = read.filled().len();
