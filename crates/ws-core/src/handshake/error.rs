@@ -58,6 +58,13 @@ pub enum HandshakeError {
     /// The server refused the request's `Origin`; carries the origin (403).
     #[error("handshake: origin {0:?} is not allowed")]
     ForbiddenOrigin(String),
+    /// The request carried more header fields than the server stores
+    /// (431 Request Header Fields Too Large).
+    #[error("handshake: more than {limit} header fields")]
+    TooManyHeaders {
+        /// The number of header fields accepted.
+        limit: usize,
+    },
     /// Client side: the URL could not be parsed or cannot be used for a
     /// WebSocket connection; carries the reason.
     #[error("handshake: invalid URL: {0}")]
@@ -120,7 +127,7 @@ impl HandshakeError {
     /// so that the mapping is total.
     pub fn status(&self) -> u16 {
         match self {
-            Self::HeadTooLarge { .. } => 431,
+            Self::HeadTooLarge { .. } | Self::TooManyHeaders { .. } => 431,
             Self::MethodNotAllowed(_) => 405,
             Self::NotAnUpgrade | Self::UnsupportedVersion(_) => 426,
             Self::ForbiddenOrigin(_) => 403,

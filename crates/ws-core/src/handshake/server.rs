@@ -107,6 +107,10 @@ pub fn parse_request_head(
             })
         }
         Ok(httparse::Status::Partial) => Ok(None),
+        // RFC 6585 §5: header fields too large collectively: 431, as for size.
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(HandshakeError::TooManyHeaders { limit: MAX_HEADERS })
+        }
         Err(error) => Err(HandshakeError::MalformedHead(error.to_string())),
     }
 }
@@ -564,16 +568,20 @@ mod tests {
     }
 
     #[test]
-    fn more_headers_than_storage_is_a_malformed_head() {
+    fn more_headers_than_storage_is_431() {
         let mut raw = String::from("GET / HTTP/1.1\r\n");
         for i in 0..=MAX_HEADERS {
             raw.push_str(&format!("X-{i}: v\r\n"));
         }
         raw.push_str("\r\n");
-        assert!(matches!(
-            parse_request_head(raw.as_bytes(), DEFAULT_MAX_HEAD_SIZE),
-            Err(HandshakeError::MalformedHead(_))
-        ));
+        let error = parse_request_head(raw.as_bytes(), DEFAULT_MAX_HEAD_SIZE).unwrap_err();
+        assert_eq!(error, HandshakeError::TooManyHeaders { limit: MAX_HEADERS });
+        assert_eq!(error.status(), 431);
+        assert!(
+            String::from_utf8(reject_response(&error))
+                .unwrap()
+                .starts_with("HTTP/1.1 431 ")
+        );
     }
 
     #[test]
