@@ -326,9 +326,20 @@ impl Connection {
             (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        // Control frames are capped at 125 bytes by the RFC, whatever the limit.
+        let compressed = rsv1
+            || header.opcode == OpCode::Continuation
+                && self
+                    .message
+                    .as_ref()
+                    .is_some_and(|message| message.compressed);
         let limit = if header.opcode.is_control() {
+            // Capped at 125 bytes by the RFC, whatever the limit.
             MAX_CONTROL_PAYLOAD
+        } else if compressed {
+            // Incompressible data grows a little when deflated: a message of
+            // the limit must still fit. Compressed frames are inflated as
+            // they arrive, never buffered whole, so this costs no memory.
+            deflate_bound(self.limits.max_frame_size)
         } else {
             self.limits.max_frame_size
         };
@@ -878,6 +889,15 @@ enum Progress {
     NeedMore,
     FrameDone,
     Event(Event),
+}
+
+/// The longest compressed frame allowed for a frame limit of `len`: what
+/// deflate can make of `len` bytes in the worst case. Stored blocks add 5
+/// bytes per block, and a compressor that codes every literal with the fixed
+/// Huffman table (zlib-ng's "quick" level 1 does) spends up to 9 bits per
+/// byte: 12.5% more.
+fn deflate_bound(len: usize) -> usize {
+    len.saturating_add(len >> 3).saturating_add(1024)
 }
 
 /// Appends `data` to `buf`, growing it geometrically but never past `limit`.

@@ -330,3 +330,28 @@ fn compressible_text_shrinks_on_the_wire() {
     );
     assert_eq!(wire[0], 0xC1, "RSV1 on the first and only frame");
 }
+
+#[test]
+fn incompressible_message_of_exactly_the_limit_is_accepted_compressed() {
+    let limit = 1 << 20;
+    let config = Config {
+        max_frame_size: limit,
+        max_message_size: limit,
+        ..Config::default()
+    };
+    let mut sender = Connection::new(Role::Client, config.clone());
+    sender.enable_deflate(DeflateParams::default(), &eager());
+    let mut random = vec![0u8; limit];
+    rand::rngs::StdRng::seed_from_u64(1).fill(&mut random[..]);
+    sender.send_binary(&random).unwrap();
+    let wire = sender.take_outbound();
+    assert!(
+        wire.len() > limit,
+        "stored blocks grew the payload: {}",
+        wire.len()
+    );
+    let mut receiver = Connection::new(Role::Server, config);
+    receiver.enable_deflate(DeflateParams::default(), &eager());
+    let got = events(&mut receiver, &wire).unwrap();
+    assert_eq!(got, [Event::Binary(random.into())]);
+}
