@@ -11,14 +11,17 @@ use ws_core::CloseCode;
 use ws_core::close::MAX_REASON_LEN;
 use ws_core::handshake::is_token;
 
+use crate::proxy::Proxy;
+
 /// The exit status table, interactive commands and examples shown by `--help`.
 const AFTER_HELP: &str = "\
 Exit status:
     0  success: the exchange finished and the connection closed normally
     1  other error (I/O error mid-connection, unreadable file, non-UTF-8 text input, ...)
-    2  usage error (bad arguments, malformed URL, wss:// since TLS is not supported yet)
-    3  connection failed (refused, DNS failure, unreachable)
-    4  handshake failed (non-101 answer, wrong Sec-WebSocket-Accept, invalid response)
+    2  usage error (bad arguments, malformed URL or proxy URL)
+    3  connection failed (refused, DNS failure, unreachable; the proxy failed or refused)
+    4  handshake failed (TLS or certificate error, non-101 answer, wrong
+       Sec-WebSocket-Accept, invalid response)
     5  protocol error (the server violated the protocol, closed with an error code
        other than 1000/1001/1005, or dropped the connection without a close)
     6  timeout (--timeout expired)
@@ -33,12 +36,31 @@ Interactive commands (stdin is a terminal, or --commands):
     //text                    send a line that starts with '/'
     Ctrl-D closes the connection with 1000.
 
+TLS (wss://):
+    The certificate is verified against Mozilla's root certificates bundled in
+    the binary (webpki-roots: the same CAs on every machine; the system's store
+    is not read), plus those of --cafile. SNI and the name check use the URL's host.
+
+Proxies:
+    Without --proxy or --no-proxy, as curl and Python websockets do: for ws://,
+    ws_proxy then http_proxy; for wss://, wss_proxy then https_proxy; then
+    all_proxy (each lowercase first, then uppercase). no_proxy (or NO_PROXY) lists
+    hosts reached directly: names (subdomains match, a leading dot is optional),
+    IP addresses, CIDR ranges, each with an optional :PORT, or * for all. As with
+    curl, loopback addresses go through the proxy unless no_proxy lists them.
+
+Load generator:
+    ws-client bench URL [OPTIONS]   echo throughput and latency, handshakes per
+                                    second, idle connections (ws-client bench --help)
+
 Examples:
     ws-client ws://127.0.0.1:8000 'Hello, World'
     seq 1000 | ws-client ws://127.0.0.1:8000/ > replies.txt
     ws-client ws://127.0.0.1:8000/ --file in.bin --output raw > out.bin
     ws-client ws://127.0.0.1:8000/ --echo -q
-    ws-client ws://example.com/chat -H 'X-Token: 42' --protocol chat.v1 --show-control";
+    ws-client ws://example.com/chat -H 'X-Token: 42' --protocol chat.v1 --show-control
+    ws-client wss://localhost:8443/ --cafile ca.pem 'over TLS'
+    ws-client wss://example.com/ --proxy http://user:pass@proxy:3128 hello";
 
 /// Command-line arguments of `ws-client`.
 #[derive(Debug, Clone, Parser)]
@@ -57,10 +79,10 @@ Examples:
     args_override_self = true
 )]
 pub struct Cli {
-    /// The server's `ws://` URL.
+    /// The server's `ws://` or `wss://` URL.
     #[arg(
         value_name = "URL",
-        help = "The server: ws://HOST[:PORT][/PATH][?QUERY]"
+        help = "The server: ws://HOST[:PORT][/PATH][?QUERY] or wss://..."
     )]
     pub url: String,
 
@@ -123,6 +145,37 @@ pub struct Cli {
     #[arg(long)]
     pub no_deflate: bool,
 
+    /// Also trust the CA certificates in this PEM file for wss:// (besides
+    /// the bundled Mozilla roots); repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cafile: Vec<PathBuf>,
+
+    /// Do not verify the server's certificate (wss://): anyone on the path
+    /// can then read and change the traffic. Warns on stderr unless -q.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// Client certificate (PEM chain, leaf first) for servers that ask for
+    /// one; its key comes from --key, or from the same file.
+    #[arg(long, value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+
+    /// The PEM private key of --cert (PKCS#8, RSA or EC).
+    #[arg(long, value_name = "PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Connect through a proxy: http://[USER:PASSWORD@]HOST[:PORT] (HTTP
+    /// CONNECT), socks5://... (the client resolves the server's name) or
+    /// socks5h://... (the proxy resolves it). Overrides the proxy
+    /// environment variables (see below).
+    #[arg(long, value_name = "URL", value_parser = parse_proxy, overrides_with = "no_proxy")]
+    pub proxy: Option<Proxy>,
+
+    /// Connect directly, ignoring the proxy environment variables (and an
+    /// earlier --proxy: the last of the two wins).
+    #[arg(long, overrides_with = "proxy")]
+    pub no_proxy: bool,
+
     /// Print pings, pongs and the close code and reason on stderr.
     #[arg(short = 'P', long, visible_alias = "show-ping-pong")]
     pub show_control: bool,
@@ -182,6 +235,11 @@ const MANAGED_HEADERS: [(&str, &str); 8] = [
     ("sec-websocket-extensions", "extensions are not supported"),
     ("origin", "use --origin"),
 ];
+
+/// Parses a proxy URL (see [`Proxy::parse`]).
+pub fn parse_proxy(arg: &str) -> Result<Proxy, String> {
+    Proxy::parse(arg)
+}
 
 /// Parses `Name: value` into a header. The name must be an HTTP token and
 /// the value may not contain control characters (other than tab).

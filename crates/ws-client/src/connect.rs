@@ -1,5 +1,8 @@
-//! Opening the connection: the request from the arguments, name resolution,
-//! TCP, and the handshake (validated by ws-core).
+//! Opening the connection: the request from the arguments, the route
+//! (direct or through a proxy, TLS for `wss://`), name resolution, TCP, and
+//! the handshake (validated by ws-core).
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -12,17 +15,20 @@ use ws_core::stream::WebSocket;
 
 use crate::cli::Cli;
 use crate::failure::{Exit, Failure, io_message};
+use crate::output::note;
+use crate::proxy::{self, Proxy};
+use crate::tls::{self, TlsOptions};
 use crate::transport::Duplex;
 
 /// Builds the upgrade request the arguments describe.
 ///
-/// URL problems are usage errors: `wss://` gets "TLS is not supported yet".
+/// URL problems are usage errors.
 pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
     let mut request = ClientRequest::new(&cli.url).map_err(|error| match error {
         HandshakeError::UnsupportedScheme(scheme) => Failure::new(
             Exit::Usage,
             format!(
-                "unsupported URL scheme {scheme:?} in {}; use ws://HOST[:PORT]/PATH",
+                "unsupported URL scheme {scheme:?} in {}; use ws://HOST[:PORT]/PATH or wss://...",
                 cli.url
             ),
         ),
@@ -31,12 +37,6 @@ pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
         }
         other => Failure::new(Exit::Usage, other.to_string()),
     })?;
-    if request.is_secure() {
-        return Err(Failure::new(
-            Exit::Usage,
-            format!("TLS is not supported yet: cannot connect to {}", cli.url),
-        ));
-    }
     let has_authorization = cli
         .headers
         .iter()
@@ -111,22 +111,93 @@ pub async fn connect_tcp(request: &ClientRequest) -> Result<TcpStream, Failure> 
     ))
 }
 
-/// Connects and performs the handshake, both before `deadline` (if any).
+/// How to reach the server: through a proxy or not, with TLS or not.
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// The proxy to tunnel through.
+    pub proxy: Option<Proxy>,
+    /// The TLS configuration, for `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The route the arguments and the environment describe for `request`:
+/// `--proxy`, else (unless `--no-proxy`) the proxy environment variables;
+/// TLS for `wss://`, warning about `--insecure` on stderr unless `-q`.
+pub fn route(cli: &Cli, request: &ClientRequest) -> Result<Route, Failure> {
+    let proxy = if cli.no_proxy {
+        None
+    } else if let Some(proxy) = &cli.proxy {
+        Some(proxy.clone())
+    } else {
+        proxy::from_env(
+            request.is_secure(),
+            request.host(),
+            request.port(),
+            |name| std::env::var(name).ok(),
+        )
+        .map_err(|error| Failure::new(Exit::Usage, error))?
+    };
+    if let Some(proxy) = &proxy {
+        debug!(%proxy, "using a proxy");
+    }
+    let tls = if request.is_secure() {
+        if cli.insecure && !cli.quiet {
+            note(&format!("ws-client: {}", tls::INSECURE_WARNING));
+        }
+        Some(tls::client_config(&TlsOptions::from_cli(cli))?)
+    } else {
+        None
+    };
+    Ok(Route { proxy, tls })
+}
+
+/// Connects (through the route's proxy, if any), runs the TLS handshake for
+/// `wss://`, and performs the WebSocket handshake, all before `deadline` (if
+/// any).
 pub async fn open(
     request: &ClientRequest,
+    route: &Route,
     config: Config,
     deadline: Option<Instant>,
     timeout_text: &str,
 ) -> Result<(WebSocket<Duplex>, Negotiated), Failure> {
     let target = authority(request);
-    let stream = with_deadline(deadline, connect_tcp(request), || {
-        Failure::new(
-            Exit::Timeout,
-            format!("timed out after {timeout_text} connecting to {target}"),
-        )
-    })
-    .await??;
-    let handshake = WebSocket::connect(Duplex::new(stream), request, config);
+    let stream = match &route.proxy {
+        None => {
+            with_deadline(deadline, connect_tcp(request), || {
+                Failure::new(
+                    Exit::Timeout,
+                    format!("timed out after {timeout_text} connecting to {target}"),
+                )
+            })
+            .await??
+        }
+        Some(proxy) => {
+            let tunnel = proxy::connect(proxy, request.host(), request.port());
+            with_deadline(deadline, tunnel, || {
+                Failure::new(
+                    Exit::Timeout,
+                    format!("timed out after {timeout_text} connecting to {target} through proxy {proxy}"),
+                )
+            })
+            .await??
+        }
+    };
+    let transport = match &route.tls {
+        None => Duplex::new(stream),
+        Some(config) => {
+            let handshake = tls::connect(stream, request.host(), Arc::clone(config));
+            let stream = with_deadline(deadline, handshake, || {
+                Failure::new(
+                    Exit::Timeout,
+                    format!("timed out after {timeout_text} in the TLS handshake with {target}"),
+                )
+            })
+            .await??;
+            Duplex::tls(stream)
+        }
+    };
+    let handshake = WebSocket::connect(transport, request, config);
     let opened = with_deadline(deadline, handshake, || {
         Failure::new(
             Exit::Timeout,
@@ -136,7 +207,19 @@ pub async fn open(
         )
     })
     .await?;
-    opened.map_err(Failure::from_handshake)
+    opened.map_err(|error| match &error {
+        // With TLS 1.3 the server checks a client certificate after the
+        // client's side of the TLS handshake is done, so its refusal comes
+        // with the first read: during the WebSocket handshake.
+        ws_core::Error::Io(io) if tls::tls_error(io).is_some() => Failure::new(
+            Exit::Handshake,
+            format!(
+                "TLS handshake failed: {}",
+                tls::describe(io, request.host())
+            ),
+        ),
+        _ => Failure::from_handshake(error),
+    })
 }
 
 async fn with_deadline<F: Future>(
@@ -164,13 +247,28 @@ mod tests {
     }
 
     #[test]
-    fn wss_is_a_usage_error_saying_tls_is_not_supported_yet() {
-        let failure = build_request(&cli(&["wss://example.com/"])).unwrap_err();
-        assert_eq!(failure.exit, Exit::Usage);
-        assert_eq!(
-            failure.message,
-            "TLS is not supported yet: cannot connect to wss://example.com/"
+    fn wss_defaults_to_port_443_and_takes_a_tls_route() {
+        let cli = cli(&["wss://example.com/", "--no-proxy"]);
+        let request = build_request(&cli).unwrap();
+        assert_eq!(authority(&request), "example.com:443");
+        let route = route(&cli, &request).unwrap();
+        assert!(route.tls.is_some());
+        assert!(route.proxy.is_none());
+        let plain = build_request(&self::cli(&["ws://example.com/"])).unwrap();
+        assert!(
+            self::route(&self::cli(&["ws://example.com/", "--no-proxy"]), &plain)
+                .unwrap()
+                .tls
+                .is_none()
         );
+    }
+
+    #[test]
+    fn proxy_flag_overrides_the_environment() {
+        let cli = cli(&["ws://example.com/", "--proxy", "socks5h://127.0.0.1:9"]);
+        let request = build_request(&cli).unwrap();
+        let proxy = route(&cli, &request).unwrap().proxy.unwrap();
+        assert_eq!(proxy.to_string(), "socks5h://127.0.0.1:9");
     }
 
     #[test]

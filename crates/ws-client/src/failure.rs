@@ -14,11 +14,13 @@ pub enum Exit {
     Success,
     /// 1: anything else (I/O error mid-connection, unreadable file, ...).
     Other,
-    /// 2: bad arguments or URL (including `wss://`).
+    /// 2: bad arguments, URL or proxy URL.
     Usage,
-    /// 3: the TCP connection could not be made (refused, DNS, unreachable).
+    /// 3: the TCP connection could not be made (refused, DNS, unreachable),
+    /// or the proxy could not be reached or refused the tunnel.
     Connect,
-    /// 4: the server did not accept the WebSocket handshake.
+    /// 4: the TLS handshake failed (certificate not trusted, expired, for
+    /// another name), or the server did not accept the WebSocket handshake.
     Handshake,
     /// 5: the server violated the protocol, closed with an error code, or
     /// dropped the connection without a close.

@@ -3,8 +3,8 @@
 //! The binary is a thin `main` over [`run`]; the pieces live here so that
 //! they can be tested: argument parsing ([`cli`]), slash commands
 //! ([`command`]), exit statuses ([`failure`]), output formats ([`output`]),
-//! the connection ([`connect`], [`transport`]) and the conversation
-//! ([`session`]). All
+//! the connection ([`connect`], [`proxy`], [`tls`], [`transport`]) and the conversation
+//! ([`session`]), and the load generator `ws-client bench` ([`bench`]). All
 //! protocol decisions (handshake validation, framing, pongs, the closing
 //! handshake, limits) are `ws-core`'s.
 //!
@@ -18,19 +18,22 @@
 //! let request = ws_client::connect::build_request(&cli)?;
 //! assert_eq!((request.host(), request.port()), ("127.0.0.1", 8000));
 //!
-//! let error = Cli::try_parse_from(["ws-client", "wss://example.com/"])
+//! let error = Cli::try_parse_from(["ws-client", "http://example.com/"])
 //!     .map(|cli| ws_client::connect::build_request(&cli));
 //! assert!(matches!(error, Ok(Err(failure)) if failure.exit == ws_client::failure::Exit::Usage));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod command;
 pub mod connect;
 pub mod failure;
 pub mod input;
 pub mod output;
+pub mod proxy;
 pub mod session;
+pub mod tls;
 pub mod transport;
 
 use std::collections::VecDeque;
@@ -51,6 +54,7 @@ use crate::session::{Mode, Session, timeout_text};
 pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
     let start = Instant::now();
     let request = connect::build_request(&cli)?;
+    let route = connect::route(&cli, &request)?;
     let timeout = Some(cli.timeout).filter(|t| !t.is_zero());
 
     let items = if let Some(path) = &cli.file {
@@ -88,8 +92,14 @@ pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
         deflate: (!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default),
     };
     let handshake_deadline = timeout.map(|t| start + t);
-    let (ws, negotiated) =
-        connect::open(&request, config, handshake_deadline, &timeout_text(timeout)).await?;
+    let (ws, negotiated) = connect::open(
+        &request,
+        &route,
+        config,
+        handshake_deadline,
+        &timeout_text(timeout),
+    )
+    .await?;
 
     if interactive && !cli.quiet {
         match &negotiated.protocol {

@@ -10,15 +10,14 @@ use ws_client::cli::Cli;
 use ws_client::failure::Exit;
 
 fn main() -> ExitCode {
+    // `ws-client bench ...` is the load generator, with a command line of its
+    // own; "bench" is never a URL, so the client's interface is unchanged.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "bench") {
+        init_logging();
+        return ws_client::bench::main(std::env::args_os().skip(1));
+    }
     let cli = Cli::parse();
-    // Logs are for debugging (RUST_LOG=debug) and go to stderr: stdout is data.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging();
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -41,6 +40,17 @@ fn main() -> ExitCode {
             ExitCode::from(failure.exit.code())
         }
     }
+}
+
+/// Logs are for debugging (RUST_LOG=debug) and go to stderr: stdout is data.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 fn report(message: &str) {

@@ -1,4 +1,4 @@
-//! A TCP stream whose writes happen in the background.
+//! A TCP (or TLS over TCP) stream whose writes happen in the background.
 //!
 //! `ws_core::stream::WebSocket` reads and writes through one `&mut self`, so
 //! while it waits for a write to finish it cannot read. Against a server
@@ -18,16 +18,18 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Notify, mpsc};
+
+use crate::tls::TlsStream;
 
 /// The writer task writes at most this much in one go.
 const WRITE_BATCH: usize = 64 * 1024;
 
-/// A TCP stream: reads go straight to the socket, writes to a queue.
+/// A TCP or TLS stream: reads go straight to the socket, writes to a queue.
 #[derive(Debug)]
 pub struct Duplex {
-    reader: OwnedReadHalf,
+    reader: Reader,
     sender: Option<mpsc::UnboundedSender<Bytes>>,
     queue: WriteQueue,
 }
@@ -44,10 +46,33 @@ struct Shared {
     changed: Notify,
 }
 
+/// The read side: an enum, not a trait object, so a plain connection pays a
+/// branch rather than a virtual call per read.
+#[derive(Debug)]
+enum Reader {
+    Plain(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<TlsStream>),
+}
+
 impl Duplex {
     /// Splits `stream` and starts the writer task (on the current runtime).
     pub fn new(stream: TcpStream) -> Self {
         let (reader, writer) = stream.into_split();
+        Self::start(Reader::Plain(reader), writer)
+    }
+
+    /// Splits a TLS stream whose handshake is done, and starts the writer
+    /// task (on the current runtime). The halves take turns on the TLS state
+    /// for the duration of one poll, never across a wait.
+    pub fn tls(stream: TlsStream) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Self::start(Reader::Tls(reader), writer)
+    }
+
+    fn start<W>(reader: Reader, writer: W) -> Self
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, receiver) = mpsc::unbounded_channel();
         let queue = WriteQueue::default();
         tokio::spawn(write_behind(writer, receiver, queue.clone()));
@@ -112,8 +137,11 @@ impl WriteQueue {
 
 /// Writes queued chunks in order until the queue closes (then ends our
 /// side of the connection) or a write fails (then records the error).
-async fn write_behind(
-    mut writer: OwnedWriteHalf,
+///
+/// A chunk counts as written once it is flushed: TLS may hold accepted bytes
+/// in its own buffer until then.
+async fn write_behind<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut chunks: mpsc::UnboundedReceiver<Bytes>,
     queue: WriteQueue,
 ) {
@@ -127,7 +155,11 @@ async fn write_behind(
             }
         }
         let len = batch.len();
-        if let Err(error) = writer.write_all(&batch).await {
+        let written = async {
+            writer.write_all(&batch).await?;
+            writer.flush().await
+        };
+        if let Err(error) = written.await {
             queue.fail(&error);
             return;
         }
@@ -143,7 +175,19 @@ impl AsyncRead for Duplex {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.reader).poll_read(cx, buf)
+        match &mut self.reader {
+            Reader::Plain(reader) => Pin::new(reader).poll_read(cx, buf),
+            Reader::Tls(reader) => match Pin::new(reader).poll_read(cx, buf) {
+                // Many servers end TLS without `close_notify` once the
+                // WebSocket closing handshake is done. The WebSocket protocol
+                // detects truncation itself (no close frame: abnormal
+                // closure), so this is the end of the stream, as on TCP.
+                Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
+        }
     }
 }
 

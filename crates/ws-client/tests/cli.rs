@@ -716,15 +716,6 @@ fn server_protocol_violation_exits_5() {
 }
 
 #[test]
-fn wss_url_is_a_usage_error_until_tls_lands() {
-    client("wss://127.0.0.1:9/")
-        .arg("hello")
-        .assert()
-        .code(2)
-        .stderr("ws-client: TLS is not supported yet: cannot connect to wss://127.0.0.1:9/\n");
-}
-
-#[test]
 fn malformed_url_is_a_usage_error() {
     client("not a url")
         .arg("hello")

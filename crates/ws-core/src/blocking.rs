@@ -223,13 +223,16 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
-/// A reset or aborted connection after the close is as good as its end.
+/// A reset or aborted connection after the close is as good as its end, and
+/// so is a TLS stream that ends without `close_notify` (many peers do that
+/// after the closing handshake; rustls reports it as `UnexpectedEof`).
 fn is_disconnect(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
     )
 }
 

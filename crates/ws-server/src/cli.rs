@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, default_max_backlog};
 use crate::units::{
     OptionalDuration, format_size, parse_duration, parse_optional_duration,
     parse_positive_duration, parse_size,
@@ -23,10 +24,10 @@ const MIN_FRAME_SIZE: usize = 125;
 /// and completes the closing handshake. The same port serves a small test
 /// page at `/` and a health check at `/healthz`.
 ///
-/// Prints `listening on ws://HOST:PORT` on stdout once it accepts
-/// connections. On SIGINT or SIGTERM it sends close 1001 to every client,
-/// waits for their replies (see --shutdown-timeout), prints a one-line
-/// summary and exits with status 0.
+/// Prints `listening on ws://HOST:PORT` (`wss://` with --tls-cert) on
+/// stdout once it accepts connections. On SIGINT or SIGTERM it sends close
+/// 1001 to every client, waits for their replies (see --shutdown-timeout),
+/// prints a one-line summary and exits with status 0.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ws-server", version)]
 pub struct Args {
@@ -56,6 +57,17 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "10000")]
     pub max_connections: NonZeroUsize,
 
+    /// Most echoed bytes a connection may have waiting to be written (bytes,
+    /// or with KiB/MiB/GiB). Past it the server stops reading from that
+    /// client until it reads its echoes; a client whose backlog is still over
+    /// the cap after --close-timeout, or that reads nothing at all for that
+    /// long while the server has data for it, is dropped. The default lets a
+    /// client have one largest message and 4 MiB more in flight, so a client
+    /// that reads its echoes is never throttled.
+    /// [default: --max-message-size + 4MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_backlog)]
+    pub max_backlog: Option<usize>,
+
     /// Time a client has to send its complete HTTP request (upgrade or
     /// plain); a slower one is dropped. Durations: 500ms, 10s, 2m, or plain
     /// seconds.
@@ -69,7 +81,9 @@ pub struct Args {
     pub idle_timeout: OptionalDuration,
 
     /// How long to wait for the client's close frame after the server sent
-    /// one (shutdown, idle timeout) before dropping the connection.
+    /// one (shutdown, idle timeout) before dropping the connection; also how
+    /// long a client may leave the server's writes blocked (see
+    /// --max-backlog).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub close_timeout: Duration,
 
@@ -103,6 +117,18 @@ pub struct Args {
     #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
     pub deflate_window_bits: u8,
 
+    /// Serve `wss://` (and the page over https://) with this PEM certificate
+    /// chain, leaf first; needs --tls-key. The ready line then reads
+    /// `listening on wss://HOST:PORT`. The TLS handshake counts against
+    /// --handshake-timeout; ALPN offers http/1.1.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert: PKCS#8 (`BEGIN PRIVATE KEY`), RSA
+    /// (`BEGIN RSA PRIVATE KEY`) or EC (`BEGIN EC PRIVATE KEY`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log filter for stderr: error, warn, info, debug, trace or off, or
     /// tracing directives (ws_server=debug). Overrides RUST_LOG; without
     /// either, the level is info.
@@ -117,6 +143,9 @@ impl Args {
             max_message_size: self.max_message_size,
             max_frame_size: self.max_frame_size,
             max_connections: self.max_connections.get(),
+            max_backlog: self
+                .max_backlog
+                .unwrap_or_else(|| default_max_backlog(self.max_message_size)),
             handshake_timeout: self.handshake_timeout,
             idle_timeout: self.idle_timeout.0,
             close_timeout: self.close_timeout,
@@ -128,6 +157,12 @@ impl Args {
                 ..ws_core::deflate::DeflateConfig::default()
             }),
         }
+    }
+
+    /// The certificate and key files, when TLS is asked for (clap makes sure
+    /// that both or neither are given).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        self.tls_cert.as_deref().zip(self.tls_key.as_deref())
     }
 
     /// The number of runtime worker threads: `--threads`, or one per core.
@@ -182,6 +217,13 @@ fn parse_frame_size(text: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+fn parse_backlog(text: &str) -> Result<usize, String> {
+    match parse_size(text)? {
+        0 => Err("must be greater than zero".to_owned()),
+        size => Ok(size),
+    }
+}
+
 fn parse_protocol(text: &str) -> Result<String, String> {
     let name = text.trim();
     if ws_core::handshake::is_token(name) {
@@ -216,10 +258,11 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
 /// How the defaults read in messages (the same text `--help` shows).
 pub fn describe_limits(config: &ServerConfig) -> String {
     format!(
-        "max message {}, max frame {}, max connections {}",
+        "max message {}, max frame {}, max connections {}, max backlog {}",
         format_size(config.max_message_size),
         format_size(config.max_frame_size),
-        config.max_connections
+        config.max_connections,
+        format_size(config.max_backlog)
     )
 }
 
@@ -258,6 +301,8 @@ mod tests {
             "512",
             "--max-connections",
             "3",
+            "--max-backlog",
+            "2MiB",
             "--handshake-timeout",
             "500ms",
             "--idle-timeout",
@@ -281,6 +326,7 @@ mod tests {
         assert_eq!(config.max_message_size, 1024);
         assert_eq!(config.max_frame_size, 512);
         assert_eq!(config.max_connections, 3);
+        assert_eq!(config.max_backlog, 2 << 20);
         assert_eq!(config.handshake_timeout, Duration::from_millis(500));
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(120)));
         assert_eq!(config.close_timeout, Duration::from_secs(1));
@@ -307,6 +353,7 @@ mod tests {
             &["--max-connections", "0"],
             &["--max-frame-size", "100"],
             &["--max-message-size", "lots"],
+            &["--max-backlog", "0"],
             &["--handshake-timeout", "0s"],
             &["--close-timeout", "soon"],
             &["--protocol", "has space"],
@@ -320,6 +367,31 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn tls_needs_both_the_certificate_and_the_key() {
+        assert_eq!(parse(&[]).unwrap().tls_files(), None);
+        let args = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(
+            args.tls_files(),
+            Some((Path::new("c.pem"), Path::new("k.pem")))
+        );
+        for half in [&["--tls-cert", "c.pem"], &["--tls-key", "k.pem"]] {
+            let error = parse(half).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{half:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_backlog_follows_the_message_limit() {
+        let args = parse(&["--max-message-size", "1MiB"]).unwrap();
+        assert_eq!(args.server_config().max_backlog, 5 << 20);
+        assert_eq!(parse(&[]).unwrap().server_config().max_backlog, 20 << 20);
     }
 
     #[test]
@@ -343,6 +415,8 @@ mod tests {
             "--max-frame-size",
             "--max-connections",
             "[default: 10000]",
+            "--max-backlog",
+            "[default: --max-message-size + 4MiB]",
             "--handshake-timeout",
             "[default: 10s]",
             "--idle-timeout",
@@ -366,7 +440,7 @@ mod tests {
     fn limits_are_described_in_cli_units() {
         assert_eq!(
             describe_limits(&ServerConfig::default()),
-            "max message 16MiB, max frame 16MiB, max connections 10000"
+            "max message 16MiB, max frame 16MiB, max connections 10000, max backlog 20MiB"
         );
     }
 }

@@ -14,13 +14,22 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     /// Open connections beyond this number get `503 Service Unavailable`.
     pub max_connections: usize,
+    /// The most echoed bytes a connection may have waiting to be written.
+    /// Past it the server stops reading from that client until the client
+    /// reads; if the backlog is still over the cap after
+    /// [`close_timeout`](Self::close_timeout), the client is dropped. See
+    /// [`default_max_backlog`] for the default.
+    pub max_backlog: usize,
     /// Time for a client to send its complete request head (and for the
     /// server to answer it).
     pub handshake_timeout: Duration,
     /// Silence after which a connection is pinged, and closed with 1001 if
     /// the silence lasts as long again; `None` keeps silent connections open.
     pub idle_timeout: Option<Duration>,
-    /// How long to wait for the peer's close frame after the server sent one.
+    /// How long to wait for the peer's close frame after the server sent one;
+    /// also how long a client may leave the server's writes blocked (reading
+    /// nothing at all) or its backlog over [`max_backlog`](Self::max_backlog)
+    /// before it is dropped.
     pub close_timeout: Duration,
     /// How long a shutdown waits for open connections to finish their
     /// closing handshakes.
@@ -41,6 +50,7 @@ impl Default for ServerConfig {
             max_message_size: core.max_message_size,
             max_frame_size: core.max_frame_size,
             max_connections: 10_000,
+            max_backlog: default_max_backlog(core.max_message_size),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
@@ -50,6 +60,22 @@ impl Default for ServerConfig {
             deflate: Some(DeflateConfig::default()),
         }
     }
+}
+
+/// Room for smaller echoes beside one message of the largest size.
+pub const BACKLOG_HEADROOM: usize = 4 << 20;
+
+/// The default cap on a connection's unsent output: one message of the
+/// largest size plus 4 MiB.
+///
+/// A client that sends a message of the largest size and then reads its echo
+/// never reaches the cap, however slow its link, so a well-behaved client is
+/// never throttled; a client that keeps sending without reading reaches it
+/// after little more than one large message. The memory a connection can pin
+/// is then bounded by the cap, one message being assembled and the adapter's
+/// read-ahead (one frame plus 64 KiB): 52 MiB with the default 16 MiB limits.
+pub fn default_max_backlog(max_message_size: usize) -> usize {
+    max_message_size.saturating_add(BACKLOG_HEADROOM)
 }
 
 impl ServerConfig {

@@ -5,13 +5,16 @@
 //! connection through its phases and bounds each one in time.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Buf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use ws_core::handshake::{DEFAULT_MAX_HEAD_SIZE, UpgradeRequest};
@@ -23,9 +26,10 @@ use crate::http;
 use crate::metered::Metered;
 use crate::server::Shared;
 use crate::tcp;
+use crate::tls::{self, TlsConfig, Transport};
 
 /// The WebSocket type the server runs on.
-type Socket = WebSocket<Metered<TcpStream>>;
+type Socket = WebSocket<WriteDeadline<Metered<Transport>>>;
 
 /// The payload of the ping an idle connection gets, so that a packet capture
 /// shows why it was sent.
@@ -37,6 +41,7 @@ pub(crate) async fn serve<F>(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<TlsConfig>,
     mut shutdown: Pin<&mut F>,
 ) where
     F: Future<Output = ()>,
@@ -48,7 +53,7 @@ pub(crate) async fn serve<F>(
             tracing::debug!(%peer, "server shutting down during the handshake");
             return;
         }
-        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared)) => opening,
+        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared, tls.as_ref())) => opening,
     };
     match opening {
         Err(_) => tracing::info!(%peer, ?timeout, "handshake timed out; connection dropped"),
@@ -67,13 +72,22 @@ enum Opening {
     /// The client went away or the transport failed; nothing is owed.
     Dropped,
     /// Send this final response (plain HTTP, or a refused upgrade) and close.
-    Respond(TcpStream, Vec<u8>),
+    Respond(Transport, Vec<u8>),
     /// The 101 was sent: the connection speaks WebSocket now.
     Upgraded(Box<Socket>, UpgradeRequest),
 }
 
-/// Reads the request head and answers it; an upgrade ends with the socket.
-async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Opening {
+/// Runs the TLS handshake (if any), reads the request head and answers it;
+/// an upgrade ends with the socket.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    tls: Option<&TlsConfig>,
+) -> Opening {
+    let Some(mut stream) = tls::accept(stream, peer, tls).await else {
+        return Opening::Dropped;
+    };
     let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
     let request = loop {
         match head.parse_request() {
@@ -116,7 +130,8 @@ async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> 
                 return Opening::Dropped;
             }
             let connection = upgrade.connection(core_config, head.into_remaining());
-            let socket = WebSocket::from_connection(Metered::new(stream), connection);
+            let stream = WriteDeadline::new(Metered::new(stream), shared.config.close_timeout);
+            let socket = WebSocket::from_connection(stream, connection);
             Opening::Upgraded(Box::new(socket), upgrade.request)
         }
     }
@@ -135,6 +150,9 @@ enum Ending {
     Violation(CloseCode),
     /// The transport ended without a closing handshake.
     Abnormal,
+    /// The client did not read what it was sent: dropped without a close
+    /// frame, which could not have reached it past the unread backlog.
+    NotReading,
 }
 
 impl Ending {
@@ -143,7 +161,7 @@ impl Ending {
             Self::Open => None,
             Self::Client(code) => Some(code.unwrap_or(CloseCode::NO_STATUS)),
             Self::Server(code) | Self::Violation(code) => Some(code),
-            Self::Abnormal => Some(CloseCode::ABNORMAL),
+            Self::Abnormal | Self::NotReading => Some(CloseCode::ABNORMAL),
         }
     }
 
@@ -153,6 +171,7 @@ impl Ending {
             Self::Client(_) => "client",
             Self::Server(_) | Self::Violation(_) => "server",
             Self::Abnormal => "transport",
+            Self::NotReading => "server",
         }
     }
 }
@@ -204,6 +223,7 @@ struct Session<'a> {
     report: Report<'a>,
     close_timeout: Duration,
     idle_timeout: Option<Duration>,
+    max_backlog: usize,
 }
 
 impl<'a> Session<'a> {
@@ -235,6 +255,7 @@ impl<'a> Session<'a> {
             },
             close_timeout: shared.config.close_timeout,
             idle_timeout: shared.config.idle_timeout,
+            max_backlog: shared.config.max_backlog,
         }
     }
 
@@ -264,7 +285,7 @@ impl<'a> Session<'a> {
         let idle = tokio::time::sleep_until(far_or(Instant::now(), period));
         tokio::pin!(idle);
         let mut idle_pinged = false;
-        let mut bytes_at_last_check = self.socket.get_ref().bytes_read();
+        let mut bytes_at_last_check = self.socket.get_ref().get_ref().bytes_read();
         loop {
             // A client that keeps the input full makes `recv` ready on every
             // poll, so the other branches below might never be polled; this
@@ -275,7 +296,14 @@ impl<'a> Session<'a> {
                 self.next_wake(shutdown.as_mut(), idle.as_mut()).await
             };
             match wake {
-                Wake::Received(Ok(Some(event))) => self.echo(event),
+                Wake::Received(Ok(Some(event))) => {
+                    self.echo(event);
+                    if self.backlog() > self.max_backlog
+                        && !self.drain_backlog(shutdown.as_mut()).await
+                    {
+                        return;
+                    }
+                }
                 Wake::Received(Ok(None)) => return,
                 Wake::Received(Err(error)) => {
                     self.failed(&error);
@@ -287,7 +315,7 @@ impl<'a> Session<'a> {
                     return;
                 }
                 Wake::IdleTimer => {
-                    let bytes_read = self.socket.get_ref().bytes_read();
+                    let bytes_read = self.socket.get_ref().get_ref().bytes_read();
                     idle.as_mut().reset(far_or(Instant::now(), period));
                     if bytes_read != bytes_at_last_check {
                         bytes_at_last_check = bytes_read;
@@ -350,11 +378,75 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Echoed bytes not yet written to the socket.
+    fn backlog(&mut self) -> usize {
+        self.socket.connection_mut().outbound().remaining()
+    }
+
+    /// The client is sending faster than it reads its echoes: stop reading
+    /// from it and only write, until the backlog is back under the cap.
+    /// `false` if the client was dropped because it stayed over the cap for
+    /// the close timeout, or the connection ended.
+    ///
+    /// No `recv` runs meanwhile, so no more echoes are queued: ws-core reads
+    /// ahead at most one frame and 64 KiB while the write is blocked, without
+    /// processing it, and the rest of the client's input waits in the kernel,
+    /// where TCP flow control stops the client. The connection holds at most
+    /// the cap, one more message and that read-ahead.
+    async fn drain_backlog<F>(&mut self, mut shutdown: Pin<&mut F>) -> bool
+    where
+        F: Future<Output = ()>,
+    {
+        let peer = self.report.peer;
+        tracing::debug!(%peer, backlog = self.backlog(), cap = self.max_backlog, "backlog over the cap; reading paused");
+        let deadline = Instant::now() + self.close_timeout;
+        let flushed = tokio::select! {
+            biased;
+            flushed = tokio::time::timeout_at(deadline, self.socket.flush()) => flushed,
+            // The backlog cannot carry a close frame to a client that does not
+            // read, so a shutdown just drops it.
+            () = shutdown.as_mut() => {
+                self.report.ending = Ending::NotReading;
+                return false;
+            }
+        };
+        let stuck = |error: &Error| matches!(error, Error::Io(error) if error.kind() == io::ErrorKind::TimedOut);
+        match flushed {
+            Ok(Ok(())) => true,
+            // The write timeout and this one are the same length: whichever
+            // fires first, the client left its backlog over the cap.
+            Ok(Err(error)) if !stuck(&error) => {
+                self.failed(&error);
+                false
+            }
+            Err(_) if self.backlog() <= self.max_backlog => true,
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(
+                    %peer,
+                    backlog = self.backlog(),
+                    cap = self.max_backlog,
+                    timeout = ?self.close_timeout,
+                    "client does not read its echoes; dropped"
+                );
+                self.report.ending = Ending::NotReading;
+                false
+            }
+        }
+    }
+
     /// Records why `recv` failed. On a protocol error ws-core has already
     /// written the close frame with the matching code.
     fn failed(&mut self, error: &Error) {
         let peer = self.report.peer;
         match error {
+            Error::Io(io_error) if io_error.kind() == io::ErrorKind::TimedOut => {
+                tracing::warn!(
+                    %peer,
+                    timeout = ?self.close_timeout,
+                    "client read nothing while the server had data for it; dropped"
+                );
+                self.report.ending = Ending::NotReading;
+            }
             Error::Protocol(violation) => {
                 tracing::warn!(%peer, error = %violation, "protocol violation");
                 self.report.ending = Ending::Violation(violation.close_code());
@@ -420,4 +512,145 @@ fn far_or(now: Instant, period: Duration) -> Instant {
     now.checked_add(period)
         .or_else(|| now.checked_add(FAR_FUTURE))
         .unwrap_or(now)
+}
+
+/// A transport whose writes fail with `TimedOut` once they have been blocked,
+/// with not one byte accepted, for a set time.
+///
+/// A client that stops reading fills the kernel's buffers, and then every
+/// write the server attempts waits; without a deadline it would wait forever
+/// inside `recv`, holding the connection, its buffers and a connection slot.
+/// The timer exists only while a write is blocked, so a connection whose
+/// client keeps up pays nothing for it.
+#[derive(Debug)]
+pub(crate) struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed when a write first blocks; kept (and reset) afterwards to avoid
+    /// an allocation per blocked write.
+    timer: Option<Pin<Box<Sleep>>>,
+    blocked: bool,
+}
+
+impl<S> WriteDeadline<S> {
+    pub(crate) fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: None,
+            blocked: false,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Called when the inner write is pending: starts the clock on the first
+    /// blocked write, and fails the write once the clock runs out.
+    fn poll_blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.blocked {
+            self.blocked = true;
+            let deadline = Instant::now() + self.limit;
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer read nothing for the write timeout",
+            ))),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn progressed<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.blocked = false;
+        }
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.poll_blocked(cx),
+            ready => this.progressed(ready),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.poll_blocked(cx),
+            ready => this.progressed(ready),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_blocked_past_the_limit_times_out() {
+        let (near, _far) = tokio::io::duplex(16);
+        let mut stream = WriteDeadline::new(near, Duration::from_secs(5));
+        let started = Instant::now();
+        let error = stream.write_all(&[0u8; 64]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_keeps_up_never_trips_the_deadline() {
+        let (near, mut far) = tokio::io::duplex(16);
+        let mut stream = WriteDeadline::new(near, Duration::from_secs(5));
+        let reader = tokio::spawn(async move {
+            let mut total = 0;
+            let mut buf = [0u8; 8];
+            while total < 256 {
+                // Slower than the writer, but well within the limit each time.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                total += far.read(&mut buf).await.unwrap();
+            }
+            total
+        });
+        stream.write_all(&[7u8; 256]).await.unwrap();
+        assert_eq!(reader.await.unwrap(), 256);
+    }
 }

@@ -1,8 +1,7 @@
 //! Plain HTTP beside the WebSocket endpoint: the demo page, the health check,
 //! and the errors for everything else. Every response closes the connection.
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use ws_core::handshake::{RequestHead, http_response};
 
 use crate::tcp::{LINGER, linger};
@@ -53,7 +52,10 @@ pub fn error(status: u16, message: &str, headers: &[(&str, &str)]) -> (u16, Vec<
 
 /// Writes a final response and closes the connection gracefully (see
 /// [`linger`]: the request may hold bytes the server never read).
-pub async fn respond_and_close(mut stream: TcpStream, response: &[u8]) {
+pub async fn respond_and_close<S>(mut stream: S, response: &[u8])
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     match tokio::time::timeout(LINGER, stream.write_all(response)).await {
         Ok(Ok(())) => linger(stream).await,
         Ok(Err(error)) => tracing::debug!(%error, "writing the final response failed"),

@@ -51,6 +51,7 @@ pub mod http;
 pub mod metered;
 pub mod server;
 pub mod tcp;
+pub mod tls;
 pub mod units;
 
 pub use config::ServerConfig;

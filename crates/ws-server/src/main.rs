@@ -46,12 +46,20 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .build()
     }
     .context("cannot start the async runtime")?;
+    // Certificate problems are reported before anything listens.
+    let tls = match args.tls_files() {
+        Some((cert, key)) => Some(ws_server::tls::load_pem_files(cert, key)?),
+        None => None,
+    };
     runtime.block_on(async {
         let config = args.server_config();
         let limits = describe_limits(&config);
-        let server = Server::bind(args.listen.as_str(), config)
+        let mut server = Server::bind(args.listen.as_str(), config)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        if let Some(tls) = tls {
+            server = server.with_tls(tls);
+        }
         let addr = server
             .local_addr()
             .context("cannot read the listening address")?;
@@ -59,7 +67,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         // moment it has read it.
         let signals = Signals::install().context("cannot install signal handlers")?;
         tracing::info!(%addr, threads, "{limits}");
-        print_line(&format!("listening on ws://{addr}"));
+        print_line(&format!("listening on {}://{addr}", server.scheme()));
         let Summary {
             connections_served,
             messages_echoed,

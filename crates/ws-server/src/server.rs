@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::http;
+use crate::tls::{self, TlsConfig};
 
 /// State every connection task shares with the server.
 #[derive(Debug)]
@@ -42,12 +43,18 @@ pub struct Summary {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Set for `wss://`: every connection starts with a TLS handshake.
+    tls: Option<TlsConfig>,
 }
 
 impl Server {
     /// Binds the listening socket; connections are accepted (queued by the
     /// kernel) from the moment this returns, and served once `run` starts.
+    ///
+    /// It first raises the process's soft limit on open files (see
+    /// [`raise_fd_limit`]): every connection costs a descriptor.
     pub async fn bind<A: ToSocketAddrs>(addr: A, config: ServerConfig) -> io::Result<Self> {
+        check_fd_limit(raise_fd_limit(), config.max_connections);
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
@@ -57,7 +64,22 @@ impl Server {
                 messages_echoed: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
             }),
+            tls: None,
         })
+    }
+
+    /// Serves `wss://` (and HTTPS) instead of `ws://`: every connection
+    /// starts with a TLS handshake with `config` (see
+    /// [`tls::load_pem_files`]), which counts against the handshake timeout.
+    #[must_use]
+    pub fn with_tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The URL scheme clients use: `wss` with TLS, `ws` without.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "wss" } else { "ws" }
     }
 
     /// The address the server listens on, with the real port when bound to 0.
@@ -69,7 +91,11 @@ impl Server {
     /// sends close 1001 to every open connection, waits up to the shutdown
     /// timeout for them to finish, and reports what was done.
     pub async fn run<F: Future<Output = ()>>(self, shutdown: F) -> Summary {
-        let Self { listener, shared } = self;
+        let Self {
+            listener,
+            shared,
+            tls,
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
@@ -94,15 +120,21 @@ impl Server {
                                 );
                                 at_limit = true;
                             }
-                            tasks.spawn(refuse(stream, peer));
+                            tasks.spawn(refuse(
+                                stream,
+                                peer,
+                                tls.clone(),
+                                shared.config.handshake_timeout,
+                            ));
                         } else {
                             at_limit = false;
                             let guard = ActiveGuard::new(&active);
                             let shared = Arc::clone(&shared);
                             let stop = stop_rx.clone();
+                            let tls = tls.clone();
                             tasks.spawn(async move {
                                 let _guard = guard;
-                                serve(stream, peer, shared, stop).await;
+                                serve(stream, peer, shared, tls, stop).await;
                             });
                         }
                     }
@@ -153,11 +185,60 @@ impl Server {
     }
 }
 
+/// The most the soft limit on open files is raised to: Linux's default
+/// ceiling (`fs.nr_open`), and far more than one process serves.
+const FD_LIMIT_CEILING: u64 = 1 << 20;
+
+/// Descriptors the server needs besides its connections: the listener,
+/// stdio, the runtime's own, and room for connections that are being
+/// refused with 503.
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit (at most
+/// 1,048,576) and returns the new soft limit, or `None` if it cannot be read
+/// or set.
+///
+/// Many systems start processes with a soft limit of 1024, which would make
+/// `accept` fail (EMFILE) long before the default connection limit of
+/// 10,000; the hard limit is what the administrator allows.
+pub fn raise_fd_limit() -> Option<u64> {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    match rlimit::increase_nofile_limit(FD_LIMIT_CEILING) {
+        Ok(limit) => {
+            tracing::debug!(
+                before = ?before.map(|(soft, _)| soft),
+                soft_limit = limit,
+                hard_limit = ?before.map(|(_, hard)| hard),
+                "open-file limit"
+            );
+            Some(limit)
+        }
+        Err(error) => {
+            tracing::debug!(%error, "cannot raise the open-file limit");
+            None
+        }
+    }
+}
+
+/// Warns when the open-file limit cannot accommodate the connection limit:
+/// past it, new connections fail at `accept` instead of getting a 503.
+fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
+    let needed = (max_connections as u64).saturating_add(FD_RESERVE);
+    if let Some(limit) = limit.filter(|&limit| limit < needed) {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections,
+            "the open-file limit is below the connection limit; raise `ulimit -n` or lower --max-connections"
+        );
+    }
+}
+
 /// One connection task under the limit.
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<TlsConfig>,
     stop: watch::Receiver<bool>,
 ) {
     if let Err(error) = stream.set_nodelay(true) {
@@ -165,12 +246,23 @@ async fn serve(
     }
     let shutdown = stopped(stop);
     tokio::pin!(shutdown);
-    connection::serve(stream, peer, shared, shutdown).await;
+    connection::serve(stream, peer, shared, tls, shutdown).await;
 }
 
-/// Answers a connection over the limit with 503 and closes it.
-async fn refuse(stream: TcpStream, peer: SocketAddr) {
+/// Answers a connection over the limit with 503 and closes it; over TLS,
+/// after a handshake bounded by the handshake timeout, so that the client
+/// can read the answer.
+async fn refuse(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsConfig>,
+    handshake_timeout: Duration,
+) {
     tracing::debug!(%peer, "over the connection limit; answering 503");
+    let Some(stream) = tls::accept_within(stream, peer, tls.as_ref(), handshake_timeout).await
+    else {
+        return;
+    };
     let (_, response) = http::error(
         503,
         "too many connections, try again later",
@@ -271,6 +363,15 @@ mod tests {
         )));
         // EMFILE: the process is out of file descriptors.
         assert!(!is_per_connection(&io::Error::from_raw_os_error(24)));
+    }
+
+    #[test]
+    fn fd_limit_is_raised_to_at_least_what_it_was() {
+        let (soft_before, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        let raised = raise_fd_limit().unwrap();
+        assert!(raised >= soft_before);
+        assert!(raised <= hard);
+        assert_eq!(rlimit::Resource::NOFILE.get().unwrap().0, raised);
     }
 
     #[test]

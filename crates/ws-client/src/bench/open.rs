@@ -1,0 +1,231 @@
+//! Opening and closing the connections of a run: the target is resolved
+//! once, every connection gets a fresh handshake key, and the handshake and
+//! the closing handshake are ws-core's (through its tokio adapter).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpStream, lookup_host};
+use tokio::time::timeout;
+use ws_core::deflate::{DeflateConfig, DeflateParams, negotiate_client};
+use ws_core::handshake::{ClientRequest, HandshakeError};
+use ws_core::stream::WebSocket;
+use ws_core::{CloseCode, Config, Connection};
+
+use crate::bench::args::{BenchArgs, BenchMode, MAX_SIZE};
+use crate::bench::stats::OpenFailure;
+use crate::failure::{Exit, Failure, io_message};
+
+/// How long the closing handshake at the end of a run may take.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the connections go, and how they are opened.
+#[derive(Debug)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The address every connection goes to (resolved once).
+    pub address: SocketAddr,
+    /// The `ws://` URL of the upgrade requests.
+    request_url: String,
+    /// Subprotocols to offer.
+    protocols: Vec<String>,
+    /// Extra request headers.
+    headers: Vec<(String, String)>,
+    /// The limits of every connection, and the deflate settings to offer.
+    pub config: Config,
+    /// Bound on connect plus handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Target {
+    /// Parses the URL and resolves its host; URL problems are usage errors,
+    /// resolution problems connection failures.
+    pub async fn resolve(args: &BenchArgs) -> Result<Self, Failure> {
+        let url = match (args.mode, args.url.strip_prefix("tcp://")) {
+            (BenchMode::Tcp, Some(rest)) => format!("ws://{rest}"),
+            _ => args.url.clone(),
+        };
+        let request = ClientRequest::new(&url).map_err(|error| url_failure(&args.url, error))?;
+        if request.is_secure() {
+            // The figures would be the TLS library's more than the server's.
+            return Err(Failure::new(
+                Exit::Usage,
+                format!(
+                    "ws-client bench speaks plain ws:// only, not wss://: point it at the \
+                     server's ws:// listener ({})",
+                    args.url
+                ),
+            ));
+        }
+        // No context takeover in either direction. The client's frames are
+        // compressed once and sent many times, so it cannot keep context; and
+        // the run repeats one payload, which a server keeping its context
+        // would compress to a back-reference: every message compressed on
+        // its own gives the figures real traffic would.
+        let deflate = args.deflate.then(|| DeflateConfig {
+            no_context_takeover: true,
+            ..DeflateConfig::default()
+        });
+        let address = lookup_host((request.host(), request.port()))
+            .await
+            .map_err(|error| {
+                Failure::new(
+                    Exit::Connect,
+                    format!("cannot resolve {}: {}", request.host(), io_message(&error)),
+                )
+            })?
+            .next()
+            .ok_or_else(|| {
+                Failure::new(
+                    Exit::Connect,
+                    format!("cannot resolve {}: no addresses found", request.host()),
+                )
+            })?;
+        Ok(Self {
+            url: args.url.clone(),
+            address,
+            request_url: url,
+            protocols: args.protocols.clone(),
+            headers: args.headers.clone(),
+            config: Config {
+                max_frame_size: MAX_SIZE.max(Config::default().max_frame_size),
+                max_message_size: MAX_SIZE.max(Config::default().max_message_size),
+                deflate,
+            },
+            connect_timeout: args.connect_timeout,
+        })
+    }
+
+    /// A TCP connection with Nagle's algorithm off (every frame is sent at once).
+    pub async fn connect_tcp(&self) -> Result<TcpStream, (OpenFailure, String)> {
+        let connect = TcpStream::connect(self.address);
+        let stream = timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| {
+                (
+                    OpenFailure::Connect,
+                    format!("timed out connecting to {}", self.address),
+                )
+            })?
+            .map_err(|error| {
+                (
+                    OpenFailure::Connect,
+                    format!("cannot connect to {}: {}", self.address, io_message(&error)),
+                )
+            })?;
+        stream.set_nodelay(true).map_err(|error| {
+            (
+                OpenFailure::Connect,
+                format!("cannot set TCP_NODELAY: {}", io_message(&error)),
+            )
+        })?;
+        Ok(stream)
+    }
+
+    /// Connects and performs the handshake, within the connect timeout.
+    pub async fn open(&self) -> Result<Opened, (OpenFailure, String)> {
+        let stream = self.connect_tcp().await?;
+        let request = self.fresh_request()?;
+        let handshake = WebSocket::connect(stream, &request, self.config.clone());
+        let (ws, negotiated) = timeout(self.connect_timeout, handshake)
+            .await
+            .map_err(|_| {
+                (
+                    OpenFailure::Handshake,
+                    format!(
+                        "timed out waiting for the handshake response from {}",
+                        self.url
+                    ),
+                )
+            })?
+            .map_err(|error| {
+                (
+                    OpenFailure::Handshake,
+                    Failure::from_handshake(error).message,
+                )
+            })?;
+        let deflate = match (&self.config.deflate, &negotiated.extensions) {
+            (None, _) => None,
+            (Some(config), Some(extensions)) => {
+                Some(negotiate_client(extensions, config).map_err(|error| {
+                    (OpenFailure::Handshake, format!("handshake failed: {error}"))
+                })?)
+            }
+            (Some(_), None) => {
+                return Err((
+                    OpenFailure::Handshake,
+                    "--deflate was given but the server did not accept permessage-deflate"
+                        .to_owned(),
+                ));
+            }
+        };
+        let (stream, connection) = ws.into_parts();
+        Ok(Opened {
+            stream,
+            connection,
+            deflate,
+        })
+    }
+
+    /// The request with a key of its own (ws-core makes one per request);
+    /// the URL parsed once already, so parsing it again cannot fail.
+    fn fresh_request(&self) -> Result<ClientRequest, (OpenFailure, String)> {
+        let mut request = ClientRequest::new(&self.request_url)
+            .map_err(|error| (OpenFailure::Handshake, error.to_string()))?;
+        for protocol in &self.protocols {
+            request = request.protocol(protocol.clone());
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connection after a successful handshake.
+#[derive(Debug)]
+pub struct Opened {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The protocol state, holding any bytes that came behind the 101.
+    pub connection: Connection,
+    /// permessage-deflate as negotiated, when it was offered.
+    pub deflate: Option<DeflateParams>,
+}
+
+/// Ends a connection with the closing handshake (close 1000, wait for the
+/// server's close and the end of TCP), discarding echoes still in flight.
+pub async fn close(stream: TcpStream, connection: Connection) -> Result<(), String> {
+    let mut ws = WebSocket::from_connection(stream, connection);
+    let closing = async {
+        ws.close(CloseCode::NORMAL, "").await?;
+        while ws.recv().await?.is_some() {}
+        Ok::<(), ws_core::Error>(())
+    };
+    match timeout(CLOSE_TIMEOUT, closing).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!(
+            "closing handshake: {}",
+            Failure::from_session(error).message
+        )),
+        Err(_) => Err(format!(
+            "closing handshake: no answer within {} s",
+            CLOSE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// A URL that cannot be used, as a usage error.
+fn url_failure(url: &str, error: HandshakeError) -> Failure {
+    match error {
+        HandshakeError::UnsupportedScheme(scheme) => Failure::new(
+            Exit::Usage,
+            format!("unsupported URL scheme {scheme:?} in {url}; use ws://HOST[:PORT]/PATH"),
+        ),
+        HandshakeError::InvalidUrl(reason) => {
+            Failure::new(Exit::Usage, format!("invalid URL {reason}"))
+        }
+        other => Failure::new(Exit::Usage, other.to_string()),
+    }
+}

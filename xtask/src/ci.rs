@@ -1,0 +1,81 @@
+//! `cargo xtask ci`: every check a submission must pass, in order, stopping at
+//! the first failure.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::workspace::Workspace;
+use crate::{e2e, interop, process};
+
+/// Stops a step that hangs (a deadlocked test, say) well inside CI's budget.
+const CARGO_STEP_TIMEOUT: Duration = Duration::from_secs(40 * 60);
+
+type Step = (&'static str, fn(&Workspace) -> Result<()>);
+
+const STEPS: [Step; 6] = [
+    ("cargo fmt --check", |ws| {
+        cargo(ws, &["fmt", "--all", "--", "--check"])
+    }),
+    (
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        |ws| {
+            cargo(
+                ws,
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )
+        },
+    ),
+    ("cargo test --workspace", |ws| {
+        cargo(ws, &["test", "--workspace"])
+    }),
+    ("cargo xtask e2e", e2e::run),
+    ("cargo xtask hostile --quick", |ws| {
+        crate::hostile::run(ws, &["--quick".to_owned()])
+    }),
+    ("cargo xtask interop", interop::run),
+];
+
+/// Runs the steps, each under a header on stderr with its duration.
+pub fn run(workspace: &Workspace) -> Result<()> {
+    let started = Instant::now();
+    for (index, (name, step)) in STEPS.iter().enumerate() {
+        eprintln!("\n==> xtask ci [{}/{}]: {name}", index + 1, STEPS.len());
+        let step_started = Instant::now();
+        let result = step(workspace);
+        let took = step_started.elapsed().as_secs();
+        if let Err(error) = result {
+            bail!("ci step `{name}` failed after {took} s: {error:#}");
+        }
+        eprintln!("==> xtask ci: `{name}` passed in {took} s");
+    }
+    eprintln!(
+        "==> xtask ci: all {} steps passed in {} s",
+        STEPS.len(),
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+/// Runs `cargo ARGS` with inherited output and fails unless it succeeds.
+fn cargo(workspace: &Workspace, args: &[&str]) -> Result<()> {
+    let mut command = workspace.cargo_command();
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let status = process::status_within(&mut command, CARGO_STEP_TIMEOUT)?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
