@@ -122,9 +122,16 @@ async function runPageChecks(context) {
   if (!opened) {
     return;
   }
+  await check('permessage-deflate negotiated with the page', async () => {
+    const extensions = ((await page.locator('#extensions').textContent()) ?? '').trim();
+    if (!/^permessage-deflate\b/.test(extensions)) {
+      throw new Error(`#extensions reads ${JSON.stringify(extensions)}`);
+    }
+  });
   for (const [name, message] of [
     ['ASCII message echoed through the page', 'Hello from Chromium'],
     ['multi-byte message echoed through the page', 'héllo wörld — 日本語 🎉🦀'],
+    ['long compressible message echoed through the page', 'compress me '.repeat(2000).trim()],
   ]) {
     await check(name, () => exchange(page, message));
   }

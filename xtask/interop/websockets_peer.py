@@ -49,6 +49,17 @@ async def big_binary_echo(url, compression=None):
     expect(echoed == payload, "same length, different bytes")
 
 
+async def deflate_text_echo(url):
+    message = '{"event":"tick","values":[1,2,3],"note":"héllo"}' * 2000
+    async with connect(url, max_size=MAX_SIZE, compression="deflate") as ws:
+        names = [extension.name for extension in ws.protocol.extensions]
+        expect(names == ["permessage-deflate"], f"negotiated extensions: {names}")
+        for _ in range(3):
+            await ws.send(message)
+            echoed = await ws.recv()
+            expect(echoed == message, f"got {len(echoed)} characters back, sent {len(message)}")
+
+
 async def fragmented_echo(url):
     fragments = ["frag-one ", "frag-two — ü ", "frag-three 🦀"]
 
@@ -87,6 +98,7 @@ CLIENT_CHECKS = [
         "16 MiB binary echo with permessage-deflate offered",
         lambda url: big_binary_echo(url, compression="deflate"),
     ),
+    ("permessage-deflate negotiated, compressible text echoed", deflate_text_echo),
     ("fragmented message echo", fragmented_echo),
     ("ping answered with pong", ping_pong),
     ("close code 4000 echoed", close_code),

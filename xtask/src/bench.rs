@@ -781,7 +781,12 @@ fn prepare(workspace: &Workspace, options: &Options) -> Result<Setup> {
     let status = process::status_within(&mut build, BUILD_TIMEOUT)?;
     ensure!(status.success(), "building bench/peers failed ({status})");
 
+    // The servers' stderr, appended run after run: kept for one bench only.
     let logs = workspace.target.join("bench").join("logs");
+    if logs.exists() {
+        std::fs::remove_dir_all(&logs)
+            .with_context(|| format!("cannot clear {}", logs.display()))?;
+    }
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let cpus = thread::available_parallelism().map_or(1, usize::from);
     let taskset = Command::new("taskset")
