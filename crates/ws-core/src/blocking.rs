@@ -177,9 +177,10 @@ impl<S: Read + Write> WebSocket<S> {
         while outbound.has_remaining() {
             let mut slices = [io::IoSlice::new(&[]); 16];
             let count = outbound.chunks_vectored(&mut slices);
-            let written = self
-                .stream
-                .write_vectored(slices.get(..count).unwrap_or_default())?;
+            let written = match slices.get(..count).unwrap_or_default() {
+                [single] => self.stream.write(single)?,
+                several => self.stream.write_vectored(several)?,
+            };
             if written == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }

@@ -8,6 +8,7 @@
 //! [`recv`](WebSocket::recv) is cancel-safe: dropping its future (in a
 //! `tokio::select!`) loses neither received bytes nor an event.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -37,6 +38,27 @@ pub struct WebSocket<S> {
     pending: Option<Result<Event, Error>>,
     /// The peer's end of input was read while a write was blocked.
     input_ended: bool,
+}
+
+/// Waits until a transport is readable, without reading from it.
+type PollReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
+
+/// A transport that can wait until it is readable without a buffer, which
+/// lets [`WebSocket::recv_lean`] hold no memory for idle connections.
+///
+/// An implementation may return `Ready` early (spuriously, or always, for a
+/// transport such as TLS that may hold decrypted bytes the socket's
+/// readiness does not show): `recv_lean` then reads with a buffer as `recv`
+/// does. It must not return `Pending` while bytes can be read.
+pub trait ReadReady {
+    /// Polls until reading would make progress.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ReadReady for tokio::net::TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
 }
 
 /// How far past the frame limit a blocked write may read ahead.
@@ -140,6 +162,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// until the server ends the TCP connection (RFC 6455 §7.1.1): wrap the
     /// call in a timeout if the server may not.
     pub async fn recv(&mut self) -> Result<Option<Event>, Error> {
+        self.recv_with(None).await
+    }
+
+    /// The loop behind [`recv`](Self::recv) and
+    /// [`recv_lean`](Self::recv_lean): `ready`, when given, waits for the
+    /// transport to become readable without a buffer, so that the buffers
+    /// can be released while the connection is idle.
+    async fn recv_with(&mut self, ready: Option<PollReady<S>>) -> Result<Option<Event>, Error> {
         loop {
             if self.pending.is_none() {
                 self.pending = self.connection.next_event().transpose();
@@ -157,11 +187,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
                 return Ok(None);
             }
-            if self.input_ended || self.stream.read_buf(self.connection.read_buffer()).await? == 0 {
+            if self.input_ended || self.read_more(ready).await? == 0 {
                 self.connection.receive_eof()?;
                 return Ok(None);
             }
         }
+    }
+
+    /// Reads once into the connection's buffer; returns the bytes read.
+    async fn read_more(&mut self, ready: Option<PollReady<S>>) -> io::Result<usize> {
+        let Some(ready) = ready else {
+            return self.stream.read_buf(self.connection.read_buffer()).await;
+        };
+        // Readiness can be stale (a read then finds nothing and clears it):
+        // one more wait without the buffer is worth it. A transport that
+        // always says ready gets a plain read after that, never a busy loop.
+        for _ in 0..2 {
+            if self.connection.buffered_input() != 0 {
+                // Part of a frame is buffered: keep it and wait with it.
+                break;
+            }
+            self.connection.shrink_buffers();
+            std::future::poll_fn(|cx| ready(&self.stream, cx)).await?;
+            let mut read = std::pin::pin!(self.stream.read_buf(self.connection.read_buffer()));
+            let attempt = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+            if let Poll::Ready(result) = attempt {
+                return result;
+            }
+        }
+        self.stream.read_buf(self.connection.read_buffer()).await
+    }
+
+    /// Like [`recv`](Self::recv), but holds no read or write buffer while
+    /// the connection is idle: it waits for the transport to become readable
+    /// before it reserves a buffer, and releases the buffers (and
+    /// permessage-deflate state that no context takeover makes disposable)
+    /// whenever everything received has been processed and everything queued
+    /// written. For servers holding many mostly idle connections; the cost is
+    /// an allocation when an idle connection wakes up. Cancel-safe like `recv`.
+    pub async fn recv_lean(&mut self) -> Result<Option<Event>, Error>
+    where
+        S: ReadReady,
+    {
+        self.recv_with(Some(S::poll_read_ready)).await
     }
 
     /// Queues a message without writing it: it goes out with the next
@@ -224,7 +292,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let mut slices = [io::IoSlice::new(&[]); 16];
             let count = outbound.chunks_vectored(&mut slices);
             let slices = slices.get(..count).unwrap_or_default();
-            match Pin::new(&mut self.stream).poll_write_vectored(cx, slices) {
+            // One chunk (the common case: small echoes) goes out with a plain
+            // write; writev costs more in the kernel for a single buffer.
+            let polled = match slices {
+                [single] => Pin::new(&mut self.stream).poll_write(cx, single),
+                _ => Pin::new(&mut self.stream).poll_write_vectored(cx, slices),
+            };
+            match polled {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
                 }

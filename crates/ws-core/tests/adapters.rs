@@ -381,3 +381,55 @@ fn refusal_body_sent_after_the_head_is_still_reported() {
     }
     server.join().unwrap();
 }
+
+#[tokio::test]
+async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut socket = ws_core::stream::WebSocket::accept(stream).await.unwrap();
+        let mut idle_capacities = Vec::new();
+        loop {
+            tokio::select! {
+                event = socket.recv_lean() => match event.unwrap() {
+                    Some(event) => {
+                        if let Some(message) = event.into_message() {
+                            socket.queue(message).unwrap();
+                        }
+                    }
+                    None => break,
+                },
+                // Interrupts the wait (recv_lean is cancel-safe) to look at
+                // what an idle connection holds.
+                () = tokio::time::sleep(Duration::from_millis(30)) => {
+                    idle_capacities.push(socket.connection().buffered_capacity());
+                }
+            }
+        }
+        idle_capacities
+    });
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, _) = ws_core::stream::WebSocket::connect(stream, &request, Config::default())
+        .await
+        .unwrap();
+    for size in [10usize, 5000, 100_000, 3] {
+        let payload = vec![7u8; size];
+        client.send_binary(&payload).await.unwrap();
+        let echoed = tokio::time::timeout(TIMEOUT, client.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Some(Event::Binary(payload.into())));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    while client.recv().await.unwrap().is_some() {}
+    let idle_capacities = server.await.unwrap();
+    assert!(idle_capacities.len() >= 4, "{idle_capacities:?}");
+    assert!(
+        idle_capacities.iter().all(|&capacity| capacity == 0),
+        "an idle connection held buffers: {idle_capacities:?}"
+    );
+}

@@ -34,6 +34,12 @@ impl<S> Metered<S> {
     }
 }
 
+impl<S: ws_core::stream::ReadReady> ws_core::stream::ReadReady for Metered<S> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_read_ready(cx)
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -256,6 +256,17 @@ pub enum Transport {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+impl ws_core::stream::ReadReady for Transport {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Self::Plain(stream) => stream.poll_read_ready(cx),
+            // rustls may hold decrypted bytes the socket's readiness does not
+            // show: always "ready", so reads use a buffer as usual.
+            Self::Tls(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
