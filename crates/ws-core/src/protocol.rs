@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::close::{CloseCode, MAX_REASON_LEN, parse_close_payload, truncate_reason};
 use crate::deflate::{Deflate, DeflateConfig, DeflateParams};
 use crate::error::{Error, ProtocolError};
-use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, extend_masked};
 use crate::message::{Event, Message, Utf8Bytes};
 use crate::outbound::Outbound;
@@ -150,6 +150,10 @@ pub struct Connection {
     /// A reply the protocol owes the peer (pong, close) was queued and has
     /// not been written yet.
     reply_queued: bool,
+    /// How much a read should have room for, from the sizes of recent
+    /// frames: a connection whose buffer was released while idle gets one
+    /// large enough for its usual frame, not several small reads.
+    read_hint: u32,
 }
 
 impl Connection {
@@ -181,6 +185,7 @@ impl Connection {
             close_received: false,
             failed: false,
             reply_queued: false,
+            read_hint: MIN_READ as u32,
         }
     }
 
@@ -255,7 +260,10 @@ impl Connection {
             Some(frame) if !frame.discard => frame.len.saturating_sub(self.read.len()),
             _ => 0,
         };
-        self.read.reserve(frame_rest.clamp(MIN_READ, SHRINK_ABOVE));
+        let wanted = frame_rest
+            .clamp(MIN_READ, SHRINK_ABOVE)
+            .max(self.read_hint as usize);
+        self.read.reserve(wanted);
         &mut self.read
     }
 
@@ -350,6 +358,13 @@ impl Connection {
                 size: header.payload_len,
                 limit,
             })?;
+        if !header.opcode.is_control() {
+            // A slowly decaying maximum of recent frame sizes.
+            let whole = len
+                .saturating_add(MAX_HEADER_LEN)
+                .clamp(MIN_READ, SHRINK_ABOVE) as u32;
+            self.read_hint = whole.max(self.read_hint - self.read_hint / 4);
+        }
         let mut frame = IncomingFrame {
             header,
             len,

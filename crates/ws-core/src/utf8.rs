@@ -19,7 +19,8 @@ pub struct InvalidUtf8;
 pub struct Utf8Validator {
     /// The start of a code point that the last piece ended inside of.
     pending: [u8; MAX_SEQUENCE],
-    pending_len: usize,
+    /// At most 4: a byte keeps the validator (and every connection) small.
+    pending_len: u8,
 }
 
 impl Utf8Validator {
@@ -71,11 +72,17 @@ impl Utf8Validator {
     fn complete_pending<'a>(&mut self, input: &'a [u8]) -> Result<&'a [u8], InvalidUtf8> {
         let mut rest = input;
         while let Some((&byte, tail)) = rest.split_first() {
-            let slot = self.pending.get_mut(self.pending_len).ok_or(InvalidUtf8)?;
+            let slot = self
+                .pending
+                .get_mut(usize::from(self.pending_len))
+                .ok_or(InvalidUtf8)?;
             *slot = byte;
             self.pending_len += 1;
             rest = tail;
-            let candidate = self.pending.get(..self.pending_len).ok_or(InvalidUtf8)?;
+            let candidate = self
+                .pending
+                .get(..usize::from(self.pending_len))
+                .ok_or(InvalidUtf8)?;
             match std::str::from_utf8(candidate) {
                 Ok(_) => {
                     self.pending_len = 0;
@@ -91,7 +98,8 @@ impl Utf8Validator {
     fn stash(&mut self, tail: &[u8]) -> Result<(), InvalidUtf8> {
         let slot = self.pending.get_mut(..tail.len()).ok_or(InvalidUtf8)?;
         slot.copy_from_slice(tail);
-        self.pending_len = tail.len();
+        // `slot` exists, so the tail is at most 4 bytes long.
+        self.pending_len = u8::try_from(tail.len()).map_err(|_| InvalidUtf8)?;
         Ok(())
     }
 }
