@@ -53,16 +53,22 @@ pub(crate) async fn serve<F>(
             tracing::debug!(%peer, "server shutting down during the handshake");
             return;
         }
-        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared, tls.as_ref())) => opening,
+        // Boxed: the handshake's states (TLS accept, head reading) would
+        // otherwise stay part of every connection's task while it idles.
+        opening = tokio::time::timeout(timeout, Box::pin(handshake(stream, peer, &shared, tls.as_ref()))) => opening,
     };
     match opening {
         Err(_) => tracing::info!(%peer, ?timeout, "handshake timed out; connection dropped"),
         Ok(Opening::Dropped) => {}
-        Ok(Opening::Respond(stream, response)) => http::respond_and_close(stream, &response).await,
+        Ok(Opening::Respond(stream, response)) => {
+            Box::pin(http::respond_and_close(stream, &response)).await;
+        }
         Ok(Opening::Upgraded(socket, request)) => {
-            Session::new(socket, peer, &request, &shared)
-                .run(shutdown)
-                .await;
+            let session = Session::new(socket, peer, &request, &shared);
+            // The request head (all its headers) is not kept for the
+            // connection's lifetime.
+            drop(request);
+            session.run(shutdown).await;
         }
     }
 }
