@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use ws_core::error::is_disconnect;
 use ws_core::handshake::HandshakeError;
 use ws_core::{CloseFrame, Error};
 
@@ -149,17 +150,6 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-
-/// Whether an I/O error means the peer went away.
-fn is_disconnect(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
-}
 
 /// An I/O error as users know it: `Connection refused`, without the
 /// `(os error 111)` that the number adds nothing to.

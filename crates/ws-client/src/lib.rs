@@ -33,6 +33,7 @@ pub mod input;
 pub mod output;
 pub mod proxy;
 pub mod session;
+pub mod signals;
 pub mod tls;
 pub mod transport;
 

@@ -8,7 +8,6 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until, timeout};
 use tracing::debug;
 use ws_core::stream::WebSocket;
@@ -19,6 +18,7 @@ use crate::command::{Action, COMMANDS_HELP, parse_line};
 use crate::failure::{Exit, Failure, format_duration, io_message};
 use crate::input::{Input, Item};
 use crate::output::{Printer, describe_close, describe_payload, note};
+use crate::signals::Signals;
 use crate::transport::{Duplex, WriteQueue};
 
 /// How long to wait for the server to end TCP after the closing handshake;
@@ -378,15 +378,7 @@ impl<'a> Session<'a> {
     /// destroys the close frame before the server reads it.
     async fn linger(self) {
         let (mut stream, _) = self.ws.into_parts();
-        let drain = async {
-            let _ = stream.shutdown().await;
-            let mut scratch = [0u8; 4096];
-            while let Ok(read) = stream.read(&mut scratch).await {
-                if read == 0 {
-                    break;
-                }
-            }
-        };
+        let drain = ws_core::stream::shutdown_and_drain(&mut stream, usize::MAX);
         let _ = timeout(CLOSE_GRACE, drain).await;
     }
 
@@ -436,58 +428,6 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Ctrl-C, and SIGTERM on Unix: the first one closes the connection
-/// politely, a second one exits at once.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Self {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Self {}
-        }
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(signal) => {
-                        if signal.recv().await.is_none() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                () = next(&mut self.interrupt) => {}
-                () = next(&mut self.terminate) => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use bytes::{Buf, BytesMut};
 
 use crate::close::CloseCode;
-use crate::error::Error;
+use crate::error::{Error, is_disconnect};
 use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     validate_response,
@@ -222,19 +222,6 @@ impl<S: Read + Write> WebSocket<S> {
             }
         }
     }
-}
-
-/// A reset or aborted connection after the close is as good as its end, and
-/// so is a TLS stream that ends without `close_notify` (many peers do that
-/// after the closing handshake; rustls reports it as `UnexpectedEof`).
-fn is_disconnect(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
 }
 
 /// Reads once into the spare capacity of `buf`; returns the bytes read.

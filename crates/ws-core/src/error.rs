@@ -35,6 +35,22 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// Whether an I/O error only says that the peer went away: a reset, an
+/// aborted connection, a broken pipe, or a TLS stream that ends without
+/// `close_notify` (many peers do that after the closing handshake; rustls
+/// reports it as `UnexpectedEof`). After a close these are as good as the
+/// transport's end.
+pub fn is_disconnect(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof
+    )
+}
+
 /// A violation of RFC 6455 by the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -17,7 +17,7 @@ use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::close::CloseCode;
-use crate::error::Error;
+use crate::error::{Error, is_disconnect};
 use crate::handshake::{
     Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
     reject_response, validate_response,
@@ -38,6 +38,30 @@ pub struct WebSocket<S> {
     pending: Option<Result<Event, Error>>,
     /// The peer's end of input was read while a write was blocked.
     input_ended: bool,
+}
+
+/// Ends a transport the way an endpoint should once the closing handshake
+/// is over (or it failed the connection): shuts the write side, so that the
+/// peer sees the end at once, then reads and drops what the peer still
+/// sends, up to `max_drain` bytes, until it closes too. Dropping a socket
+/// with unread input makes the kernel answer with a reset, which can destroy
+/// the close frame before the peer reads it. Bound the call with a timeout.
+///
+/// A failed shutdown still drains; its error is returned afterwards.
+pub async fn shutdown_and_drain<S>(stream: &mut S, max_drain: usize) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let shutdown = stream.shutdown().await;
+    let mut scratch = [0u8; 4096];
+    let mut drained = 0usize;
+    while drained < max_drain {
+        match stream.read(&mut scratch).await? {
+            0 => break,
+            read => drained = drained.saturating_add(read),
+        }
+    }
+    shutdown
 }
 
 /// Waits until a transport is readable, without reading from it.
@@ -372,17 +396,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
     }
-}
-
-/// A reset or aborted connection after the close is as good as its end, and
-/// so is a TLS stream that ends without `close_notify` (many peers do that
-/// after the closing handshake; rustls reports it as `UnexpectedEof`).
-fn is_disconnect(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
 }

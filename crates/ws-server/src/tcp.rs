@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long a connection is kept after the server is done with it, so the
 /// peer can read what was sent last.
@@ -20,18 +20,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 /// and the input is drained, bounded in time and size, until the peer
 /// closes too.
 pub async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
-    let drain = async {
-        stream.shutdown().await?;
-        let mut scratch = [0u8; 4096];
-        let mut drained = 0;
-        while drained < DRAIN_LIMIT {
-            match stream.read(&mut scratch).await? {
-                0 => break,
-                n => drained += n,
-            }
-        }
-        Ok::<(), std::io::Error>(())
-    };
+    let drain = ws_core::stream::shutdown_and_drain(&mut stream, DRAIN_LIMIT);
     match tokio::time::timeout(LINGER, drain).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::debug!(%error, "closing the connection failed"),
@@ -42,6 +31,7 @@ pub async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn linger_ends_the_write_side_and_returns_when_the_peer_closes() {

@@ -19,7 +19,6 @@ pub mod payload;
 pub mod proc;
 pub mod progress;
 pub mod report;
-pub mod signals;
 pub mod stats;
 
 mod echo;
@@ -44,9 +43,9 @@ use crate::bench::open::{CLOSE_TIMEOUT, Target};
 use crate::bench::proc::{CpuWindow, Pid, clock_ticks_per_second, rss_bytes};
 use crate::bench::progress::Progress;
 use crate::bench::report::{IdleFigures, Summary};
-use crate::bench::signals::Signals;
 use crate::bench::stats::Window;
 use crate::failure::{Exit, Failure};
+use crate::signals::Signals;
 
 /// How often the progress line is printed.
 const TICK: Duration = Duration::from_secs(1);

@@ -1,5 +1,7 @@
-//! SIGINT and SIGTERM: the end of an idle run, or an early end of a measured
-//! one (whose summary is still printed).
+//! SIGINT (Ctrl-C) and SIGTERM, as one stream of "please stop" requests: the
+//! session closes politely on the first and exits on a second; the load
+//! generator ends an idle run, or a measured one early (its summary still
+//! printed).
 
 /// The signals a run listens for.
 #[derive(Debug)]
