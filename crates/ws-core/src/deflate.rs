@@ -343,6 +343,9 @@ pub(crate) struct Deflate {
     min_size: usize,
     compressor: Option<Box<Compress>>,
     decompressor: Option<Box<Decompress>>,
+    /// Compressed output, kept between messages so that sending does not
+    /// allocate every time; released with the compressor by `shrink`.
+    pub(crate) output: Vec<u8>,
 }
 
 impl std::fmt::Debug for Deflate {
@@ -365,6 +368,7 @@ impl Deflate {
             min_size: config.min_size,
             compressor: None,
             decompressor: None,
+            output: Vec::new(),
         }
     }
 
@@ -457,6 +461,7 @@ impl Deflate {
 
     /// Drops state that no later message needs.
     pub(crate) fn shrink(&mut self) {
+        self.output = Vec::new();
         if self.params.sending(self.role).1 {
             self.compressor = None;
         }

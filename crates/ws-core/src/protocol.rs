@@ -618,13 +618,14 @@ impl Connection {
     /// protocol allows it (a server's large payloads go out by reference).
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.check_can_send_message()?;
-        if self.try_send_compressed(&message)? {
-            return Ok(());
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, bytes),
+        };
+        if self.compresses(payload.len()) {
+            return self.queue_compressed(opcode, &payload);
         }
-        match message {
-            Message::Text(text) => self.queue_frame_bytes(OpCode::Text, text.into_bytes()),
-            Message::Binary(bytes) => self.queue_frame_bytes(OpCode::Binary, bytes),
-        }
+        self.queue_frame_bytes(opcode, payload);
         Ok(())
     }
 
@@ -642,35 +643,35 @@ impl Connection {
 
     /// Queues a whole message, compressed when deflate is on and it pays.
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        match self.deflate.as_deref_mut() {
-            Some(deflate) if deflate.compresses(payload.len()) => {
-                let mut compressed = Vec::new();
-                deflate
-                    .compress(payload, &mut compressed)
-                    .map_err(Error::Compression)?;
-                self.queue_frame_rsv(opcode, true, RSV1, &compressed);
-            }
-            _ => self.queue_frame(opcode, true, payload),
+        if self.compresses(payload.len()) {
+            return self.queue_compressed(opcode, payload);
         }
+        self.queue_frame(opcode, true, payload);
         Ok(())
     }
 
-    /// Sends an owned message compressed if deflate applies; false if it
-    /// should go out as it is.
-    fn try_send_compressed(&mut self, message: &Message) -> Result<bool, Error> {
-        let compresses = self
-            .deflate
+    /// Whether a message of `len` bytes goes out compressed.
+    fn compresses(&self, len: usize) -> bool {
+        self.deflate
             .as_deref()
-            .is_some_and(|deflate| deflate.compresses(message.len()));
-        if !compresses {
-            return Ok(false);
-        }
-        let opcode = match message {
-            Message::Text(_) => OpCode::Text,
-            Message::Binary(_) => OpCode::Binary,
+            .is_some_and(|deflate| deflate.compresses(len))
+    }
+
+    /// Queues a message compressed, RSV1 set on its only frame.
+    fn queue_compressed(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        let Some(deflate) = self.deflate.as_deref_mut() else {
+            return Err(Error::Compression("permessage-deflate is not enabled"));
         };
-        self.queue_message(opcode, message.as_bytes())?;
-        Ok(true)
+        // The compressor's output buffer is reused from message to message.
+        let mut compressed = std::mem::take(&mut deflate.output);
+        let result = deflate.compress(payload, &mut compressed);
+        if result.is_ok() {
+            self.queue_frame_rsv(opcode, true, RSV1, &compressed);
+        }
+        if let Some(deflate) = self.deflate.as_deref_mut() {
+            deflate.output = compressed;
+        }
+        result.map_err(Error::Compression)
     }
 
     /// Queues one frame of a fragmented message: `Text` or `Binary` starts
