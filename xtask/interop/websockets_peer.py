@@ -110,11 +110,13 @@ def expect(condition, reason):
         raise AssertionError(reason)
 
 
-async def run_client(url):
+async def run_checks(checks, *args):
+    """Runs each (name, check) with `args`, printing an `ok`/`FAIL` line per
+    check for xtask to relay; returns 1 if any failed."""
     failed = 0
-    for name, check in CLIENT_CHECKS:
+    for name, check in checks:
         try:
-            await asyncio.wait_for(check(url), CHECK_TIMEOUT)
+            await asyncio.wait_for(check(*args), CHECK_TIMEOUT)
             print(f"ok {name}", flush=True)
         except asyncio.TimeoutError:
             failed += 1
@@ -124,6 +126,10 @@ async def run_client(url):
             reason = " ".join(f"{type(error).__name__}: {error}".split())
             print(f"FAIL {name}: {reason}", flush=True)
     return 1 if failed else 0
+
+
+async def run_client(url):
+    return await run_checks(CLIENT_CHECKS, url)
 
 
 async def echo(ws):

@@ -74,7 +74,7 @@ fn python_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
                 None,
                 PYTHON_CLIENT_TIMEOUT,
             );
-            relay_script(report, group, output, &server);
+            relay_script(report, group, output, Some(&server));
             report.check(&format!("{group}: ws-server exits 0 on SIGTERM"), || {
                 e2e::stop_ws_server(server)
             });
@@ -144,15 +144,21 @@ fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
                 .arg(&prefix)
                 .arg(&chromium);
             let output = process::run(&mut command, None, BROWSER_TIMEOUT);
-            relay_script(report, group, output, &server);
+            relay_script(report, group, output, Some(&server));
         }
         Err(error) => report.fail(group, &format!("{error:#}")),
     }
 }
 
-/// Relays a helper script's check lines; a script that crashed, or failed
-/// without saying which check, is a failure of its own.
-fn relay_script(report: &mut Report, group: &str, output: Result<Output>, server: &Service) {
+/// Relays a helper script's check lines under `group`; a script that
+/// crashed, or failed without saying which check, is a failure of its own,
+/// reported with the tail of `server`'s stderr when there is a server.
+pub(crate) fn relay_script(
+    report: &mut Report,
+    group: &str,
+    output: Result<Output>,
+    server: Option<&Service>,
+) {
     let output = match output {
         Ok(output) => output,
         Err(error) => {
@@ -162,7 +168,7 @@ fn relay_script(report: &mut Report, group: &str, output: Result<Output>, server
     };
     let failed_before = report.failed();
     let found = report.relay(&format!("{group}: "), &output.stdout_text());
-    let server_log = server.stderr_tail();
+    let server_log = server.map(Service::stderr_tail).unwrap_or_default();
     let server_log = if server_log.is_empty() {
         String::new()
     } else {

@@ -23,7 +23,7 @@ use rcgen::{
 
 use crate::e2e::{self, Budget, Client, exit, expect_failure, expect_stdout};
 use crate::interop::{apt_install, ensure_chromium, ensure_playwright, ensure_websockets};
-use crate::process::{self, Guarded, Output, Service, one_line};
+use crate::process::{self, Guarded, Service, one_line};
 use crate::report::Report;
 use crate::workspace::Workspace;
 
@@ -285,7 +285,7 @@ fn python_checks(
         command.arg(proxy_url);
     }
     let output = process::run(&mut command, None, PYTHON_TIMEOUT);
-    relay(report, &group, output);
+    crate::interop::relay_script(report, &group, output, None);
 }
 
 /// Chromium loads the page over https:// and exchanges messages over
@@ -325,7 +325,7 @@ fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path, pki: &
         .arg(&prefix)
         .arg(&wrapper);
     let output = process::run(&mut command, None, BROWSER_TIMEOUT);
-    relay(report, group, output);
+    crate::interop::relay_script(report, group, output, None);
 }
 
 #[cfg(unix)]
@@ -654,28 +654,6 @@ fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not bind a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Relays a helper script's check lines under `group`; a script that
-/// crashed, or failed without saying which check, is a failure of its own.
-fn relay(report: &mut Report, group: &str, output: Result<Output>) {
-    let output = match output {
-        Ok(output) => output,
-        Err(error) => {
-            report.fail(group, &format!("{error:#}"));
-            return;
-        }
-    };
-    let failed_before = report.failed();
-    let found = report.relay(&format!("{group}: "), &output.stdout_text());
-    if found == 0 {
-        report.fail(
-            group,
-            &format!("the script reported no check ({})", output.describe()),
-        );
-    } else if !output.status.success() && report.failed() == failed_before {
-        report.fail(group, &format!("the script failed ({})", output.describe()));
-    }
 }
 
 #[cfg(test)]
