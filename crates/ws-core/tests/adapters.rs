@@ -169,6 +169,22 @@ fn blocking_client_and_server_complete_the_closing_handshake() {
     ));
 }
 
+/// Sends a client handshake over a raw async stream and reads the server's
+/// response head, leaving the stream at the first frame.
+async fn upgrade_raw(io: &mut tokio::io::DuplexStream) {
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    io.write_all(&request.to_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(io.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+}
+
 #[tokio::test]
 async fn tokio_server_answers_a_ping_while_the_application_only_receives() {
     let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
@@ -180,12 +196,7 @@ async fn tokio_server_answers_a_ping_while_the_application_only_receives() {
         }
         count
     });
-    let request = ClientRequest::new("ws://localhost/").unwrap();
-    client_io.write_all(&request.to_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(client_io.read_u8().await.unwrap());
-    }
+    upgrade_raw(&mut client_io).await;
     client_io
         .write_all(&masked(OpCode::Ping, b"x"))
         .await
@@ -255,12 +266,7 @@ async fn tokio_protocol_error_is_reported_after_the_close_frame_is_written() {
         let mut socket = ws_core::stream::WebSocket::accept(server_io).await.unwrap();
         socket.recv().await
     });
-    let request = ClientRequest::new("ws://localhost/").unwrap();
-    client_io.write_all(&request.to_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(client_io.read_u8().await.unwrap());
-    }
+    upgrade_raw(&mut client_io).await;
     client_io
         .write_all(&masked(OpCode::Text, b"\xff"))
         .await
