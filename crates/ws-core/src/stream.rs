@@ -53,7 +53,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let shutdown = stream.shutdown().await;
-    let mut scratch = [0u8; 4096];
+    // On the heap, not in the future: an array here would make every
+    // future that awaits this one (a server's per-connection task, for the
+    // whole life of the connection) 4 KiB larger.
+    let mut scratch = vec![0u8; DRAIN_CHUNK];
     let mut drained = 0usize;
     while drained < max_drain {
         match stream.read(&mut scratch).await? {
@@ -63,6 +66,9 @@ where
     }
     shutdown
 }
+
+/// How much [`shutdown_and_drain`] reads at a time.
+const DRAIN_CHUNK: usize = 4096;
 
 /// Waits until a transport is readable, without reading from it.
 type PollReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -386,7 +392,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     async fn drain_until_eof(&mut self) -> Result<(), Error> {
-        let mut scratch = [0u8; 1024];
+        // On the heap for the same reason as in `shutdown_and_drain`: this
+        // future is part of every `recv` future.
+        let mut scratch = vec![0u8; DRAIN_CHUNK];
         loop {
             match self.stream.read(&mut scratch).await {
                 Ok(0) => return Ok(()),

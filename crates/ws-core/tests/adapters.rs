@@ -439,3 +439,15 @@ async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
         "an idle connection held buffers: {idle_capacities:?}"
     );
 }
+
+/// A server keeps one `recv` future per connection for as long as the
+/// connection lives, so it must not carry buffers of its own (the closing
+/// drains read into heap scratch for this reason).
+#[tokio::test]
+async fn recv_futures_hold_no_buffer_of_their_own() {
+    let (near, _far) = tokio::io::duplex(64);
+    let connection = ws_core::Connection::new(ws_core::Role::Client, Config::default());
+    let mut socket = ws_core::stream::WebSocket::from_connection(near, connection);
+    let recv = std::mem::size_of_val(&socket.recv());
+    assert!(recv <= 256, "a recv future is {recv} bytes");
+}
