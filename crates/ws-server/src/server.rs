@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
@@ -25,8 +25,25 @@ pub(crate) struct Shared {
     pub(crate) connections_served: AtomicU64,
     /// Messages sent back to clients.
     pub(crate) messages_echoed: AtomicU64,
-    /// Set before the shutdown signal is sent, for loops too busy to poll it.
+    /// Set before `stop` is notified, for loops too busy to poll it and for
+    /// connections that start waiting after the notification.
     pub(crate) shutting_down: AtomicBool,
+    /// Wakes every connection when the server stops. A `Notified` future is
+    /// the smallest per-connection wait tokio offers, and every connection
+    /// holds one for its whole life.
+    pub(crate) stop: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            connections_served: AtomicU64::new(0),
+            messages_echoed: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            stop: Notify::new(),
+        }
+    }
 }
 
 /// What a server did in its lifetime, returned by [`Server::run`].
@@ -58,12 +75,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
-            shared: Arc::new(Shared {
-                config,
-                connections_served: AtomicU64::new(0),
-                messages_echoed: AtomicU64::new(0),
-                shutting_down: AtomicBool::new(false),
-            }),
+            shared: Arc::new(Shared::new(config)),
             tls: None,
         })
     }
@@ -96,7 +108,6 @@ impl Server {
             shared,
             tls,
         } = self;
-        let (stop_tx, stop_rx) = watch::channel(false);
         let active = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let mut backoff = Backoff::default();
@@ -128,14 +139,16 @@ impl Server {
                             ));
                         } else {
                             at_limit = false;
-                            let guard = ActiveGuard::new(&active);
-                            let shared = Arc::clone(&shared);
-                            let stop = stop_rx.clone();
-                            let tls = tls.clone();
-                            tasks.spawn(async move {
-                                let _guard = guard;
-                                serve(stream, peer, shared, tls, stop).await;
-                            });
+                            if let Err(error) = stream.set_nodelay(true) {
+                                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+                            }
+                            tasks.spawn(connection::serve(
+                                stream,
+                                peer,
+                                Arc::clone(&shared),
+                                tls.clone(),
+                                ActiveGuard::new(&active),
+                            ));
                         }
                     }
                     Err(error) if is_per_connection(&error) => {
@@ -161,8 +174,8 @@ impl Server {
             open_connections = open,
             "shutting down: no longer accepting"
         );
-        shared.shutting_down.store(true, Ordering::Relaxed);
-        stop_tx.send_replace(true);
+        shared.shutting_down.store(true, Ordering::SeqCst);
+        shared.stop.notify_waiters();
         let timeout = shared.config.shutdown_timeout;
         let drained = tokio::time::timeout(timeout, async {
             while let Some(joined) = tasks.join_next().await {
@@ -233,22 +246,6 @@ fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
     }
 }
 
-/// One connection task under the limit.
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    tls: Option<TlsConfig>,
-    stop: watch::Receiver<bool>,
-) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
-    }
-    let shutdown = stopped(stop);
-    tokio::pin!(shutdown);
-    connection::serve(stream, peer, shared, tls, shutdown).await;
-}
-
 /// Answers a connection over the limit with 503 and closes it; over TLS,
 /// after a handshake bounded by the handshake timeout, so that the client
 /// can read the answer.
@@ -269,11 +266,6 @@ async fn refuse(
         &[("Retry-After", "1")],
     );
     http::respond_and_close(stream, &response).await;
-}
-
-/// Completes once the server stops (or, defensively, once it is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Errors that concern one connection in the accept queue, not the listener:
@@ -299,10 +291,10 @@ fn report_join(joined: Result<(), tokio::task::JoinError>) {
 }
 
 /// Counts a connection as open for as long as it lives.
-struct ActiveGuard(Arc<AtomicUsize>);
+pub(crate) struct ActiveGuard(Arc<AtomicUsize>);
 
 impl ActiveGuard {
-    fn new(active: &Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(active: &Arc<AtomicUsize>) -> Self {
         active.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(active))
     }
