@@ -72,6 +72,7 @@ pub mod mask;
 pub mod message;
 pub mod outbound;
 pub mod protocol;
+mod spare;
 #[cfg(feature = "tokio")]
 pub mod stream;
 pub mod utf8;

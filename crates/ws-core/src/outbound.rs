@@ -10,6 +10,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::spare;
+
 /// Payloads at least this long are queued by reference rather than copied.
 const ZERO_COPY_THRESHOLD: usize = 4096;
 
@@ -31,6 +33,9 @@ pub struct Outbound {
 impl Outbound {
     /// Appends bytes by copying them.
     pub(crate) fn tail(&mut self) -> &mut BytesMut {
+        if self.tail.capacity() == 0 {
+            self.tail = spare::take();
+        }
         &mut self.tail
     }
 
@@ -43,7 +48,7 @@ impl Outbound {
     pub(crate) fn push_bytes(&mut self, bytes: Bytes) {
         self.len += bytes.len();
         if bytes.len() < ZERO_COPY_THRESHOLD {
-            self.tail.extend_from_slice(&bytes);
+            self.tail().extend_from_slice(&bytes);
             return;
         }
         if !self.tail.is_empty() {
@@ -56,7 +61,7 @@ impl Outbound {
     /// `keep` bytes, so that an idle connection holds little.
     pub(crate) fn shrink(&mut self, keep: usize) {
         if self.len == 0 && self.tail.capacity() > keep {
-            self.tail = BytesMut::new();
+            spare::give(std::mem::take(&mut self.tail));
         }
         if self.queue.is_empty() && self.queue.capacity() > 4 {
             self.queue = VecDeque::new();

@@ -23,6 +23,7 @@ use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, extend_masked};
 use crate::message::{Event, Message, Utf8Bytes};
 use crate::outbound::Outbound;
+use crate::spare;
 use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is; it decides the direction of masking.
@@ -252,9 +253,11 @@ impl Connection {
     /// large is released first, so idle connections stay small.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         if self.read.capacity() > SHRINK_ABOVE && self.read.len() < MIN_READ {
-            let mut fresh = BytesMut::new();
+            let mut fresh = spare::take();
             fresh.extend_from_slice(&self.read);
             self.read = fresh;
+        } else if self.read.capacity() == 0 {
+            self.read = spare::take();
         }
         let frame_rest = match self.frame {
             Some(frame) if !frame.discard => frame.len.saturating_sub(self.read.len()),
@@ -607,7 +610,8 @@ impl Connection {
     }
 
     fn release_input(&mut self) {
-        self.read = BytesMut::new();
+        self.read.clear();
+        spare::give(std::mem::take(&mut self.read));
         self.frame = None;
         self.message = None;
     }
@@ -787,7 +791,7 @@ impl Connection {
     /// goes idle. An idle connection then holds only its fixed-size state.
     pub fn shrink_buffers(&mut self) {
         if self.read.is_empty() && self.read.capacity() > 0 {
-            self.read = BytesMut::new();
+            spare::give(std::mem::take(&mut self.read));
         }
         self.out.shrink(0);
         if let Some(deflate) = self

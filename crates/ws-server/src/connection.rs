@@ -9,13 +9,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use ws_core::handshake::DEFAULT_MAX_HEAD_SIZE;
 use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
@@ -49,14 +50,20 @@ pub(crate) async fn serve(
     tls: Option<TlsConfig>,
     _active: ActiveGuard,
 ) {
-    let shutdown = shared.stop.notified();
-    tokio::pin!(shutdown);
+    let notified = shared.stop.notified();
+    tokio::pin!(notified);
     // Registered before the flag is read: a shutdown that starts in between
     // still wakes this connection.
-    shutdown.as_mut().enable();
+    notified.as_mut().enable();
     if shared.shutting_down.load(Ordering::SeqCst) {
         return;
     }
+    let shutdown = StopSignal {
+        notified,
+        stopping: &shared.shutting_down,
+        waker_registered: false,
+    };
+    tokio::pin!(shutdown);
     let opened = Box::pin(open(stream, peer, &shared, tls, shutdown.as_mut())).await;
     let Some(socket) = opened else {
         return;
@@ -64,6 +71,36 @@ pub(crate) async fn serve(
     let mut session = Session::new(socket, peer, &shared);
     session.echo_loop(shutdown).await;
     Box::pin(session.finish()).await;
+}
+
+/// Completes when the server stops; cheap enough to poll on every message.
+///
+/// A `Notified` takes a lock each time it is polled, and the echo loop polls
+/// the shutdown whenever it waits for input. So the `Notified` is polled
+/// only until it holds the task's waker (which does not change for the
+/// task's life); afterwards the wake-up it delivers is recognised by the
+/// flag the server sets before it notifies.
+struct StopSignal<'a, 'n> {
+    notified: Pin<&'n mut Notified<'a>>,
+    stopping: &'a AtomicBool,
+    waker_registered: bool,
+}
+
+impl Future for StopSignal<'_, '_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Poll::Ready(());
+        }
+        if !self.waker_registered {
+            if self.notified.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.waker_registered = true;
+        }
+        Poll::Pending
+    }
 }
 
 /// The opening of a connection, bounded by the handshake timeout and cut
