@@ -147,6 +147,8 @@ pub struct Connection {
     deflate: Option<Box<Deflate>>,
     close_sent: bool,
     close_received: bool,
+    /// Bytes had arrived behind the peer's close frame (and were dropped).
+    input_behind_close: bool,
     failed: bool,
     /// A reply the protocol owes the peer (pong, close) was queued and has
     /// not been written yet.
@@ -184,6 +186,7 @@ impl Connection {
             deflate: None,
             close_sent: false,
             close_received: false,
+            input_behind_close: false,
             failed: false,
             reply_queued: false,
             read_hint: MIN_READ as u32,
@@ -232,6 +235,16 @@ impl Connection {
     /// Whether we have sent (or queued) a close frame.
     pub fn close_sent(&self) -> bool {
         self.close_sent
+    }
+
+    /// Whether the closing handshake completed: both close frames were
+    /// exchanged, the connection did not fail, and nothing arrived behind
+    /// the peer's close frame. The transport can then be closed at once: a
+    /// peer that follows the protocol sends nothing more, so there is no
+    /// unread input whose discarding would make the kernel reset the
+    /// connection.
+    pub fn closed_cleanly(&self) -> bool {
+        self.close_received && self.close_sent && !self.failed && !self.input_behind_close
     }
 
     // ---- input ----
@@ -591,6 +604,7 @@ impl Connection {
             self.reply_queued = true;
         }
         self.close_received = true;
+        self.input_behind_close = !self.read.is_empty();
         self.release_input();
         Ok(Event::Close(frame))
     }

@@ -542,6 +542,37 @@ fn bytes_after_the_peers_close_are_ignored() {
 }
 
 #[test]
+fn a_close_answered_is_a_clean_close() {
+    let mut connection = server();
+    assert!(!connection.closed_cleanly());
+    events(&mut connection, &client_frame(OpCode::Close, true, b"")).unwrap();
+    assert!(connection.closed_cleanly());
+}
+
+#[test]
+fn a_close_we_started_is_clean_only_once_answered() {
+    let mut connection = server();
+    connection.close(CloseCode::GOING_AWAY, "").unwrap();
+    assert!(!connection.closed_cleanly());
+    events(&mut connection, &client_frame(OpCode::Close, true, b"")).unwrap();
+    assert!(connection.closed_cleanly());
+}
+
+#[test]
+fn bytes_behind_the_close_or_a_failure_make_a_close_unclean() {
+    let mut behind = server();
+    let mut bytes = client_frame(OpCode::Close, true, b"");
+    bytes.extend(client_frame(OpCode::Text, true, b"more"));
+    events(&mut behind, &bytes).unwrap();
+    assert!(!behind.closed_cleanly(), "the peer is still sending");
+
+    let mut failed = server();
+    let result = events(&mut failed, &client_frame(OpCode::Close, true, &[3]));
+    assert!(result.is_err());
+    assert!(!failed.closed_cleanly());
+}
+
+#[test]
 fn unsendable_close_codes_and_long_reasons_are_refused() {
     let mut connection = server();
     assert!(matches!(

@@ -326,12 +326,18 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Logs the connection's report, then closes TCP from the server's side.
+    /// Logs the connection's report, then closes TCP from the server's side
+    /// (RFC 6455 §7.1.1): at once after a completed closing handshake, since
+    /// the client sends nothing after its close frame; otherwise with a
+    /// linger that drains what the client may still be sending.
     async fn finish(self) {
         let Self { socket, report, .. } = self;
         drop(report);
+        let clean = socket.connection().closed_cleanly();
         let (stream, _) = socket.into_parts();
-        tcp::linger(stream).await;
+        if !clean {
+            tcp::linger(stream).await;
+        }
     }
 
     /// The echo loop. Messages are queued, not written one by one: `recv`
