@@ -13,6 +13,7 @@ use crate::handshake::{
     reject_response, validate_upgrade,
 };
 use crate::protocol::{Config, Connection, Role};
+use crate::spare;
 
 /// How much a read asks for while waiting for a head.
 const HEAD_READ: usize = 1024;
@@ -35,6 +36,11 @@ impl HeadBuffer {
 
     /// The buffer to read into, with room reserved for the next read.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() == 0 {
+            // The bytes behind the head become the connection's read buffer,
+            // which goes back to the stock once the connection idles.
+            self.buf = spare::take();
+        }
         self.buf.reserve(HEAD_READ);
         &mut self.buf
     }
