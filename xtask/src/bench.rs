@@ -3,7 +3,8 @@
 //! floor), driven by `ws-client bench`.
 //!
 //! Fairness: every server runs a single-thread tokio runtime (ws-server with
-//! `--threads 1`) pinned to CPU 0, the load generator is pinned to CPU 1, a
+//! `--threads 1`, and `--log-level warn` since the peers log nothing per
+//! connection) pinned to CPU 0, the load generator is pinned to CPU 1, a
 //! fresh server process serves each run, the servers alternate A B C A B C
 //! over the rounds, and medians are reported. The figure a server is judged
 //! by is its own CPU time per message over the measured window (read from
@@ -288,6 +289,9 @@ impl Setup {
         if server == Contender::WsServer {
             command.args(["--threads", "1", "--max-connections"]);
             command.arg(max_connections.max(10_000).to_string());
+            // Like the peers, which print nothing per connection: the
+            // default log line per connection is a write(2) per handshake.
+            command.args(["--log-level", "warn"]);
         }
         command
     }
@@ -851,7 +855,8 @@ fn machine_header(workspace: &Workspace, setup: &Setup) -> String {
     let options = &setup.options;
     format!(
         "Date: {date}. Machine: {cpu}, {cores} cores{memory}, Linux {kernel}, load average at start {load}.\n\
-         ws-server {revision} against fastwebsockets {} and tokio-tungstenite {} (bench/peers), \
+         ws-server {revision} (`--threads 1 --log-level warn`: like the peers, no log line per connection) \
+         against fastwebsockets {} and tokio-tungstenite {} (bench/peers), \
          each on a single-thread tokio runtime{}; `ws-client bench` as the load generator{}. \
          {} round(s), servers alternating, medians; each run {} s warmup + {} s measured, on a fresh server process.",
         version("fastwebsockets"),
