@@ -351,12 +351,9 @@ impl<'a> Session<'a> {
         // per-message reset would cost a timer update on every message.
         // Boxed, and only with an idle timeout, so that connections without
         // one do not carry it.
-        let mut idle = self.idle_timeout.map(|period| {
-            (
-                period,
-                Box::pin(tokio::time::sleep_until(far_or(Instant::now(), period))),
-            )
-        });
+        let mut idle = self
+            .idle_timeout
+            .map(|period| Box::pin(tokio::time::sleep_until(far_or(Instant::now(), period))));
         let mut idle_pinged = false;
         let mut bytes_at_last_check = self.socket.get_ref().get_ref().bytes_read();
         loop {
@@ -366,7 +363,7 @@ impl<'a> Session<'a> {
             let wake = if self.report.shared.shutting_down.load(Ordering::Relaxed) {
                 Wake::Shutdown
             } else {
-                let idle = idle.as_mut().map(|(_, timer)| timer.as_mut());
+                let idle = idle.as_mut().map(|timer| timer.as_mut());
                 self.next_wake(shutdown.as_mut(), idle).await
             };
             match wake {
@@ -389,8 +386,8 @@ impl<'a> Session<'a> {
                 }
                 Wake::IdleTimer => {
                     let bytes_read = self.socket.get_ref().get_ref().bytes_read();
-                    if let Some((period, timer)) = idle.as_mut() {
-                        timer.as_mut().reset(far_or(Instant::now(), *period));
+                    if let (Some(timer), Some(period)) = (idle.as_mut(), self.idle_timeout) {
+                        timer.as_mut().reset(far_or(Instant::now(), period));
                     }
                     if bytes_read != bytes_at_last_check {
                         bytes_at_last_check = bytes_read;
