@@ -100,6 +100,26 @@ struct IncomingFrame {
     compressed: bool,
 }
 
+impl IncomingFrame {
+    /// Payload bytes already processed that still sit at the front of the
+    /// read buffer. An uncompressed frame keeps its payload there until it
+    /// is complete (so that it can be handed out without a copy); a
+    /// compressed frame is inflated, and a discarded one dropped, as it
+    /// arrives, so none of theirs is held.
+    fn held(&self) -> usize {
+        if self.discard || self.compressed {
+            0
+        } else {
+            self.processed
+        }
+    }
+
+    /// Payload bytes already taken out of the read buffer.
+    fn consumed(&self) -> usize {
+        self.processed - self.held()
+    }
+}
+
 /// The size limits a connection enforces.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -273,7 +293,9 @@ impl Connection {
             self.read = spare::take();
         }
         let frame_rest = match self.frame {
-            Some(frame) if !frame.discard => frame.len.saturating_sub(self.read.len()),
+            Some(frame) if !frame.discard => frame
+                .len
+                .saturating_sub(frame.consumed().saturating_add(self.read.len())),
             _ => 0,
         };
         let wanted = frame_rest
@@ -457,8 +479,13 @@ impl Connection {
     /// Unmasks and validates the newly arrived part of the payload; completes
     /// the frame when all of it is here.
     fn progress(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
-        if self.close_sent && !frame.header.opcode.is_control() {
-            // We closed while this data frame was arriving: drop the rest.
+        if self.close_sent && !frame.header.opcode.is_control() && !frame.discard {
+            // We closed while this data frame was arriving: drop what is
+            // buffered of it, then the rest as it arrives. The part already
+            // processed is still in the buffer (see `IncomingFrame::held`);
+            // left there, it would be parsed as the next frame header.
+            let held = frame.held().min(self.read.len());
+            self.read.advance(held);
             frame.discard = true;
         }
         let available = self.read.len().min(frame.len);

@@ -959,3 +959,414 @@ fn oversized_and_invalid_compressed_message_fails_the_same_whatever_the_reads() 
         );
     }
 }
+
+// ---- our close while the peer is mid-frame ----
+//
+// We may start the closing handshake at any moment: on shutdown, on an idle
+// timeout, on the user's `/close`. The peer's frames keep arriving until it
+// has read our close, and a data frame can be half received when we send it.
+// Whatever the cut, the connection must read the rest of the stream frame by
+// frame and end with the peer's close, never with a protocol error.
+
+/// The peer's side of a connection we close: a valid stream (plain or
+/// compressed) that ends with the peer's close frame.
+fn stream_ending_in_close() -> impl Strategy<Value = Source> {
+    prop_oneof![
+        (
+            valid_stream(),
+            proptest::option::of((sendable_code(), ".{0,20}"))
+        )
+            .prop_map(|(mut stream, code)| {
+                stream.close = Some(code);
+                Source::Plain(stream)
+            }),
+        compressed_stream().prop_map(Source::Compressed),
+    ]
+}
+
+impl Source {
+    /// The bytes towards a `receiver` (a compressed stream gets a close frame
+    /// with code 1000 appended), the deflate agreement as the receiver sees
+    /// it, and the events it must report if it does not close first.
+    fn encode_with_close(&self, receiver: Role) -> (Vec<u8>, Option<DeflateParams>, Vec<Event>) {
+        match self {
+            Self::Plain(stream) => (stream.encode(receiver), None, stream.expected_events()),
+            Self::Compressed(stream) => {
+                let (mut bytes, params, mut events) = stream.encode(receiver);
+                let header = FrameHeader {
+                    mask: (receiver == Role::Server).then_some([9, 8, 7, 6]),
+                    ..FrameHeader::new(OpCode::Close, 0)
+                };
+                let mut close = BytesMut::new();
+                encode_frame(&mut close, header, &1000u16.to_be_bytes());
+                bytes.extend_from_slice(&close);
+                events.push(Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
+                (bytes, Some(params), events)
+            }
+        }
+    }
+}
+
+/// A connection of `role` with deflate enabled as agreed.
+fn connection(role: Role, deflate: Option<DeflateParams>) -> Connection {
+    let mut conn = Connection::new(role, Config::default());
+    if let Some(params) = deflate {
+        conn.enable_deflate(params, &DeflateConfig::default());
+    }
+    conn
+}
+
+/// Checks what a connection we closed reported and wrote: no error, the
+/// peer's close last, every control frame of the stream, the data messages
+/// of a prefix of it (those completed before our close), and on the wire
+/// pongs followed by exactly one close frame: ours (1000), or the echo of
+/// the peer's when its close came first.
+fn check_closed_midway(
+    events: &[Event],
+    expected: &[Event],
+    wire: &[u8],
+    role: Role,
+) -> Result<(), TestCaseError> {
+    let is_data = |event: &&Event| matches!(event, Event::Text(_) | Event::Binary(_));
+    prop_assert_eq!(events.last(), expected.last(), "ends with the peer's close");
+    let control: Vec<&Event> = events.iter().filter(|e| !is_data(e)).collect();
+    let expected_control: Vec<&Event> = expected.iter().filter(|e| !is_data(e)).collect();
+    prop_assert_eq!(control, expected_control);
+    let data: Vec<&Event> = events.iter().filter(is_data).collect();
+    let expected_data: Vec<&Event> = expected.iter().filter(is_data).collect();
+    prop_assert!(
+        expected_data.starts_with(&data),
+        "{:?} is not a prefix of {:?}",
+        data,
+        expected_data
+    );
+    let sent = parse_wire(wire, role);
+    let (last, replies) = sent.split_last().expect("a close frame was written");
+    // Ours, or the echo of the peer's if it closed before we did.
+    let echo = match expected.last() {
+        Some(Event::Close(Some(frame))) => frame.code.0.to_be_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    let ours = 1000u16.to_be_bytes().to_vec();
+    prop_assert!(
+        last.0 == OpCode::Close && (last.1 == ours || last.1 == echo),
+        "last frame written: {:?}",
+        last
+    );
+    prop_assert!(
+        replies.iter().all(|(opcode, _)| *opcode == OpCode::Pong),
+        "{:?}",
+        sent
+    );
+    Ok(())
+}
+
+/// Feeds `bytes` in reads of `sizes` and sends our close once `close_at`
+/// bytes are in (and their events taken out), as an adapter does; returns
+/// the events, the first error and everything written.
+fn run_closing_at(
+    conn: &mut Connection,
+    bytes: &[u8],
+    sizes: &[usize],
+    close_at: usize,
+) -> (Vec<Event>, Option<Error>, Vec<u8>) {
+    let mut events = Vec::new();
+    let mut wire = Vec::new();
+    let mut fed = 0;
+    let mut sizes = sizes.iter().cycle();
+    loop {
+        loop {
+            match conn.next_event() {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => break,
+                Err(error) => return (events, Some(error), conn.take_outbound()),
+            }
+            wire.extend(conn.take_outbound());
+        }
+        wire.extend(conn.take_outbound());
+        if fed == close_at {
+            conn.close(CloseCode::NORMAL, "").unwrap();
+            wire.extend(conn.take_outbound());
+        }
+        if fed == bytes.len() || conn.state() == State::Closed {
+            break;
+        }
+        // Reads end at the close point, so that the close comes after
+        // exactly `close_at` bytes.
+        let limit = if fed < close_at {
+            close_at
+        } else {
+            bytes.len()
+        };
+        let size = (*sizes.next().unwrap()).clamp(1, limit - fed);
+        conn.receive(&bytes[fed..fed + size]);
+        fed += size;
+    }
+    (events, None, wire)
+}
+
+/// A transport in memory for the adapters: hands out `input` in reads of
+/// the given sizes, says "would block" once when `pause_at` bytes have been
+/// read (the moment the test closes), and keeps what is written.
+struct Scripted {
+    input: Vec<u8>,
+    read: usize,
+    sizes: Vec<usize>,
+    reads: usize,
+    pause_at: Option<usize>,
+    written: Vec<u8>,
+}
+
+impl Scripted {
+    fn new(input: Vec<u8>, sizes: Vec<usize>, pause_at: usize) -> Self {
+        Self {
+            input,
+            read: 0,
+            sizes,
+            reads: 0,
+            pause_at: Some(pause_at),
+            written: Vec::new(),
+        }
+    }
+
+    /// The next read, or `None` to pause.
+    fn next_read(&mut self, room: usize) -> Option<&[u8]> {
+        if self.pause_at == Some(self.read) {
+            self.pause_at = None;
+            return None;
+        }
+        let end = match self.pause_at {
+            Some(pause) if pause > self.read => pause,
+            _ => self.input.len(),
+        };
+        let size = self.sizes[self.reads % self.sizes.len()].clamp(1, room.max(1));
+        self.reads += 1;
+        let start = self.read;
+        self.read = (start + size).min(end);
+        Some(&self.input[start..self.read])
+    }
+}
+
+impl std::io::Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(chunk) = self.next_read(buf.len()) else {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        };
+        buf[..chunk.len()].copy_from_slice(chunk);
+        Ok(chunk.len())
+    }
+}
+
+impl std::io::Write for Scripted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The same transport for tokio: the pause is a `Pending` read, and the
+/// test learns of it through `paused`, as a timer or a shutdown signal
+/// would interrupt a `recv` that waits.
+struct AsyncScripted {
+    inner: Scripted,
+    paused: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl tokio::io::AsyncRead for AsyncScripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let room = buf.remaining();
+        match self.inner.next_read(room) {
+            Some(chunk) => {
+                buf.put_slice(chunk);
+                std::task::Poll::Ready(Ok(()))
+            }
+            None => {
+                // No waker is kept: the `recv` waiting here is dropped by
+                // the test's `select!`, and the next one reads on.
+                self.paused.notify_one();
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for AsyncScripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.inner.written.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs the blocking adapter over a scripted peer; closes when it pauses.
+fn blocking_closing_at(
+    role: Role,
+    deflate: Option<DeflateParams>,
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+    close_at: usize,
+) -> (Vec<Event>, Result<(), Error>, Vec<u8>) {
+    let transport = Scripted::new(bytes, sizes, close_at);
+    let mut socket =
+        ws_core::blocking::WebSocket::from_connection(transport, connection(role, deflate));
+    let mut events = Vec::new();
+    let result = loop {
+        match socket.recv() {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => break Ok(()),
+            Err(Error::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Err(error) = socket.close(CloseCode::NORMAL, "") {
+                    break Err(error);
+                }
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    let (transport, _) = socket.into_parts();
+    (events, result, transport.written)
+}
+
+/// Runs the tokio adapter over a scripted peer; closes when it pauses.
+fn tokio_closing_at(
+    role: Role,
+    deflate: Option<DeflateParams>,
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+    close_at: usize,
+) -> (Vec<Event>, Result<(), Error>, Vec<u8>) {
+    let paused = std::sync::Arc::new(tokio::sync::Notify::new());
+    let transport = AsyncScripted {
+        inner: Scripted::new(bytes, sizes, close_at),
+        paused: paused.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut socket =
+            ws_core::stream::WebSocket::from_connection(transport, connection(role, deflate));
+        let mut events = Vec::new();
+        let result = loop {
+            tokio::select! {
+                biased;
+                event = socket.recv() => match event {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                },
+                () = paused.notified() => {
+                    if let Err(error) = socket.close(CloseCode::NORMAL, "").await {
+                        break Err(error);
+                    }
+                }
+            }
+        };
+        let (transport, _) = socket.into_parts();
+        (events, result, transport.inner.written)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Our close after any prefix of a valid stream, read in any pieces:
+    /// the rest is read frame by frame (data dropped, control frames seen)
+    /// and the connection ends with the peer's close.
+    #[test]
+    fn our_close_at_any_point_ends_with_the_peers_close(
+        source in stream_ending_in_close(),
+        role in any_role(),
+        sizes in read_sizes(),
+        close_at in any::<prop::sample::Index>(),
+    ) {
+        let (bytes, deflate, expected) = source.encode_with_close(role);
+        let close_at = close_at.index(bytes.len() + 1);
+        let mut conn = connection(role, deflate);
+        let (events, error, wire) = run_closing_at(&mut conn, &bytes, &sizes, close_at);
+        prop_assert!(error.is_none(), "{:?} after {:?}", error, events);
+        prop_assert_eq!(conn.state(), State::Closed);
+        check_closed_midway(&events, &expected, &wire, role)?;
+    }
+
+    /// The same through the blocking adapter: the application closes when
+    /// a read would block (a read timeout, say).
+    #[test]
+    fn blocking_adapter_closing_at_any_point_ends_with_the_peers_close(
+        source in stream_ending_in_close(),
+        role in any_role(),
+        sizes in read_sizes(),
+        close_at in any::<prop::sample::Index>(),
+    ) {
+        let (bytes, deflate, expected) = source.encode_with_close(role);
+        let close_at = close_at.index(bytes.len() + 1);
+        let (events, result, wire) = blocking_closing_at(role, deflate, bytes, sizes, close_at);
+        prop_assert!(result.is_ok(), "{:?} after {:?}", result, events);
+        check_closed_midway(&events, &expected, &wire, role)?;
+    }
+
+    /// The same through the tokio adapter: the application closes while a
+    /// `recv` waits for the rest of a frame (a shutdown signal, say).
+    #[test]
+    fn tokio_adapter_closing_at_any_point_ends_with_the_peers_close(
+        source in stream_ending_in_close(),
+        role in any_role(),
+        sizes in read_sizes(),
+        close_at in any::<prop::sample::Index>(),
+    ) {
+        let (bytes, deflate, expected) = source.encode_with_close(role);
+        let close_at = close_at.index(bytes.len() + 1);
+        let (events, result, wire) = tokio_closing_at(role, deflate, bytes, sizes, close_at);
+        prop_assert!(result.is_ok(), "{:?} after {:?}", result, events);
+        check_closed_midway(&events, &expected, &wire, role)?;
+    }
+}
+
+/// The case of the issue, small: a 64 KiB binary frame of which 20 KiB
+/// are in when the client closes; then the rest, two more frames and the
+/// server's close.
+#[test]
+fn close_while_a_large_frame_is_half_received_reads_on_to_the_peers_close() {
+    let mut peer = Connection::new(Role::Server, Config::default());
+    for _ in 0..3 {
+        peer.send_binary(&pattern(7, 64 * 1024)).unwrap();
+    }
+    peer.close(CloseCode::NORMAL, "bye").unwrap();
+    let bytes = peer.take_outbound();
+    let mut client = Connection::new(Role::Client, Config::default());
+    let (events, error, wire) = run_closing_at(&mut client, &bytes, &[8192], 20 * 1024);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(
+        events,
+        vec![Event::Close(Some(CloseFrame::new(
+            CloseCode::NORMAL,
+            "bye"
+        )))]
+    );
+    assert_eq!(parse_wire(&wire, Role::Client).len(), 1);
+    assert!(client.closed_cleanly());
+}
