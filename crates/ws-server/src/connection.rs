@@ -266,6 +266,9 @@ struct Report<'a> {
     messages_out: u64,
     bytes_out: u64,
     ending: Ending,
+    /// Both close frames were exchanged and nothing failed (see
+    /// `Connection::closed_cleanly`).
+    clean: bool,
     shared: &'a Shared,
 }
 
@@ -284,6 +287,7 @@ impl Drop for Report<'_> {
             bytes_out = self.bytes_out,
             close_code,
             closed_by = self.ending.closed_by(),
+            clean = self.clean,
             "connection closed"
         );
     }
@@ -318,6 +322,7 @@ impl<'a> Session<'a> {
                 messages_out: 0,
                 bytes_out: 0,
                 ending: Ending::Open,
+                clean: false,
                 shared,
             },
             close_timeout: shared.config.close_timeout,
@@ -331,9 +336,12 @@ impl<'a> Session<'a> {
     /// the client sends nothing after its close frame; otherwise with a
     /// linger that drains what the client may still be sending.
     async fn finish(self) {
-        let Self { socket, report, .. } = self;
-        drop(report);
+        let Self {
+            socket, mut report, ..
+        } = self;
         let clean = socket.connection().closed_cleanly();
+        report.clean = clean;
+        drop(report);
         let (stream, _) = socket.into_parts();
         if !clean {
             tcp::linger(stream).await;

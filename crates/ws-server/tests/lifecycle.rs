@@ -10,12 +10,16 @@
 
 mod common;
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use assert_cmd::Command;
+use bytes::BytesMut;
 use common::{ServerProcess, expect_close, next_event, raw_upgrade};
 use predicates::prelude::*;
-use ws_core::{CloseCode, Config, Connection, Event, Role};
+use ws_core::frame::encode_frame;
+use ws_core::{CloseCode, Config, Connection, Event, FrameHeader, OpCode, Role};
 
 fn ws_server() -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
@@ -131,6 +135,7 @@ fn connection_end_is_logged_at_info_without_payloads() {
         "bytes_out=19",
         "close_code=4001",
         "closed_by=\"client\"",
+        "clean=true",
     ] {
         assert!(line.contains(field), "log line lacks {field:?}: {line}");
     }
@@ -237,4 +242,81 @@ fn port_in_use_fails_with_one_line_and_exit_1() {
             predicate::str::contains(format!("ws-server: cannot listen on {addr}:"))
                 .and(predicate::function(|text: &str| text.lines().count() == 1)),
         );
+}
+
+/// A masked frame as a client sends it.
+fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        mask: Some([0x11, 0x22, 0x33, 0x44]),
+        ..FrameHeader::new(opcode, 0)
+    };
+    let mut out = BytesMut::new();
+    encode_frame(&mut out, header, payload);
+    out.to_vec()
+}
+
+/// Reads from a raw client until the server's close frame; returns its code.
+fn read_until_close(stream: &mut TcpStream) -> Option<u16> {
+    let mut connection = Connection::new(Role::Client, Config::default());
+    let mut buf = [0u8; 4096];
+    loop {
+        match connection.next_event().unwrap() {
+            Some(Event::Close(frame)) => return frame.map(|frame| frame.code.0),
+            Some(_) => continue,
+            None => {}
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert_ne!(n, 0, "closed without a close frame");
+        connection.receive(&buf[..n]);
+    }
+}
+
+/// A client is 20,000 bytes into a 64 KiB frame when `interrupt` makes the
+/// server close; 500 ms later it sends the rest of the frame and its close
+/// reply. The server must drop the rest of the frame, read the reply and
+/// end TCP after a clean closing handshake; returns its log line.
+fn server_closes_while_client_is_mid_frame(
+    server: &ServerProcess,
+    interrupt: impl FnOnce(&ServerProcess),
+) -> String {
+    let mut stream = raw_upgrade(server);
+    let frame = client_frame(OpCode::Binary, &vec![0x5a; 64 * 1024]);
+    let (sent, rest) = frame.split_at(20_000);
+    stream.write_all(sent).unwrap();
+    interrupt(server);
+    assert_eq!(read_until_close(&mut stream), Some(1001));
+    std::thread::sleep(Duration::from_millis(500));
+    stream.write_all(rest).unwrap();
+    stream
+        .write_all(&client_frame(OpCode::Close, &1001u16.to_be_bytes()))
+        .unwrap();
+    let mut after = Vec::new();
+    stream.read_to_end(&mut after).unwrap();
+    assert_eq!(after, b"", "nothing may follow the server's close");
+    let log = server.wait_for_log("connection closed");
+    log.lines()
+        .find(|line| line.contains("connection closed"))
+        .unwrap()
+        .to_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn shutdown_while_a_client_is_mid_frame_completes_the_closing_handshake() {
+    let mut server = ServerProcess::start(&["--close-timeout", "5s"]);
+    let line = server_closes_while_client_is_mid_frame(&server, |server| server.signal("TERM"));
+    for field in ["close_code=1001", "closed_by=\"server\"", "clean=true"] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn idle_timeout_while_a_client_is_mid_frame_completes_the_closing_handshake() {
+    // The client sends nothing for two idle periods: a ping, then close 1001.
+    let server = ServerProcess::start(&["--idle-timeout", "200ms", "--close-timeout", "5s"]);
+    let line = server_closes_while_client_is_mid_frame(&server, |_| {});
+    for field in ["close_code=1001", "closed_by=\"server\"", "clean=true"] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
 }
