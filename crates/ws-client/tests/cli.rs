@@ -13,14 +13,17 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use bytes::BytesMut;
 use predicates::prelude::*;
 use ws_core::blocking::WebSocket;
+use ws_core::frame::encode_frame;
 use ws_core::handshake::{Accept, HandshakeError};
-use ws_core::{CloseCode, Config, Event, Message};
+use ws_core::{CloseCode, Config, Event, FrameHeader, Message, OpCode};
 
 /// The longest any client run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -817,4 +820,114 @@ fn no_deflate_makes_no_offer() {
     let (offered, enabled) = server.join().unwrap();
     assert!(offered.is_empty());
     assert!(!enabled);
+}
+
+// ---- closing while a large message is arriving ----
+
+/// A server that answers the upgrade, sends the first 100 KiB of a 1 MiB
+/// binary frame and reports that on `started`; when the client's close
+/// arrives it sends the rest of the frame and its close reply (1000), then
+/// waits for the client to end TCP. Returns the client's close code.
+fn server_sending_a_large_frame() -> (String, mpsc::Receiver<()>, JoinHandle<Option<u16>>) {
+    let (listener, url) = listen();
+    let (started_tx, started) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let socket = WebSocket::accept(accept_tcp(&listener)).unwrap();
+        let (mut stream, mut connection) = socket.into_parts();
+        let mut frame = BytesMut::new();
+        encode_frame(
+            &mut frame,
+            FrameHeader::new(OpCode::Binary, 0),
+            &vec![0x42; 1 << 20],
+        );
+        let (first, rest) = frame.split_at(100 * 1024);
+        stream.write_all(first).unwrap();
+        started_tx.send(()).unwrap();
+        let mut buf = [0u8; 4096];
+        let code = loop {
+            match connection.next_event().unwrap() {
+                Some(Event::Close(frame)) => break frame.map(|frame| frame.code.0),
+                Some(_) => continue,
+                None => {}
+            }
+            let n = stream.read(&mut buf).unwrap();
+            assert_ne!(n, 0, "the client ended TCP without a close frame");
+            connection.receive(&buf[..n]);
+        };
+        stream.write_all(rest).unwrap();
+        stream.write_all(&[0x88, 0x02, 0x03, 0xe8]).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+        code
+    });
+    (url, started, handle)
+}
+
+/// Runs the client against that server and, once the frame is half sent,
+/// lets `interrupt` make it close; returns its exit status and stderr.
+fn close_while_a_large_message_arrives(
+    args: &[&str],
+    interrupt: impl FnOnce(&mut std::process::Child),
+) -> (std::process::ExitStatus, String, Option<u16>) {
+    let (url, started, server) = server_sending_a_large_frame();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ws-client"))
+        .arg(&url)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    started.recv_timeout(SERVER_LIMIT).unwrap();
+    // Let the client take in part of the frame.
+    thread::sleep(Duration::from_millis(300));
+    interrupt(&mut child);
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ws-client did not exit");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr, server.join().unwrap())
+}
+
+#[test]
+fn close_command_while_a_large_message_arrives_closes_cleanly() {
+    let (status, stderr, code) =
+        close_while_a_large_message_arrives(&["--commands", "--show-control"], |child| {
+            let stdin = child.stdin.as_mut().unwrap();
+            stdin.write_all(b"/close\n").unwrap();
+            stdin.flush().unwrap();
+        });
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(code, Some(1000));
+    assert!(stderr.contains("< close: 1000"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_a_large_message_arrives_closes_cleanly() {
+    let (status, stderr, code) =
+        close_while_a_large_message_arrives(&["--no-close", "--show-control"], |child| {
+            let pid = child.id().to_string();
+            let killed = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        });
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(code, Some(1000));
+    assert!(stderr.contains("< close: 1000"), "{stderr}");
 }
