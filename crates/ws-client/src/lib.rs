@@ -91,6 +91,7 @@ pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
         max_frame_size: cli.max_message_size,
         max_message_size: cli.max_message_size,
         deflate: (!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default),
+        ..Config::default()
     };
     let handshake_deadline = timeout.map(|t| start + t);
     let (ws, negotiated) = connect::open(

@@ -50,6 +50,15 @@ pub struct Config {
     /// server accepts a compatible offer. Off by default: compression state
     /// costs memory per connection (see [`crate::deflate`]).
     pub deflate: Option<DeflateConfig>,
+    /// Queued unwritten bytes at which new messages are refused
+    /// ([`Error::WriteBufferFull`] from a non-blocking queue) and async
+    /// sends wait. Default 1 MiB: a peer slower than the application costs
+    /// at most this much memory (plus one message); larger values absorb
+    /// longer bursts.
+    pub write_high_water: usize,
+    /// Queued unwritten bytes under which a send that waited goes on.
+    /// Default 256 KiB: lower means fewer wake-ups, higher a shorter wait.
+    pub write_low_water: usize,
 }
 
 impl Default for Config {
@@ -58,6 +67,8 @@ impl Default for Config {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
             deflate: None,
+            write_high_water: 1 << 20,
+            write_low_water: 256 << 10,
         }
     }
 }
@@ -125,6 +136,8 @@ impl IncomingFrame {
 struct Limits {
     max_frame_size: usize,
     max_message_size: usize,
+    write_high_water: usize,
+    write_low_water: usize,
 }
 
 /// The type of a data message.
@@ -195,6 +208,8 @@ impl Connection {
             limits: Limits {
                 max_frame_size: config.max_frame_size,
                 max_message_size: config.max_message_size,
+                write_high_water: config.write_high_water,
+                write_low_water: config.write_low_water.min(config.write_high_water),
             },
             read: BytesMut::new(),
             frame: None,
@@ -851,9 +866,28 @@ impl Connection {
             + self.message.as_ref().map_or(0, |m| m.buf.capacity())
     }
 
+    /// Whether the bytes queued and not yet written are at or over the
+    /// high-water mark: new messages are refused with
+    /// [`Error::WriteBufferFull`] until they are written out. The replies the
+    /// protocol owes (pong, close) are still queued, so a peer that sends
+    /// without reading is bounded by the adapters, which stop reading while
+    /// this holds.
+    pub fn write_buffer_full(&self) -> bool {
+        self.out.remaining() >= self.limits.write_high_water
+    }
+
+    /// Whether the queue has drained to the low-water mark, where a sender
+    /// that waited for room may go on.
+    pub fn write_buffer_drained(&self) -> bool {
+        self.out.remaining() <= self.limits.write_low_water
+    }
+
     fn check_can_send_message(&self) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::Closed);
+        }
+        if self.write_buffer_full() {
+            return Err(Error::WriteBufferFull);
         }
         if self.sending.is_some() {
             return Err(Error::InvalidUse(

@@ -92,6 +92,7 @@ impl Target {
                 max_frame_size: MAX_SIZE.max(Config::default().max_frame_size),
                 max_message_size: MAX_SIZE.max(Config::default().max_message_size),
                 deflate,
+                ..Config::default()
             },
             connect_timeout: args.connect_timeout,
         })
