@@ -86,6 +86,10 @@ pub enum State {
     Closed,
 }
 
+/// Unwritten pongs past which [`Connection::replies_backlogged`] holds:
+/// at most 127 bytes each, so about 128 KiB.
+pub const MAX_UNWRITTEN_PONGS: u16 = 1024;
+
 /// The RSV bit permessage-deflate uses to mark a compressed message.
 const RSV1: u8 = 0b100;
 
@@ -186,6 +190,8 @@ pub struct Connection {
     /// A reply the protocol owes the peer (pong, close) was queued and has
     /// not been written yet.
     reply_queued: bool,
+    /// Pongs queued since the outbound queue was last empty.
+    unwritten_pongs: u16,
     /// How much a read should have room for, from the sizes of recent
     /// frames: a connection whose buffer was released while idle gets one
     /// large enough for its usual frame, not several small reads.
@@ -224,6 +230,7 @@ impl Connection {
             input_behind_close: false,
             failed: false,
             reply_queued: false,
+            unwritten_pongs: 0,
             read_hint: MIN_READ as u32,
         }
     }
@@ -345,6 +352,7 @@ impl Connection {
     pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
         if !self.out.has_remaining() {
             self.reply_queued = false;
+            self.unwritten_pongs = 0;
         }
         loop {
             if self.state() == State::Closed {
@@ -542,6 +550,7 @@ impl Connection {
                 if !self.close_sent {
                     self.queue_frame(OpCode::Pong, true, &payload);
                     self.reply_queued = true;
+                    self.unwritten_pongs = self.unwritten_pongs.saturating_add(1);
                 }
                 Some(Event::Ping(payload))
             }
@@ -874,6 +883,16 @@ impl Connection {
     /// this holds.
     pub fn write_buffer_full(&self) -> bool {
         self.out.remaining() >= self.limits.write_high_water
+    }
+
+    /// Whether a peer has been sending pings faster than it reads our
+    /// pongs: more than [`MAX_UNWRITTEN_PONGS`] are queued unwritten. An
+    /// adapter that keeps reading while its writes wait (a read half) stops
+    /// reading while this holds, which bounds what such a peer can make us
+    /// queue without ever blocking on a peer that only waits for us to read
+    /// its data.
+    pub fn replies_backlogged(&self) -> bool {
+        self.unwritten_pongs > MAX_UNWRITTEN_PONGS && self.out.has_remaining()
     }
 
     /// Whether the queue has drained to the low-water mark, where a sender

@@ -271,10 +271,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Writes what is queued, as `writer` allows: a task that owns the
-    /// writes waits for all of them; a read half waits only while the queue
-    /// is over its high-water mark (so that a peer which sends without
-    /// reading cannot make it queue replies without bound), and otherwise
-    /// leaves the rest to the write half or its own next poll.
+    /// writes waits for all of them (reading ahead meanwhile); a read half
+    /// does not wait, so that the application's bulk writes never hold up
+    /// its events nor deadlock with a peer that stops reading while its own
+    /// writes are blocked. It leaves the rest to the write half or to its
+    /// own next poll (a writable transport wakes both halves), except while
+    /// the peer sends pings faster than it reads our pongs
+    /// ([`Connection::replies_backlogged`]): then it stops reading until
+    /// they are written, which bounds what such a peer costs.
     fn poll_write_queued(
         &mut self,
         cx: &mut Context<'_>,
@@ -285,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Writer::Shared(waker) => {
                 let mut write_cx = Context::from_waker(waker);
                 match self.poll_flush_with(&mut write_cx, ReadAhead::No) {
-                    Poll::Pending if self.connection.write_buffer_full() => Poll::Pending,
+                    Poll::Pending if self.connection.replies_backlogged() => Poll::Pending,
                     Poll::Pending => Poll::Ready(Ok(())),
                     ready => ready,
                 }

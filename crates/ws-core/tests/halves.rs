@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use ws_core::handshake::ClientRequest;
@@ -220,14 +221,20 @@ async fn both_halves_at_full_rate_lose_nothing_and_do_not_deadlock() {
         let mut received = 0u64;
         let mut total = None;
         let mut all_in = Some(all_in_tx);
-        while let Some(event) = read.recv().await.unwrap() {
-            if let Event::Binary(payload) = event {
-                let number = u64::from_be_bytes(payload[..8].try_into().unwrap());
-                assert_eq!(number, received, "echoes arrive in order");
-                assert_eq!(payload.len(), 8 + (number % 7) as usize * 1000);
-                received += 1;
+        loop {
+            tokio::select! {
+                event = read.recv() => match event.unwrap() {
+                    Some(Event::Binary(payload)) => {
+                        let number = u64::from_be_bytes(payload[..8].try_into().unwrap());
+                        assert_eq!(number, received, "echoes arrive in order");
+                        assert_eq!(payload.len(), 8 + (number % 7) as usize * 1000);
+                        received += 1;
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                sent = &mut total_rx, if total.is_none() => total = Some(sent.unwrap()),
             }
-            total = total.or_else(|| total_rx.try_recv().ok());
             if total == Some(received)
                 && let Some(all_in) = all_in.take()
             {
@@ -399,4 +406,49 @@ async fn stream_and_sink_echo_with_split_and_forward() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_flooding_pings_without_reading_is_stopped_by_the_read_half() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, b) = tokio::io::duplex(4096);
+    let (mut read, _write) = socket(Role::Server, a).split();
+    let most_queued = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&most_queued);
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(_)) = read.recv().await {
+            let queued = read.with_connection(|c| bytes::Buf::remaining(c.outbound()));
+            seen.fetch_max(queued, Ordering::Relaxed);
+        }
+    });
+    let (_peer_read, mut peer_write) = tokio::io::split(b);
+    let mut ping = BytesMut::new();
+    ws_core::frame::encode_frame(
+        &mut ping,
+        ws_core::FrameHeader {
+            mask: Some([1, 2, 3, 4]),
+            ..ws_core::FrameHeader::new(ws_core::OpCode::Ping, 0)
+        },
+        &[7u8; 100],
+    );
+    let flood = async {
+        for _ in 0..100_000 {
+            tokio::io::AsyncWriteExt::write_all(&mut peer_write, &ping)
+                .await
+                .unwrap();
+        }
+    };
+    // The read half stops reading once about 1,024 pongs wait unwritten,
+    // so the flood stalls instead of growing our queue.
+    let stalled = tokio::time::timeout(Duration::from_secs(1), flood).await;
+    assert!(stalled.is_err(), "100,000 pings went in without a stall");
+    reader.abort();
+    let pong = 2 + 100;
+    let bound = (usize::from(ws_core::protocol::MAX_UNWRITTEN_PONGS) + 1) * pong;
+    let most = most_queued.load(Ordering::Relaxed);
+    assert!(
+        most > 0 && most <= bound,
+        "{most} bytes queued; bound {bound}"
+    );
 }

@@ -28,6 +28,7 @@ use super::{ReadAhead, WebSocket, Writer};
 use crate::close::CloseCode;
 use crate::error::Error;
 use crate::message::{Event, Message};
+use crate::protocol::Connection;
 
 /// The receiving half of a split [`WebSocket`]: events come out here, and
 /// the protocol's replies to them are written from here.
@@ -168,6 +169,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         })
     }
 
+    /// Runs `f` on the protocol state (under the halves' lock: keep it
+    /// short), e.g. to look at [`Connection::state`].
+    pub fn with_connection<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(self.shared.lock().connection_mut())
+    }
+
     /// Whether `write` is the other half of this socket.
     pub fn is_pair_of(&self, write: &WriteHalf<S>) -> bool {
         Arc::ptr_eq(&self.shared, &write.shared)
@@ -246,6 +253,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.with_socket(|socket| socket.connection_mut().close(code, reason))?;
         self.wake_reader();
         self.flush().await
+    }
+
+    /// Runs `f` on the protocol state (under the halves' lock: keep it
+    /// short), to queue what the methods above do not cover (fragments,
+    /// unsolicited pongs) or to look at the queue; [`flush`](Self::flush)
+    /// writes it out.
+    pub fn with_connection<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(self.shared.lock().connection_mut())
     }
 
     /// Runs `f` on the locked socket.
