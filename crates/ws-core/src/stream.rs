@@ -404,4 +404,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
     }
+
+    /// Queues a [`PreparedMessage`](crate::PreparedMessage) without writing
+    /// it, sharing its frame (see [`Connection::queue_prepared`]).
+    pub fn queue_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.connection.queue_prepared(message)
+    }
+
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage) and writes it
+    /// out.
+    pub async fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.connection.queue_prepared(message)?;
+        self.flush().await
+    }
 }

@@ -439,3 +439,38 @@ fn broadcast_from_several_threads_compresses_once() {
         [event_of(&message)]
     );
 }
+
+// ---- the adapters ----
+
+#[test]
+fn blocking_adapter_sends_a_prepared_message() {
+    use std::os::unix::net::UnixStream;
+    let (near, far) = UnixStream::pair().unwrap();
+    let prepared = PreparedMessage::text("over the blocking adapter");
+    let mut socket =
+        ws_core::blocking::WebSocket::from_connection(near, connection(Role::Server, None));
+    socket.send_prepared(&prepared).unwrap();
+    let mut peer =
+        ws_core::blocking::WebSocket::from_connection(far, connection(Role::Client, None));
+    assert_eq!(
+        peer.recv().unwrap(),
+        Some(Event::Text("over the blocking adapter".into()))
+    );
+}
+
+#[tokio::test]
+async fn tokio_adapter_queues_and_sends_prepared_messages() {
+    let (near, far) = tokio::io::duplex(64 << 10);
+    let prepared = PreparedMessage::binary(vec![3u8; 10_000]);
+    let mut socket =
+        ws_core::stream::WebSocket::from_connection(near, connection(Role::Server, None));
+    socket.queue_prepared(&prepared).unwrap();
+    socket.send_prepared(&prepared).await.unwrap();
+    let mut peer = ws_core::stream::WebSocket::from_connection(far, connection(Role::Client, None));
+    for _ in 0..2 {
+        assert_eq!(
+            peer.recv().await.unwrap(),
+            Some(Event::Binary(Bytes::from(vec![3u8; 10_000])))
+        );
+    }
+}
