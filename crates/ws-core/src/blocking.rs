@@ -222,6 +222,13 @@ impl<S: Read + Write> WebSocket<S> {
             }
         }
     }
+
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage) and writes it
+    /// out, sharing its frame (see [`Connection::queue_prepared`]).
+    pub fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.connection.queue_prepared(message)?;
+        self.flush()
+    }
 }
 
 /// Reads once into the spare capacity of `buf`; returns the bytes read.

@@ -335,6 +335,16 @@ pub fn negotiate_client(response: &str, config: &DeflateConfig) -> Result<Deflat
 
 // ---- the codec ----
 
+/// The compressor settings that decide the output for a message compressed
+/// alone: see [`Deflate::standalone_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StandaloneKey {
+    /// The window the compressor is created with (after clamping).
+    window_bits: u8,
+    /// The zlib level.
+    level: u32,
+}
+
 /// A connection's compression state: created lazily, one per direction.
 pub(crate) struct Deflate {
     params: DeflateParams,
@@ -376,6 +386,22 @@ impl Deflate {
     pub(crate) fn compresses(&self, len: usize) -> bool {
         // A window the backend cannot honour: send everything uncompressed.
         len >= self.min_size && self.params.sending(self.role).0 >= MIN_WINDOW_BITS
+    }
+
+    /// What a message this side compresses depends on besides its payload,
+    /// when it sends with no context takeover (every message compressed
+    /// alone, from a fresh compressor); `None` with context takeover, where
+    /// the output also depends on the messages sent before.
+    ///
+    /// Two connections with the same key compress a payload to the same
+    /// bytes, so a [`PreparedMessage`](crate::prepared::PreparedMessage)
+    /// compresses once per key.
+    pub(crate) fn standalone_key(&self) -> Option<StandaloneKey> {
+        let (bits, no_takeover) = self.params.sending(self.role);
+        no_takeover.then(|| StandaloneKey {
+            window_bits: bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
+            level: self.level,
+        })
     }
 
     /// Compresses a whole message into `out` (sync flush, tail stripped).

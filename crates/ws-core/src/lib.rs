@@ -71,6 +71,7 @@ pub mod head_buffer;
 pub mod mask;
 pub mod message;
 pub mod outbound;
+pub mod prepared;
 pub mod protocol;
 mod spare;
 #[cfg(feature = "tokio")]
@@ -81,4 +82,5 @@ pub use close::{CloseCode, CloseFrame};
 pub use error::{Error, ProtocolError};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Event, Message, Utf8Bytes};
+pub use prepared::PreparedMessage;
 pub use protocol::{Config, Connection, Role, State};

@@ -23,6 +23,7 @@ use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, extend_masked};
 use crate::message::{Event, Message, Utf8Bytes};
 use crate::outbound::Outbound;
+use crate::prepared::{Framed, PreparedMessage};
 use crate::spare;
 use crate::utf8::Utf8Validator;
 
@@ -91,7 +92,7 @@ pub enum State {
 pub const MAX_UNWRITTEN_PONGS: u16 = 1024;
 
 /// The RSV bit permessage-deflate uses to mark a compressed message.
-const RSV1: u8 = 0b100;
+pub(crate) const RSV1: u8 = 0b100;
 
 /// Reads start with at least this much free space.
 const MIN_READ: usize = 4096;
@@ -696,6 +697,51 @@ impl Connection {
         }
         self.queue_frame_bytes(opcode, payload);
         Ok(())
+    }
+
+    /// Queues a [`PreparedMessage`]: the frame it holds is shared, not
+    /// copied or built again.
+    ///
+    /// A server queues the prepared frame by reference; a client copies the
+    /// payload and masks it with a fresh key, as RFC 6455 requires of every
+    /// client frame. With permessage-deflate the message is compressed when
+    /// [`send`](Self::send) would compress it: once per compression setting
+    /// and shared when this side sends with no context takeover, with this
+    /// connection's own compressor otherwise (see [`crate::prepared`]).
+    ///
+    /// Refused like any message after a close was sent ([`Error::Closed`])
+    /// or while a fragmented message is being sent.
+    pub fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        let opcode = message.opcode();
+        if !self.compresses(message.len()) {
+            self.queue_framed(opcode, 0, message.plain());
+            return Ok(());
+        }
+        let shared = match self.deflate.as_deref_mut() {
+            Some(deflate) => match deflate.standalone_key() {
+                Some(key) => {
+                    message.compressed(key, |payload, out| deflate.compress(payload, out))?
+                }
+                None => None,
+            },
+            None => None,
+        };
+        match shared {
+            Some(framed) => {
+                self.queue_framed(opcode, RSV1, framed);
+                Ok(())
+            }
+            None => self.queue_compressed(opcode, message.as_bytes()),
+        }
+    }
+
+    /// Queues a prepared frame: shared by a server, masked afresh by a client.
+    fn queue_framed(&mut self, opcode: OpCode, rsv: u8, framed: &Framed) {
+        match self.role {
+            Role::Server => self.out.push_shared(framed.frame()),
+            Role::Client => self.queue_frame_rsv(opcode, true, rsv, framed.payload()),
+        }
     }
 
     /// Queues a text message.

@@ -511,6 +511,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Queues a [`PreparedMessage`](crate::PreparedMessage) without writing
+    /// it, sharing its frame (see [`Connection::queue_prepared`]); refused
+    /// like [`queue`](Self::queue) over the high-water mark.
+    pub fn queue_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.connection.queue_prepared(message)
+    }
+
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage) and writes it
+    /// out (see [`send`](Self::send)).
+    pub async fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.wait_for_room().await?;
+        self.connection.queue_prepared(message)?;
+        self.flush().await
+    }
+
     /// Splits the socket into a read half and a write half for two tasks
     /// (see [`split`](crate::stream::split)).
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {

@@ -241,6 +241,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.shared.lock().queue(message)
     }
 
+    /// Queues a [`PreparedMessage`](crate::PreparedMessage) without writing
+    /// it, sharing its frame; refused like [`queue`](Self::queue) over the
+    /// high-water mark.
+    pub fn queue_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.with_connection(|connection| connection.queue_prepared(message))
+    }
+
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage) and writes it
+    /// out, waiting for room first as [`send`](Self::send) does.
+    pub async fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.queue_prepared(message)?;
+        self.flush().await
+    }
+
     /// Sends a ping and writes it out; its pong arrives at the read half.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.shared.lock().connection_mut().send_ping(payload)?;
