@@ -313,7 +313,7 @@ impl<'a> Session<'a> {
                 }
                 self.ws
                     .connection_mut()
-                    .send_pong(&payload)
+                    .queue_pong(&payload)
                     .map_err(Failure::from_session)?;
                 self.ws.flush().await.map_err(Failure::from_session)
             }

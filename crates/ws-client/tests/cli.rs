@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use predicates::prelude::*;
 use ws_core::blocking::WebSocket;
 use ws_core::frame::encode_frame;
-use ws_core::handshake::{Accept, HandshakeError};
+use ws_core::handshake::{AcceptOptions, HandshakeError};
 use ws_core::{CloseCode, Config, Event, FrameHeader, Message, OpCode};
 
 /// The longest any client run may take before the test fails.
@@ -518,9 +518,9 @@ fn headers_auth_origin_and_protocols_reach_the_server() {
     let server = thread::spawn(move || {
         let stream = accept_tcp(&listener);
         let (mut socket, request) = WebSocket::accept_with(stream, Config::default(), |request| {
-            Ok(Accept {
+            Ok(AcceptOptions {
                 protocol: request.select_protocol(&["chat.v2"]),
-                ..Accept::default()
+                ..AcceptOptions::default()
             })
         })
         .unwrap();
@@ -783,7 +783,7 @@ fn deflate_echo_server() -> (String, JoinHandle<(Vec<String>, bool)>) {
             ..Config::default()
         };
         let (mut socket, request) =
-            WebSocket::accept_with(stream, config, |_| Ok(Accept::default())).unwrap();
+            WebSocket::accept_with(stream, config, |_| Ok(AcceptOptions::default())).unwrap();
         let enabled = socket.connection().deflate_enabled();
         while let Some(event) = socket.recv().unwrap() {
             if let Some(message) = event.into_message() {

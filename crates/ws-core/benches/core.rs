@@ -147,7 +147,7 @@ fn utf8(c: &mut Criterion) {
 /// with `take_outbound` (one copy of everything into one vector).
 fn send_and_take(connection: &mut Connection, payload: &Bytes, count: usize) -> usize {
     for _ in 0..count {
-        let sent = connection.send(Message::Binary(payload.clone()));
+        let sent = connection.queue(Message::Binary(payload.clone()));
         black_box(sent.is_ok());
     }
     connection.take_outbound().len()
@@ -157,7 +157,7 @@ fn send_and_take(connection: &mut Connection, payload: &Bytes, count: usize) -> 
 /// by chunk, without copying (large payloads are queued by reference).
 fn send_and_advance(connection: &mut Connection, payload: &Bytes, count: usize) -> usize {
     for _ in 0..count {
-        let sent = connection.send(Message::Binary(payload.clone()));
+        let sent = connection.queue(Message::Binary(payload.clone()));
         black_box(sent.is_ok());
     }
     let outbound = connection.outbound();

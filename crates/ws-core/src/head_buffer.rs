@@ -8,7 +8,7 @@ use bytes::BytesMut;
 
 use crate::deflate::{DeflateParams, client_offer, negotiate_client, negotiate_server};
 use crate::handshake::{
-    Accept, ClientRequest, HandshakeError, Negotiated, REJECTION_BODY_LIMIT, RequestHead,
+    AcceptOptions, ClientRequest, HandshakeError, Negotiated, REJECTION_BODY_LIMIT, RequestHead,
     ResponseHead, UpgradeRequest, accept_response, parse_request_head, parse_response_head,
     reject_response, validate_upgrade,
 };
@@ -130,7 +130,7 @@ pub fn answer_upgrade<F>(
     choose: F,
 ) -> Result<Upgrade, (HandshakeError, Vec<u8>)>
 where
-    F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+    F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
 {
     let reject = |error: HandshakeError| {
         let response = reject_response(&error);

@@ -659,9 +659,11 @@ impl Connection {
 
     // ---- output ----
 
-    /// Queues a whole message. Owned payloads are not copied where the
-    /// protocol allows it (a server's large payloads go out by reference).
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+    /// Queues a whole message: its frame goes into the outbound buffer, to
+    /// be written by the caller (see [`outbound`](Self::outbound)). Owned
+    /// payloads are not copied where the protocol allows it (a server's large
+    /// payloads go out by reference).
+    pub fn queue(&mut self, message: Message) -> Result<(), Error> {
         self.check_can_send_message()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
@@ -674,14 +676,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+    /// Queues a text message (copying it).
+    pub fn queue_text(&mut self, text: &str) -> Result<(), Error> {
         self.check_can_send_message()?;
         self.queue_message(OpCode::Text, text.as_bytes())
     }
 
-    /// Queues a binary message.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+    /// Queues a binary message (copying it).
+    pub fn queue_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.check_can_send_message()?;
         self.queue_message(OpCode::Binary, data)
     }
@@ -723,7 +725,7 @@ impl Connection {
     /// it, `Continuation` continues it, `fin` ends it. Control frames may be
     /// sent between fragments. Text fragments are checked to be valid UTF-8
     /// across fragment boundaries.
-    pub fn send_fragment(
+    pub fn queue_fragment(
         &mut self,
         opcode: OpCode,
         payload: &[u8],
@@ -767,17 +769,18 @@ impl Connection {
     }
 
     /// Queues a ping (at most 125 bytes of payload).
-    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Ping, payload)
+    pub fn queue_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.queue_control(OpCode::Ping, payload)
     }
 
     /// Queues an unsolicited pong (pings are answered automatically).
-    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Pong, payload)
+    pub fn queue_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.queue_control(OpCode::Pong, payload)
     }
 
-    /// Starts the closing handshake. Calling it again, or after the peer's
-    /// close, does nothing: a close frame is sent at most once.
+    /// Starts the closing handshake by queuing the close frame. Calling it
+    /// again, or after the peer's close, does nothing: a close frame is sent
+    /// at most once.
     ///
     /// The code must be one that may be sent (1000–1003, 1007–1014,
     /// 3000–4999) and the reason at most 123 bytes.
@@ -863,7 +866,7 @@ impl Connection {
         Ok(())
     }
 
-    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+    fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::Closed);
         }

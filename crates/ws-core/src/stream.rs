@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
-    reject_response, validate_response,
+    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
+    UpgradeRequest, reject_response, validate_response,
 };
 use crate::head_buffer::{
     HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
@@ -98,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Performs the server side of the opening handshake with default limits,
     /// selecting no subprotocol and no extension.
     pub async fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, Config::default(), |_| Ok(Accept::default()))
+        Self::accept_with(stream, Config::default(), |_| Ok(AcceptOptions::default()))
             .await
             .map(|(socket, _)| socket)
     }
@@ -113,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         choose: F,
     ) -> Result<(Self, UpgradeRequest), Error>
     where
-        F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+        F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let request = loop {
@@ -266,30 +266,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`flush`](Self::flush), [`send`](Self::send) or [`recv`](Self::recv)
     /// that has to wait.
     pub fn queue(&mut self, message: Message) -> Result<(), Error> {
-        self.connection.send(message)
+        self.connection.queue(message)
     }
 
     /// Sends a message and writes it out.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.connection.send(message)?;
+        self.connection.queue(message)?;
         self.flush().await
     }
 
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.connection.send_text(text)?;
+        self.connection.queue_text(text)?;
         self.flush().await
     }
 
     /// Sends a binary message and writes it out.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.connection.send_binary(data)?;
+        self.connection.queue_binary(data)?;
         self.flush().await
     }
 
     /// Sends a ping and writes it out.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.connection.send_ping(payload)?;
+        self.connection.queue_ping(payload)?;
         self.flush().await
     }
 

@@ -126,7 +126,7 @@ fn rfc_two_deflate_blocks_in_one_message() {
 #[test]
 fn server_sends_the_rfc_bytes_for_hello() {
     let mut server = server();
-    server.send_text("Hello").unwrap();
+    server.queue_text("Hello").unwrap();
     assert_eq!(
         server.take_outbound(),
         [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
@@ -188,7 +188,7 @@ fn corrupt_deflate_stream_is_1007() {
 fn compressed_text_with_invalid_utf8_is_1007() {
     let mut sender = with_deflate(Role::Client, DeflateParams::default(), eager());
     // Compress invalid UTF-8 as if it were text: send it as binary, then flip the opcode.
-    sender.send_binary(b"caf\xc3\x28 and more bytes").unwrap();
+    sender.queue_binary(b"caf\xc3\x28 and more bytes").unwrap();
     let mut bytes = sender.take_outbound();
     bytes[0] = 0xC1;
     let mut server = server();
@@ -208,7 +208,7 @@ fn decompression_bomb_ends_with_1009_within_the_limit() {
         ..DeflateConfig::default()
     };
     let mut attacker = with_deflate(Role::Client, DeflateParams::default(), bomb_config);
-    attacker.send_binary(&vec![0u8; 64 << 20]).unwrap();
+    attacker.queue_binary(&vec![0u8; 64 << 20]).unwrap();
     let bomb = attacker.take_outbound();
     assert!(
         bomb.len() < 128 * 1024,
@@ -254,7 +254,7 @@ fn small_messages_go_out_uncompressed() {
         DeflateParams::default(),
         DeflateConfig::default(),
     );
-    server.send_text("tiny").unwrap();
+    server.queue_text("tiny").unwrap();
     assert_eq!(server.take_outbound(), [0x81, 0x04, b't', b'i', b'n', b'y']);
 }
 
@@ -262,7 +262,7 @@ fn small_messages_go_out_uncompressed() {
 fn control_frames_are_never_compressed() {
     let mut server = server();
     server
-        .send_ping(b"a ping payload that would compress well well well well")
+        .queue_ping(b"a ping payload that would compress well well well well")
         .unwrap();
     assert_eq!(server.take_outbound()[0], 0x89);
 }
@@ -294,7 +294,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
                     rng.fill(&mut bytes[..]);
                     Message::Binary(bytes.into())
                 };
-                client.send(message.clone()).unwrap();
+                client.queue(message.clone()).unwrap();
                 let wire = client.take_outbound();
                 let got = events(&mut server, &wire).unwrap();
                 assert_eq!(got.len(), 1);
@@ -303,7 +303,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
                     Some(message.clone()),
                     "bits {bits} round {round}"
                 );
-                server.send(message.clone()).unwrap();
+                server.queue(message.clone()).unwrap();
                 let wire = server.take_outbound();
                 let got = events(&mut client, &wire).unwrap();
                 assert_eq!(
@@ -320,7 +320,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
 fn compressible_text_shrinks_on_the_wire() {
     let mut server = server();
     let json = r#"{"type":"update","id":12345,"values":[1,2,3,4,5],"status":"ok"}"#.repeat(16);
-    server.send_text(&json).unwrap();
+    server.queue_text(&json).unwrap();
     let wire = server.take_outbound();
     assert!(
         wire.len() * 4 < json.len(),
@@ -343,7 +343,7 @@ fn incompressible_message_of_exactly_the_limit_is_accepted_compressed() {
     sender.enable_deflate(DeflateParams::default(), &eager());
     let mut random = vec![0u8; limit];
     rand::rngs::StdRng::seed_from_u64(1).fill(&mut random[..]);
-    sender.send_binary(&random).unwrap();
+    sender.queue_binary(&random).unwrap();
     let wire = sender.take_outbound();
     assert!(
         wire.len() > limit,

@@ -63,7 +63,7 @@ fn cost(bits: u8) -> (isize, isize) {
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();
-    sender.send_text(&text).unwrap();
+    sender.queue_text(&text).unwrap();
     let wire = sender.take_outbound();
     sender.shrink_buffers();
     let compressor = live() - before;
@@ -119,7 +119,7 @@ fn no_context_takeover_keeps_no_state_between_messages() {
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();
-    sender.send_text(&"compress me ".repeat(50)).unwrap();
+    sender.queue_text(&"compress me ".repeat(50)).unwrap();
     drop(sender.take_outbound());
     sender.shrink_buffers();
     assert!(live() - before < 1024, "{} bytes left", live() - before);

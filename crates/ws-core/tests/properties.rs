@@ -585,7 +585,7 @@ impl CompressedStream {
                 Payload::Text(text) => Message::Text(text.clone().into()),
                 Payload::Binary(bytes) => Message::Binary(bytes.clone().into()),
             };
-            sender.send(message.clone()).unwrap();
+            sender.queue(message.clone()).unwrap();
             let wire = sender.take_outbound();
             let (header, header_len) = FrameHeader::decode(&wire).unwrap().unwrap();
             let body = &wire[header_len..];
@@ -872,7 +872,7 @@ fn compressed_text_invalid_from_the_start() -> Vec<u8> {
     sender.enable_deflate(DeflateParams::default(), &DeflateConfig::default());
     let mut payload = vec![0xff];
     payload.extend_from_slice(&[b'a'; 300]);
-    sender.send(Message::Binary(payload.into())).unwrap();
+    sender.queue(Message::Binary(payload.into())).unwrap();
     let mut frame = sender.take_outbound();
     assert_eq!(frame[0], 0xc2, "a compressed binary frame");
     frame[0] = 0xc1;
@@ -906,7 +906,7 @@ fn consecutive_empty_compressed_messages_round_trip() {
     let mut receiver = Connection::new(Role::Client, Config::default());
     receiver.enable_deflate(DeflateParams::default(), &DeflateConfig::default());
     for i in 0..3 {
-        sender.send(Message::Text("".into())).unwrap();
+        sender.queue(Message::Text("".into())).unwrap();
         let frame = sender.take_outbound();
         // RFC 7692 §7.2.3.6: an empty message compresses to at least 0x00;
         // zlib emits nothing for a second sync flush without input.
@@ -1353,7 +1353,7 @@ proptest! {
 fn close_while_a_large_frame_is_half_received_reads_on_to_the_peers_close() {
     let mut peer = Connection::new(Role::Server, Config::default());
     for _ in 0..3 {
-        peer.send_binary(&pattern(7, 64 * 1024)).unwrap();
+        peer.queue_binary(&pattern(7, 64 * 1024)).unwrap();
     }
     peer.close(CloseCode::NORMAL, "bye").unwrap();
     let bytes = peer.take_outbound();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ws_core::deflate::DeflateConfig;
-use ws_core::handshake::{Accept, HandshakeError, UpgradeRequest};
+use ws_core::handshake::{AcceptOptions, HandshakeError, UpgradeRequest};
 
 /// The server's settings; [`Default`] gives the documented CLI defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl ServerConfig {
     /// A request without `Origin` passes the check: browsers always send the
     /// header, and any other client could send whatever value it liked, so
     /// refusing its absence would protect nothing.
-    pub fn choose(&self, request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
+    pub fn choose(&self, request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
         if let Some(origin) = &request.origin
             && !self.origin_allowed(origin)
         {
@@ -108,9 +108,9 @@ impl ServerConfig {
             let supported: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
             request.select_protocol(&supported)
         };
-        Ok(Accept {
+        Ok(AcceptOptions {
             protocol,
-            ..Accept::default()
+            ..AcceptOptions::default()
         })
     }
 

@@ -105,8 +105,8 @@ impl FramePool {
         let mut frames = Vec::with_capacity(POOL_SIZE);
         for _ in 0..POOL_SIZE {
             match text {
-                Some(text) => factory.send_text(text)?,
-                None => factory.send_binary(payload)?,
+                Some(text) => factory.queue_text(text)?,
+                None => factory.queue_binary(payload)?,
             }
             frames.push(Bytes::from(factory.take_outbound()));
         }

@@ -18,7 +18,7 @@
 use libfuzzer_sys::fuzz_target;
 use ws_core::deflate::DeflateConfig;
 use ws_core::handshake::{
-    Accept, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
+    AcceptOptions, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
 };
 use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
 use ws_core::{CloseCode, Config};
@@ -43,7 +43,7 @@ Sec-WebSocket-Protocol: chat\r\n\
 
 /// The server's policy: speak `chat` if offered, refuse an `evil.example`
 /// origin.
-fn choose(request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
+fn choose(request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
     if let Some(origin) = request
         .origin
         .as_deref()
@@ -51,9 +51,9 @@ fn choose(request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
     {
         return Err(HandshakeError::ForbiddenOrigin(origin.to_owned()));
     }
-    Ok(Accept {
+    Ok(AcceptOptions {
         protocol: request.select_protocol(&["chat"]),
-        ..Accept::default()
+        ..AcceptOptions::default()
     })
 }
 

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use ws_core::deflate::{DeflateConfig, negotiate_client, negotiate_server};
 use ws_core::handshake::{
-    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, REJECTION_BODY_LIMIT,
+    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, REJECTION_BODY_LIMIT,
     ResponseHead, accept_response, parse_request_head, parse_response_head, reject_response,
     validate_response, validate_upgrade,
 };
@@ -101,7 +101,7 @@ fn serve(data: &[u8], limit: usize) {
                         check_window_bits(params.server_max_window_bits, 9);
                         check_window_bits(params.client_max_window_bits, 8);
                     }
-                    let accept = Accept {
+                    let accept = AcceptOptions {
                         protocol: request.select_protocol(&["chat", "superchat"]),
                         extensions: deflate.map(|params| params.to_header()),
                         headers,

@@ -219,7 +219,7 @@ impl Driver {
 
     fn echo(&mut self, message: Message) {
         let may_send = !self.conn.close_sent();
-        match self.conn.send(message.clone()) {
+        match self.conn.queue(message.clone()) {
             Ok(()) => {
                 assert!(may_send, "send accepted after close was sent");
                 self.log.push(Step::Echoed(message));
@@ -442,7 +442,7 @@ mod tests {
         let deflate = deflate_from(0x08);
         let text = "a message long enough to be compressed, ".repeat(4);
         let mut client = connection(Role::Client, Config::default(), &deflate);
-        client.send_text(&text).unwrap();
+        client.queue_text(&text).unwrap();
         let bytes = client.take_outbound();
         assert_eq!(bytes[0] & 0x40, 0x40, "the client compressed it");
         let mut driver = Driver::new(

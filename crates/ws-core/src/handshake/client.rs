@@ -353,7 +353,7 @@ fn check_protocol(
 mod tests {
     use super::*;
     use crate::handshake::server::{
-        Accept, DEFAULT_MAX_HEAD_SIZE, accept_response, parse_request_head, validate_upgrade,
+        AcceptOptions, DEFAULT_MAX_HEAD_SIZE, accept_response, parse_request_head, validate_upgrade,
     };
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
@@ -774,7 +774,7 @@ mod tests {
         assert_eq!(upgrade.origin.as_deref(), Some("http://localhost"));
         assert_eq!(upgrade.protocols, vec!["chat", "superchat"]);
 
-        let accept = Accept {
+        let accept = AcceptOptions {
             protocol: upgrade.select_protocol(&["superchat"]),
             extensions: Some("permessage-deflate".into()),
             headers: Vec::new(),

@@ -246,9 +246,14 @@ fn validate_key(headers: &Headers) -> Result<String, HandshakeError> {
     String::from_utf8(key.to_vec()).map_err(|_| HandshakeError::InvalidKey)
 }
 
-/// What the server decided for an accepted upgrade.
+/// The parts of the `101 Switching Protocols` answer that the server
+/// chooses: the subprotocol and extensions it selected, and extra headers.
+/// The default accepts the upgrade with none of them.
+///
+/// Returned by the `choose` callback of the adapters' `accept_with` and
+/// given to [`accept_response`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accept {
+pub struct AcceptOptions {
     /// The chosen subprotocol; it must be one the client offered (see
     /// [`UpgradeRequest::select_protocol`]) or the client will fail.
     pub protocol: Option<String>,
@@ -262,7 +267,7 @@ pub struct Accept {
 ///
 /// Header names that are not HTTP tokens are dropped and control characters
 /// in values replaced by spaces, so application data cannot split the response.
-pub fn accept_response(request: &UpgradeRequest, accept: &Accept) -> Vec<u8> {
+pub fn accept_response(request: &UpgradeRequest, accept: &AcceptOptions) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
     write_header(&mut out, "Upgrade", "websocket");
@@ -766,7 +771,7 @@ mod tests {
     #[test]
     fn accept_response_is_the_rfc_101() {
         let request = validate(MINIMAL).unwrap();
-        let bytes = accept_response(&request, &Accept::default());
+        let bytes = accept_response(&request, &AcceptOptions::default());
         assert_eq!(
             bytes,
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
@@ -776,7 +781,7 @@ mod tests {
     #[test]
     fn accept_response_carries_protocol_extensions_and_extra_headers() {
         let request = validate(CHROMIUM).unwrap();
-        let accept = Accept {
+        let accept = AcceptOptions {
             protocol: request.select_protocol(&["superchat", "chat"]),
             extensions: Some("permessage-deflate".into()),
             headers: vec![("Set-Cookie".into(), "a=b".into())],
