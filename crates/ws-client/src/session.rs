@@ -378,7 +378,7 @@ impl<'a> Session<'a> {
     /// destroys the close frame before the server reads it.
     async fn linger(self) {
         let (mut stream, _) = self.ws.into_parts();
-        let drain = ws_core::stream::shutdown_and_drain(&mut stream, usize::MAX);
+        let drain = ws_core::low_level::shutdown_and_drain(&mut stream, usize::MAX);
         let _ = timeout(CLOSE_GRACE, drain).await;
     }
 

@@ -21,9 +21,9 @@ use assert_cmd::Command;
 use bytes::BytesMut;
 use predicates::prelude::*;
 use ws_core::blocking::WebSocket;
-use ws_core::frame::encode_frame;
 use ws_core::handshake::{AcceptOptions, HandshakeError};
-use ws_core::{CloseCode, Config, Event, FrameHeader, Message, OpCode};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{CloseCode, Config, Event, Message, OpCode};
 
 /// The longest any client run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(30);

@@ -10,10 +10,8 @@ use std::hint::black_box;
 
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ws_core::frame::encode_frame;
-use ws_core::mask::apply_mask;
-use ws_core::utf8::Utf8Validator;
-use ws_core::{Config, Connection, FrameHeader, Message, OpCode, Role};
+use ws_core::low_level::{FrameHeader, Utf8Validator, apply_mask, encode_frame};
+use ws_core::{Config, Connection, Message, OpCode, Role};
 
 /// The masking key of RFC 6455 §5.7; any key costs the same.
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];

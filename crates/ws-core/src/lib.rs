@@ -3,13 +3,30 @@
 //! `ws-core` never reads or writes a socket. Bytes from the peer go in, and
 //! [`Event`]s come out; messages to send go in, and bytes for the wire come out.
 //! Everything the RFC asks for lives here once: the opening handshake on both
-//! sides ([`handshake`]), framing and masking ([`frame`], [`mask`]),
-//! fragmentation, incremental UTF-8 validation ([`utf8`]), ping/pong, the
-//! closing handshake ([`close`]) and size limits ([`Config`]).
+//! sides ([`handshake`]), framing and masking, fragmentation, incremental
+//! UTF-8 validation, ping/pong, the closing handshake ([`CloseCode`],
+//! [`CloseFrame`]), size limits ([`Config`]) and permessage-deflate
+//! ([`deflate`]).
 //!
 //! Two thin adapters move the bytes: [`blocking::WebSocket`] over
 //! `std::io::Read + Write`, and [`stream::WebSocket`] over tokio's
-//! `AsyncRead + AsyncWrite` (feature `tokio`, on by default).
+//! `AsyncRead + AsyncWrite` (feature `tokio`, on by default). Both `send`
+//! (queue a message and write it out); a [`Connection`] on its own only
+//! `queue`s, and the caller writes what it has queued.
+//!
+//! # Crate layout
+//!
+//! - The root: the protocol state machine ([`Connection`], [`Config`],
+//!   [`Role`], [`State`]), what goes in and out of it ([`Message`],
+//!   [`Event`], [`CloseCode`], [`CloseFrame`], [`OpCode`]) and its errors
+//!   ([`Error`], [`ProtocolError`]).
+//! - [`blocking`] and [`stream`]: the adapters.
+//! - [`handshake`]: the HTTP/1.1 opening handshake without I/O, for servers
+//!   that route plain HTTP themselves and clients that build their request.
+//! - [`deflate`]: permessage-deflate settings and negotiation.
+//! - [`low_level`]: building blocks for writing your own adapter or test
+//!   peer (frame headers, masking, the handshake driven from a byte stream);
+//!   less stable than the rest.
 //!
 //! # Example: a blocking echo server
 //!
@@ -62,23 +79,24 @@
 //! in [`deflate`].
 
 pub mod blocking;
-pub mod close;
+mod close;
 pub mod deflate;
-pub mod error;
-pub mod frame;
+mod error;
+mod frame;
 pub mod handshake;
-pub mod head_buffer;
-pub mod mask;
-pub mod message;
-pub mod outbound;
-pub mod protocol;
+mod head_buffer;
+pub mod low_level;
+mod mask;
+mod message;
+mod outbound;
+mod protocol;
 mod spare;
 #[cfg(feature = "tokio")]
 pub mod stream;
-pub mod utf8;
+mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use error::{Error, ProtocolError};
-pub use frame::{FrameHeader, OpCode};
+pub use frame::{MAX_CONTROL_PAYLOAD, OpCode};
 pub use message::{Event, Message, Utf8Bytes};
 pub use protocol::{Config, Connection, Role, State};

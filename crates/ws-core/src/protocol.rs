@@ -1,18 +1,4 @@
 //! The connection state machine: bytes in, events out; commands in, bytes out.
-//!
-//! A [`Connection`] never touches a socket. The caller
-//!
-//! 1. puts received bytes in ([`receive`](Connection::receive), or straight into
-//!    [`read_buffer`](Connection::read_buffer)),
-//! 2. takes events out with [`next_event`](Connection::next_event) until it
-//!    returns `Ok(None)`,
-//! 3. **always** writes what [`outbound`](Connection::outbound) holds before it
-//!    waits for anything else.
-//!
-//! Replies the protocol owes the peer (a pong, the echo of a close, the close
-//! frame that fails a connection) are queued in the outbound buffer by
-//! `next_event` itself, so they reach the wire even if the application never
-//! sends anything.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -147,7 +133,24 @@ struct Assembly {
     compressed: bool,
 }
 
-/// One end of a WebSocket connection, after the opening handshake.
+/// One end of a WebSocket connection, after the opening handshake: the
+/// protocol state machine, bytes in, events out; commands in, bytes out.
+///
+/// A `Connection` never touches a socket. The caller
+///
+/// 1. puts received bytes in ([`receive`](Connection::receive), or straight into
+///    [`read_buffer`](Connection::read_buffer)),
+/// 2. takes events out with [`next_event`](Connection::next_event) until it
+///    returns `Ok(None)`,
+/// 3. **always** writes what [`outbound`](Connection::outbound) holds before it
+///    waits for anything else.
+///
+/// Messages and control frames are queued ([`queue`](Connection::queue),
+/// [`queue_ping`](Connection::queue_ping), [`close`](Connection::close), ...)
+/// into the same outbound buffer. Replies the protocol owes the peer (a
+/// pong, the echo of a close, the close frame that fails a connection) are
+/// queued there by `next_event` itself, so they reach the wire even if the
+/// application never sends anything.
 #[derive(Debug)]
 pub struct Connection {
     role: Role,

@@ -40,35 +40,9 @@ pub struct WebSocket<S> {
     input_ended: bool,
 }
 
-/// Ends a transport the way an endpoint should once the closing handshake
-/// is over (or it failed the connection): shuts the write side, so that the
-/// peer sees the end at once, then reads and drops what the peer still
-/// sends, up to `max_drain` bytes, until it closes too. Dropping a socket
-/// with unread input makes the kernel answer with a reset, which can destroy
-/// the close frame before the peer reads it. Bound the call with a timeout.
-///
-/// A failed shutdown still drains; its error is returned afterwards.
-pub async fn shutdown_and_drain<S>(stream: &mut S, max_drain: usize) -> io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let shutdown = stream.shutdown().await;
-    // On the heap, not in the future: an array here would make every
-    // future that awaits this one (a server's per-connection task, for the
-    // whole life of the connection) 4 KiB larger.
-    let mut scratch = vec![0u8; DRAIN_CHUNK];
-    let mut drained = 0usize;
-    while drained < max_drain {
-        match stream.read(&mut scratch).await? {
-            0 => break,
-            read => drained = drained.saturating_add(read),
-        }
-    }
-    shutdown
-}
-
-/// How much [`shutdown_and_drain`] reads at a time.
-const DRAIN_CHUNK: usize = 4096;
+/// How much the drains read at a time (here and in
+/// [`shutdown_and_drain`](crate::low_level::shutdown_and_drain)).
+pub(crate) const DRAIN_CHUNK: usize = 4096;
 
 /// Waits until a transport is readable, without reading from it.
 type PollReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;

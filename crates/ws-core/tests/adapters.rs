@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use ws_core::frame::encode_frame;
 use ws_core::handshake::{AcceptOptions, ClientRequest, HandshakeError};
-use ws_core::{CloseCode, Config, Event, FrameHeader, OpCode};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{CloseCode, Config, Event, OpCode};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

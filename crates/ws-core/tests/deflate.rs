@@ -11,10 +11,8 @@
 use bytes::BytesMut;
 use rand::{Rng, SeedableRng};
 use ws_core::deflate::{DeflateConfig, DeflateParams};
-use ws_core::frame::encode_frame;
-use ws_core::{
-    Config, Connection, Error, Event, FrameHeader, Message, OpCode, ProtocolError, Role, State,
-};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role, State};
 
 fn with_deflate(role: Role, params: DeflateParams, config: DeflateConfig) -> Connection {
     let mut connection = Connection::new(role, Config::default());

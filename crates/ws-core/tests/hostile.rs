@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::stream::WebSocket;
-use ws_core::{Config, Connection, Event, FrameHeader, Message, OpCode, Role};
+use ws_core::{Config, Connection, Event, Message, OpCode, Role};
 
 /// The documented read-ahead past the frame limit while a write is blocked.
 const READ_AHEAD: usize = 64 * 1024;

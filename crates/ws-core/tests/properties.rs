@@ -12,14 +12,13 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use ws_core::close::parse_close_payload;
 use ws_core::deflate::{
     DeflateConfig, DeflateParams, client_offer, negotiate_client, negotiate_server,
 };
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame, parse_close_payload};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 // ---- generated valid streams ----
@@ -369,7 +368,7 @@ fn parse_wire(mut bytes: &[u8], role: Role) -> Vec<Sent> {
         assert!(end <= bytes.len(), "output frame {header:?} is truncated");
         let mut payload = bytes[header_len..end].to_vec();
         if let Some(key) = header.mask {
-            ws_core::mask::apply_mask(&mut payload, key, 0);
+            ws_core::low_level::apply_mask(&mut payload, key, 0);
         }
         if header.opcode == OpCode::Close {
             assert!(parse_close_payload(&payload).is_ok(), "{payload:?}");

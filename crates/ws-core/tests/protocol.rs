@@ -8,10 +8,10 @@
 )]
 
 use bytes::BytesMut;
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -74,7 +74,7 @@ fn frames_sent(connection: &mut Connection) -> Vec<(OpCode, Vec<u8>)> {
         let end = len + header.payload_len as usize;
         let mut payload = rest[len..end].to_vec();
         if let Some(key) = header.mask {
-            ws_core::mask::apply_mask(&mut payload, key, 0);
+            ws_core::low_level::apply_mask(&mut payload, key, 0);
         }
         frames.push((header.opcode, payload));
         rest = &rest[end..];
@@ -146,7 +146,7 @@ fn rfc_ping_is_answered_with_masked_pong_by_a_client() {
     let pong = client.take_outbound();
     assert_eq!(&pong[..2], [0x8a, 0x85], "masked pong of 5 bytes");
     let mut payload = pong[6..].to_vec();
-    ws_core::mask::apply_mask(&mut payload, pong[2..6].try_into().unwrap(), 0);
+    ws_core::low_level::apply_mask(&mut payload, pong[2..6].try_into().unwrap(), 0);
     assert_eq!(payload, b"Hello");
 }
 

@@ -20,7 +20,7 @@ use ws_core::deflate::DeflateConfig;
 use ws_core::handshake::{
     AcceptOptions, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
 };
-use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
+use ws_core::low_level::{HeadBuffer, answer_upgrade};
 use ws_core::{CloseCode, Config};
 use ws_core_fuzz::{ChunkPlan, Driver};
 

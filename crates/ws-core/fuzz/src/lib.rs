@@ -4,11 +4,12 @@
 //!
 //! A fuzz target fails by panicking, so the checks here are plain asserts.
 
-use ws_core::close::{MAX_REASON_LEN, parse_close_payload};
+use ws_core::MAX_REASON_LEN;
 use ws_core::deflate::{DeflateConfig, DeflateParams};
+use ws_core::low_level::{FrameHeader, parse_close_payload};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 /// How an input cuts its byte stream into reads: read sizes taken from its
@@ -290,7 +291,7 @@ pub fn check_framing(mut bytes: &[u8], role: Role, deflate: bool) {
         if header.opcode == OpCode::Close {
             let mut payload = bytes.get(header_len..end).unwrap_or_default().to_vec();
             if let Some(key) = header.mask {
-                ws_core::mask::apply_mask(&mut payload, key, 0);
+                ws_core::low_level::apply_mask(&mut payload, key, 0);
             }
             let parsed = parse_close_payload(&payload);
             assert!(parsed.is_ok(), "invalid close frame written: {parsed:?}");

@@ -327,7 +327,8 @@ pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
 /// checks, a status page) and custom rejections (e.g. 401).
 ///
 /// Adds `Content-Type`, `Content-Length` and `Connection: close`. The reason
-/// phrase comes from [`reason_phrase`]. A `status` outside 100–999 is not a
+/// phrase is the standard one for common codes (`404 Not Found`) and empty
+/// for others, which is valid HTTP. A `status` outside 100–999 is not a
 /// valid status code and is sent as 500.
 pub fn http_response(
     status: u16,
@@ -366,7 +367,7 @@ fn build_response(
 
 /// The standard reason phrase for common status codes, or `""` for others
 /// (an empty reason phrase is valid HTTP; clients must not rely on it).
-pub fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
