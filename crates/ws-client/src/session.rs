@@ -220,15 +220,11 @@ impl<'a> Session<'a> {
                     self.send(Message::Binary(data)).await?;
                 }
             }
-            Event::Ping(payload) => {
-                if self.cli.show_control {
-                    note(&format!("< ping: {}", describe_payload(&payload)));
-                }
+            Event::Ping(payload) if self.cli.show_control => {
+                note(&format!("< ping: {}", describe_payload(&payload)));
             }
-            Event::Pong(payload) => {
-                if self.cli.show_control {
-                    note(&format!("< pong: {}", describe_payload(&payload)));
-                }
+            Event::Pong(payload) if self.cli.show_control => {
+                note(&format!("< pong: {}", describe_payload(&payload)));
             }
             Event::Close(frame) => {
                 if self.cli.show_control {
@@ -240,6 +236,9 @@ impl<'a> Session<'a> {
                 // The reply is written; give the server a moment to end TCP.
                 self.tighten_deadline(Some(CLOSE_GRACE));
             }
+            // Pings and pongs when they are not shown, and kinds of event a
+            // later ws-core may add: nothing to do.
+            _ => {}
         }
         Ok(())
     }

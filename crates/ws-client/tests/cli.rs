@@ -518,10 +518,7 @@ fn headers_auth_origin_and_protocols_reach_the_server() {
     let server = thread::spawn(move || {
         let stream = accept_tcp(&listener);
         let (mut socket, request) = WebSocket::accept_with(stream, Config::default(), |request| {
-            Ok(AcceptOptions {
-                protocol: request.select_protocol(&["chat.v2"]),
-                ..AcceptOptions::default()
-            })
+            Ok(AcceptOptions::default().protocol(request.select_protocol(&["chat.v2"])))
         })
         .unwrap();
         let headers = request.headers();
@@ -778,10 +775,7 @@ fn deflate_echo_server() -> (String, JoinHandle<(Vec<String>, bool)>) {
     let (listener, url) = listen();
     let server = thread::spawn(move || {
         let stream = accept_tcp(&listener);
-        let config = Config {
-            deflate: Some(ws_core::deflate::DeflateConfig::default()),
-            ..Config::default()
-        };
+        let config = Config::default().deflate(Some(ws_core::deflate::DeflateConfig::default()));
         let (mut socket, request) =
             WebSocket::accept_with(stream, config, |_| Ok(AcceptOptions::default())).unwrap();
         let enabled = socket.connection().deflate_enabled();

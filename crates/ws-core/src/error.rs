@@ -30,6 +30,11 @@ pub enum Error {
     /// The caller asked for something the protocol does not allow.
     #[error("invalid use: {0}")]
     InvalidUse(&'static str),
+    /// The write buffer is over its high-water mark
+    /// ([`Config::write_high_water`](crate::Config::write_high_water())); wait
+    /// for it to drain (`flush`) or drop the message.
+    #[error("the write buffer is over its high-water mark")]
+    WriteBufferFull,
     /// Reading from or writing to the transport failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

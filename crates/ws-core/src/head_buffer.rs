@@ -97,6 +97,7 @@ pub fn rejection_body_incomplete(response: &ResponseHead, received: usize) -> bo
 
 /// A validated upgrade, ready to be answered.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Upgrade {
     /// The client's request.
     pub request: UpgradeRequest,

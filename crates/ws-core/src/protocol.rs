@@ -21,20 +21,40 @@ pub enum Role {
     Server,
 }
 
-/// Limits of a connection.
+/// Limits and options of a connection.
+///
+/// Start from the defaults and change what you need with the builder methods,
+/// which have the fields' names:
+///
+/// ```
+/// use ws_core::Config;
+///
+/// let config = Config::default()
+///     .max_message_size(1 << 20)
+///     .max_frame_size(64 << 10);
+/// assert_eq!(config.max_message_size, 1 << 20);
+/// ```
+///
+/// The fields are public to read. The struct is `#[non_exhaustive]`, so
+/// options can be added in a minor release: it cannot be built with a struct
+/// literal outside this crate, only from [`Config::default()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
-    /// The largest frame payload accepted; a larger one fails the connection
-    /// with 1009 before any of it is buffered. Default 16 MiB.
+    /// The largest frame payload accepted. Default 16 MiB; see
+    /// [`max_frame_size()`](Self::max_frame_size()).
     pub max_frame_size: usize,
-    /// The largest message accepted (all fragments together); a larger one
-    /// fails the connection with 1009 as soon as a frame header announces it.
-    /// Default 16 MiB. With permessage-deflate it bounds the inflated size,
-    /// enforced while inflating.
+    /// The largest message accepted, all fragments together. Default 16 MiB;
+    /// see [`max_message_size()`](Self::max_message_size()).
     pub max_message_size: usize,
-    /// permessage-deflate (RFC 7692): when set, a client offers it and a
-    /// server accepts a compatible offer. Off by default: compression state
-    /// costs memory per connection (see [`crate::deflate`]).
+    /// How many queued, unwritten bytes make senders wait. Default 1 MiB;
+    /// see [`write_high_water()`](Self::write_high_water()).
+    pub write_high_water: usize,
+    /// How far the write queue must drain before a waiting sender resumes.
+    /// Default 256 KiB; see [`write_low_water()`](Self::write_low_water()).
+    pub write_low_water: usize,
+    /// permessage-deflate (RFC 7692), `None` for off. Default off; see
+    /// [`deflate()`](Self::deflate()).
     pub deflate: Option<DeflateConfig>,
 }
 
@@ -43,13 +63,83 @@ impl Default for Config {
         Self {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
+            write_high_water: 1 << 20,
+            write_low_water: 256 << 10,
             deflate: None,
         }
     }
 }
 
+impl Config {
+    /// The largest frame payload accepted; a larger one fails the connection
+    /// with 1009 before any of it is buffered. Default 16 MiB.
+    ///
+    /// An uncompressed frame's payload stays in the read buffer until the
+    /// frame is complete, so this bounds what one frame from the peer can
+    /// make the connection hold. Lower it for a server with many untrusted
+    /// clients; peers that send large messages in one frame need it at least
+    /// as large as those messages.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest message accepted (all fragments together); a larger one
+    /// fails the connection with 1009 as soon as a frame header announces it.
+    /// Default 16 MiB. With permessage-deflate it bounds the inflated size,
+    /// enforced while inflating.
+    ///
+    /// A message is handed out whole, so this is the most memory one message
+    /// can take. Lower it when messages are small and peers are untrusted;
+    /// raise it for bulk transfers, at the price of that memory per
+    /// connection receiving one.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Async sends wait and `queue` refuses with
+    /// [`Error::WriteBufferFull`] once this many bytes are queued unwritten.
+    /// Default 1 MiB.
+    ///
+    /// A higher mark absorbs bursts towards a slow reader without making the
+    /// sender wait, at the price of that much memory per connection; a lower
+    /// one bounds memory tighter and makes senders wait sooner.
+    pub fn write_high_water(mut self, bytes: usize) -> Self {
+        self.write_high_water = bytes;
+        self
+    }
+
+    /// A waiting send resumes once the queue drains below this. Default
+    /// 256 KiB; keep it below [`write_high_water`](Self::write_high_water()).
+    ///
+    /// The gap between the marks decides how often a sender to a slow reader
+    /// wakes up: a low mark wakes it rarely but leaves the transport less
+    /// queued data to write meanwhile; a mark close to the high one keeps the
+    /// transport busy but wakes the sender for every few writes.
+    pub fn write_low_water(mut self, bytes: usize) -> Self {
+        self.write_low_water = bytes;
+        self
+    }
+
+    /// permessage-deflate (RFC 7692): when set, a client offers it and a
+    /// server accepts a compatible offer. Default `None` (off).
+    ///
+    /// Compression makes text such as JSON several times smaller on the
+    /// wire, but costs CPU for every message and memory per connection:
+    /// with context takeover, up to about 370 KiB for the compressor and
+    /// 46 KiB for the decompressor (see [`crate::deflate`] for the table and
+    /// the settings that shrink it). Worth it for slow links and compressible
+    /// traffic, rarely for a busy server on a fast network.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+}
+
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Messages flow both ways.
     Open,

@@ -21,10 +21,7 @@ fn with_deflate(role: Role, params: DeflateParams, config: DeflateConfig) -> Con
 }
 
 fn eager() -> DeflateConfig {
-    DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default().min_size(0)
 }
 
 fn client() -> Connection {
@@ -200,11 +197,7 @@ fn compressed_text_with_invalid_utf8_is_1007() {
 
 #[test]
 fn decompression_bomb_ends_with_1009_within_the_limit() {
-    let bomb_config = DeflateConfig {
-        level: 9,
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let bomb_config = DeflateConfig::default().level(9).min_size(0);
     let mut attacker = with_deflate(Role::Client, DeflateParams::default(), bomb_config);
     attacker.queue_binary(&vec![0u8; 64 << 20]).unwrap();
     let bomb = attacker.take_outbound();
@@ -216,11 +209,9 @@ fn decompression_bomb_ends_with_1009_within_the_limit() {
     let limit = 1 << 20;
     let mut server = Connection::new(
         Role::Server,
-        Config {
-            max_frame_size: limit,
-            max_message_size: limit,
-            ..Config::default()
-        },
+        Config::default()
+            .max_frame_size(limit)
+            .max_message_size(limit),
     );
     server.enable_deflate(DeflateParams::default(), &eager());
     let mut peak = 0;
@@ -270,12 +261,11 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
     let mut rng = rand::rngs::StdRng::seed_from_u64(7692);
     for bits in 9..=15u8 {
         for no_takeover in [false, true] {
-            let params = DeflateParams {
-                server_no_context_takeover: no_takeover,
-                client_no_context_takeover: no_takeover,
-                server_max_window_bits: bits,
-                client_max_window_bits: bits,
-            };
+            let params = DeflateParams::default()
+                .server_no_context_takeover(no_takeover)
+                .client_no_context_takeover(no_takeover)
+                .server_max_window_bits(bits)
+                .client_max_window_bits(bits);
             let mut client = with_deflate(Role::Client, params, eager());
             let mut server = with_deflate(Role::Server, params, eager());
             for round in 0..20 {
@@ -332,11 +322,9 @@ fn compressible_text_shrinks_on_the_wire() {
 #[test]
 fn incompressible_message_of_exactly_the_limit_is_accepted_compressed() {
     let limit = 1 << 20;
-    let config = Config {
-        max_frame_size: limit,
-        max_message_size: limit,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(limit)
+        .max_message_size(limit);
     let mut sender = Connection::new(Role::Client, config.clone());
     sender.enable_deflate(DeflateParams::default(), &eager());
     let mut random = vec![0u8; limit];

@@ -48,16 +48,10 @@ fn live() -> isize {
 
 /// Heap held by a connection pair's deflate state after one message each way.
 fn cost(bits: u8) -> (isize, isize) {
-    let params = DeflateParams {
-        server_max_window_bits: bits,
-        client_max_window_bits: bits,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig {
-        min_size: 0,
-        window_bits: bits,
-        ..DeflateConfig::default()
-    };
+    let params = DeflateParams::default()
+        .server_max_window_bits(bits)
+        .client_max_window_bits(bits);
+    let config = DeflateConfig::default().min_size(0).window_bits(bits);
     let text = "a message long enough to be worth compressing, ".repeat(20);
 
     let mut sender = Connection::new(Role::Server, Config::default());
@@ -107,15 +101,10 @@ fn no_context_takeover_keeps_no_state_between_messages() {
     let _turn = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let params = DeflateParams {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let params = DeflateParams::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
+    let config = DeflateConfig::default().min_size(0);
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();

@@ -23,11 +23,10 @@ const READ_AHEAD: usize = 64 * 1024;
 #[tokio::test]
 async fn an_echo_to_a_peer_that_never_reads_reads_ahead_no_more_than_a_frame_and_64_kib() {
     let max_frame_size = 1 << 20;
-    let config = Config {
-        max_frame_size,
-        max_message_size: max_frame_size,
-        deflate: None,
-    };
+    let config = Config::default()
+        .max_frame_size(max_frame_size)
+        .max_message_size(max_frame_size)
+        .deflate(None);
     let (near, mut far) = tokio::io::duplex(64 * 1024);
     let mut socket = WebSocket::from_connection(near, Connection::new(Role::Server, config));
     // The peer writes far more than the read-ahead allows and reads nothing.

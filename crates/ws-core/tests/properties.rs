@@ -413,11 +413,7 @@ fn check_replies(events: &[Event], error: Option<ProtocolError>, sent: &[Sent]) 
 }
 
 fn small_limits() -> Config {
-    Config {
-        max_frame_size: 64,
-        max_message_size: 128,
-        ..Config::default()
-    }
+    Config::default().max_frame_size(64).max_message_size(128)
 }
 
 fn any_config() -> impl Strategy<Value = Config> {
@@ -486,24 +482,22 @@ fn frame_soup() -> impl Strategy<Value = Vec<u8>> {
 fn deflate_params() -> impl Strategy<Value = DeflateParams> {
     (any::<bool>(), any::<bool>(), 8u8..=15, 8u8..=15).prop_map(
         |(server_no_context_takeover, client_no_context_takeover, server_bits, client_bits)| {
-            DeflateParams {
-                server_no_context_takeover,
-                client_no_context_takeover,
-                server_max_window_bits: server_bits,
-                client_max_window_bits: client_bits,
-            }
+            DeflateParams::default()
+                .server_no_context_takeover(server_no_context_takeover)
+                .client_no_context_takeover(client_no_context_takeover)
+                .server_max_window_bits(server_bits)
+                .client_max_window_bits(client_bits)
         },
     )
 }
 
 /// The same agreement seen from the other end.
 fn mirrored(params: DeflateParams) -> DeflateParams {
-    DeflateParams {
-        server_no_context_takeover: params.client_no_context_takeover,
-        client_no_context_takeover: params.server_no_context_takeover,
-        server_max_window_bits: params.client_max_window_bits,
-        client_max_window_bits: params.server_max_window_bits,
-    }
+    DeflateParams::default()
+        .server_no_context_takeover(params.client_no_context_takeover)
+        .client_no_context_takeover(params.server_no_context_takeover)
+        .server_max_window_bits(params.client_max_window_bits)
+        .client_max_window_bits(params.server_max_window_bits)
 }
 
 /// Payloads that compress well, besides the general ones.
@@ -561,11 +555,9 @@ impl CompressedStream {
     /// agreement as that receiver sees it, and the events it must report.
     fn encode(&self, receiver: Role) -> (Vec<u8>, DeflateParams, Vec<Event>) {
         let mut sender = Connection::new(Role::Server, Config::default());
-        let sender_config = DeflateConfig {
-            level: self.level,
-            min_size: self.min_size,
-            ..DeflateConfig::default()
-        };
+        let sender_config = DeflateConfig::default()
+            .level(self.level)
+            .min_size(self.min_size);
         sender.enable_deflate(self.params, &sender_config);
         let mut keys = Keys(self.key_seed);
         let mut out = BytesMut::new();
@@ -618,6 +610,7 @@ impl CompressedStream {
             events.push(match message {
                 Message::Text(text) => Event::Text(text),
                 Message::Binary(bytes) => Event::Binary(bytes),
+                other => unreachable!("only text and binary messages exist: {other:?}"),
             });
         }
         let params = match receiver {
@@ -723,16 +716,8 @@ proptest! {
         server_bits in 8u8..=15,
         server_no_context_takeover: bool,
     ) {
-        let client = DeflateConfig {
-            window_bits: client_bits,
-            no_context_takeover: client_no_context_takeover,
-            ..DeflateConfig::default()
-        };
-        let server = DeflateConfig {
-            window_bits: server_bits,
-            no_context_takeover: server_no_context_takeover,
-            ..DeflateConfig::default()
-        };
+        let client = DeflateConfig::default().window_bits(client_bits).no_context_takeover(client_no_context_takeover);
+        let server = DeflateConfig::default().window_bits(server_bits).no_context_takeover(server_no_context_takeover);
         let offer = client_offer(&client);
         let agreed = negotiate_server(std::slice::from_ref(&offer), &server);
         prop_assert!(agreed.is_some(), "server declined {:?}", offer);
@@ -881,11 +866,9 @@ fn compressed_text_invalid_from_the_start() -> Vec<u8> {
 #[test]
 fn compressed_text_violation_does_not_depend_on_read_boundaries() {
     let frame = compressed_text_invalid_from_the_start();
-    let config = Config {
-        max_frame_size: 1 << 20,
-        max_message_size: 128,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(1 << 20)
+        .max_message_size(128);
     let params = Some(DeflateParams::default());
     let whole = run(Role::Client, config.clone(), params, &frame, &[usize::MAX]);
     let bytewise = run(Role::Client, config, params, &frame, &[1]);
@@ -896,10 +879,7 @@ fn compressed_text_violation_does_not_depend_on_read_boundaries() {
 
 #[test]
 fn consecutive_empty_compressed_messages_round_trip() {
-    let everything = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let everything = DeflateConfig::default().min_size(0);
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(DeflateParams::default(), &everything);
     let mut receiver = Connection::new(Role::Client, Config::default());
@@ -927,11 +907,7 @@ const OVERSIZED_AND_INVALID: [u8; 45] = [
 
 #[test]
 fn oversized_and_invalid_compressed_message_fails_the_same_whatever_the_reads() {
-    let config = Config {
-        max_frame_size: 64,
-        max_message_size: 128,
-        ..Config::default()
-    };
+    let config = Config::default().max_frame_size(64).max_message_size(128);
     let params = Some(DeflateParams::default());
     let whole = run(
         Role::Client,

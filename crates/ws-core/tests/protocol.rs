@@ -46,11 +46,9 @@ fn server() -> Connection {
 fn server_with_limits(max_frame_size: usize, max_message_size: usize) -> Connection {
     Connection::new(
         Role::Server,
-        Config {
-            max_frame_size,
-            max_message_size,
-            ..Config::default()
-        },
+        Config::default()
+            .max_frame_size(max_frame_size)
+            .max_message_size(max_message_size),
     )
 }
 

@@ -81,11 +81,10 @@ pub fn default_max_backlog(max_message_size: usize) -> usize {
 impl ServerConfig {
     /// The protocol limits handed to each connection.
     pub fn core_config(&self) -> ws_core::Config {
-        ws_core::Config {
-            max_frame_size: self.max_frame_size,
-            max_message_size: self.max_message_size,
-            deflate: self.deflate.clone(),
-        }
+        ws_core::Config::default()
+            .max_frame_size(self.max_frame_size)
+            .max_message_size(self.max_message_size)
+            .deflate(self.deflate.clone())
     }
 
     /// The server's decision on a valid upgrade request: the origin check,
@@ -108,10 +107,7 @@ impl ServerConfig {
             let supported: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
             request.select_protocol(&supported)
         };
-        Ok(AcceptOptions {
-            protocol,
-            ..AcceptOptions::default()
-        })
+        Ok(AcceptOptions::default().protocol(protocol))
     }
 
     /// Origins are compared as browsers serialise them (scheme, host, port;

@@ -452,6 +452,8 @@ impl<'a> Session<'a> {
                 self.report.ending = Ending::Client(frame.map(|frame| frame.code));
                 return;
             }
+            // Kinds of event a later ws-core may add are not echoed.
+            _ => return,
         };
         let len = message.len() as u64;
         self.report.messages_in += 1;

@@ -88,10 +88,7 @@ impl FramePool {
     ) -> Result<Self, Error> {
         let mut factory = Connection::new(Role::Client, Config::default());
         if let Some((params, config)) = deflate {
-            let params = DeflateParams {
-                client_no_context_takeover: true,
-                ..params
-            };
+            let params = params.client_no_context_takeover(true);
             factory.enable_deflate(params, config);
         }
         let text = if text {

@@ -51,10 +51,7 @@ fn choose(request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
     {
         return Err(HandshakeError::ForbiddenOrigin(origin.to_owned()));
     }
-    Ok(AcceptOptions {
-        protocol: request.select_protocol(&["chat"]),
-        ..AcceptOptions::default()
-    })
+    Ok(AcceptOptions::default().protocol(request.select_protocol(&["chat"])))
 }
 
 /// The response bytes must be one complete HTTP head with `status`.
@@ -77,18 +74,11 @@ fuzz_target!(|data: &[u8]| {
         client_bytes.to_vec()
     };
     let limits = if control & 0x80 != 0 {
-        Config {
-            max_frame_size: 64,
-            max_message_size: 128,
-            ..Config::default()
-        }
+        Config::default().max_frame_size(64).max_message_size(128)
     } else {
         Config::default()
     };
-    let config = Config {
-        deflate: (control & 0x10 == 0).then(DeflateConfig::default),
-        ..limits
-    };
+    let config = limits.deflate((control & 0x10 == 0).then(DeflateConfig::default));
     let mut chunks = plan.chunks(&stream);
     let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
     let request = loop {

@@ -111,12 +111,11 @@ pub fn deflate_from(control: u8) -> DeflateSetup {
         return None;
     }
     let params = if control & 0x10 != 0 {
-        DeflateParams {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            server_max_window_bits: 9,
-            client_max_window_bits: 9,
-        }
+        DeflateParams::default()
+            .server_no_context_takeover(true)
+            .client_no_context_takeover(true)
+            .server_max_window_bits(9)
+            .client_max_window_bits(9)
     } else {
         DeflateParams::default()
     };
@@ -309,11 +308,9 @@ pub fn replay(wire: &[u8], role: Role, deflate: &DeflateSetup) -> Vec<Event> {
         Role::Server => Role::Client,
         Role::Client => Role::Server,
     };
-    let roomy = Config {
-        max_frame_size: 1 << 26,
-        max_message_size: 1 << 26,
-        ..Config::default()
-    };
+    let roomy = Config::default()
+        .max_frame_size(1 << 26)
+        .max_message_size(1 << 26);
     let mut peer = connection(peer_role, roomy, deflate);
     peer.receive(wire);
     let mut events = Vec::new();

@@ -190,6 +190,7 @@ impl ClientRequest {
 
 /// A parsed HTTP response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseHead {
     /// The status code, e.g. 101.
     pub status: u16,
@@ -233,6 +234,7 @@ pub fn parse_response_head(
 
 /// What the server agreed to in its 101.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The subprotocol the server chose, one of those offered.
     pub protocol: Option<String>,

@@ -22,6 +22,7 @@ const MAX_HEADERS: usize = 128;
 /// Servers that also serve plain HTTP look at this first (see
 /// [`RequestHead::is_upgrade`]) and only call [`validate_upgrade`] for upgrades.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestHead {
     /// The request method as sent, e.g. `GET`.
     pub method: String,
@@ -118,6 +119,7 @@ pub fn parse_request_head(
 /// A request that passed [`validate_upgrade`], with the handshake fields
 /// pulled out for the application to decide on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UpgradeRequest {
     /// The full request head, for routing and for any header not pulled out.
     pub head: RequestHead,
@@ -252,7 +254,18 @@ fn validate_key(headers: &Headers) -> Result<String, HandshakeError> {
 ///
 /// Returned by the `choose` callback of the adapters' `accept_with` and
 /// given to [`accept_response`].
+///
+/// ```
+/// use ws_core::handshake::{AcceptOptions, HandshakeError, UpgradeRequest};
+///
+/// fn choose(request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
+///     Ok(AcceptOptions::default()
+///         .protocol(request.select_protocol(&["chat.v2", "chat"]))
+///         .header("Set-Cookie", "session=1"))
+/// }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AcceptOptions {
     /// The chosen subprotocol; it must be one the client offered (see
     /// [`UpgradeRequest::select_protocol`]) or the client will fail.
@@ -261,6 +274,31 @@ pub struct AcceptOptions {
     pub extensions: Option<String>,
     /// Extra response headers, e.g. `Set-Cookie`.
     pub headers: Vec<(String, String)>,
+}
+
+impl AcceptOptions {
+    /// Sets the chosen subprotocol (`None`: none); it must be one the client
+    /// offered, which [`UpgradeRequest::select_protocol`] guarantees.
+    pub fn protocol(mut self, protocol: Option<String>) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the accepted extensions, as the `Sec-WebSocket-Extensions` value
+    /// (`None`: none). The adapters negotiate permessage-deflate themselves
+    /// when this is `None` and [`Config::deflate`](crate::Config::deflate())
+    /// is set.
+    pub fn extensions(mut self, extensions: Option<String>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Adds a response header, e.g. `Set-Cookie`. Names that are not HTTP
+    /// tokens are dropped and control characters in values become spaces.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 }
 
 /// The `101 Switching Protocols` response completing the handshake.
