@@ -28,6 +28,21 @@
 //!   peer (frame headers, masking, the handshake driven from a byte stream);
 //!   less stable than the rest.
 //!
+//! # Features
+//!
+//! | feature | default | what it brings | dependencies |
+//! |---|---|---|---|
+//! | `tokio` | on | [`stream::WebSocket`], and [`low_level::shutdown_and_drain`] | `tokio` (`io-util`, and `net` for [`stream::ReadReady`] on `TcpStream`) |
+//! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
+//! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
+//!
+//! With none of them the crate is the protocol, the handshake and the
+//! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
+//! `thiserror`. Without `deflate`, RSV1 is never allowed and no extension is
+//! offered or accepted; without `url`,
+//! [`ClientRequest::from_parts`](handshake::ClientRequest::from_parts) takes
+//! the host, port and path.
+//!
 //! # Example: a blocking echo server
 //!
 //! ```
@@ -36,6 +51,7 @@
 //! use ws_core::handshake::ClientRequest;
 //! use ws_core::{CloseCode, Config, Event, Message};
 //!
+//! # #[cfg(feature = "url")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = TcpListener::bind("127.0.0.1:0")?;
 //! let url = format!("ws://{}/", listener.local_addr()?);
@@ -65,7 +81,11 @@
 //! # let _ = Message::from("unused");
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "url"))]
+//! # fn main() {}
 //! ```
+//!
+//! The same with tokio is in the crate's README.
 //!
 //! # Memory
 //!
@@ -78,9 +98,21 @@
 //! while a read is pending. permessage-deflate state is extra and documented
 //! in [`deflate`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The crate docs link to feature-gated items; without those features the
+// links have no target, which is expected.
+#![cfg_attr(
+    not(all(feature = "tokio", feature = "deflate", feature = "url")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 pub mod blocking;
 mod close;
+#[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
 pub mod deflate;
+#[cfg(not(feature = "deflate"))]
+mod deflate_off;
 mod error;
 mod frame;
 pub mod handshake;
@@ -92,6 +124,7 @@ mod outbound;
 mod protocol;
 mod spare;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod stream;
 mod utf8;
 
@@ -100,3 +133,8 @@ pub use error::{Error, ProtocolError};
 pub use frame::{MAX_CONTROL_PAYLOAD, OpCode};
 pub use message::{Event, Message, Utf8Bytes};
 pub use protocol::{Config, Connection, Role, State};
+
+// The README's example, compiled and run as a doctest.
+#[cfg(all(doctest, feature = "tokio", feature = "url"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

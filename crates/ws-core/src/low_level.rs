@@ -56,6 +56,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 ///
 /// A failed shutdown still drains; its error is returned afterwards.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub async fn shutdown_and_drain<S>(stream: &mut S, max_drain: usize) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,

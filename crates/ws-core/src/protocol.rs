@@ -3,7 +3,10 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, MAX_REASON_LEN, parse_close_payload, truncate_reason};
+#[cfg(feature = "deflate")]
 use crate::deflate::{Deflate, DeflateConfig, DeflateParams};
+#[cfg(not(feature = "deflate"))]
+use crate::deflate_off::Deflate;
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, extend_masked};
@@ -54,7 +57,9 @@ pub struct Config {
     /// Default 256 KiB; see [`write_low_water()`](Self::write_low_water()).
     pub write_low_water: usize,
     /// permessage-deflate (RFC 7692), `None` for off. Default off; see
-    /// [`deflate()`](Self::deflate()).
+    /// [`deflate()`](Self::deflate()). Only with the `deflate` feature.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub deflate: Option<DeflateConfig>,
 }
 
@@ -65,6 +70,7 @@ impl Default for Config {
             max_message_size: 16 << 20,
             write_high_water: 1 << 20,
             write_low_water: 256 << 10,
+            #[cfg(feature = "deflate")]
             deflate: None,
         }
     }
@@ -131,6 +137,8 @@ impl Config {
     /// 46 KiB for the decompressor (see [`crate::deflate`] for the table and
     /// the settings that shrink it). Worth it for slow links and compressible
     /// traffic, rarely for a busy server on a fast network.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.deflate = deflate;
         self
@@ -309,12 +317,15 @@ impl Connection {
     /// Switches on permessage-deflate with the parameters the handshake
     /// negotiated (see [`crate::deflate`]); RSV1 becomes legal on the first
     /// frame of a data message.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub fn enable_deflate(&mut self, params: DeflateParams, config: &DeflateConfig) {
         self.deflate = Some(Box::new(Deflate::new(params, self.role, config)));
         self.allowed_rsv |= RSV1;
     }
 
-    /// Whether permessage-deflate is in use.
+    /// Whether permessage-deflate is in use (never without the `deflate`
+    /// feature).
     pub fn deflate_enabled(&self) -> bool {
         self.deflate.is_some()
     }
