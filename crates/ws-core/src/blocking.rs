@@ -16,7 +16,7 @@ use crate::handshake::{
     UpgradeRequest, validate_response,
 };
 use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -84,7 +84,7 @@ impl<S: Read + Write> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &client_request(request, &config);
+        let request = &with_deflate_offer(request, &config);
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);

@@ -195,8 +195,9 @@ pub fn client_connection(
 }
 
 /// The request to send: `request` with the permessage-deflate offer added
-/// when `config` enables it and the request makes no offer of its own.
-pub fn client_request(
+/// when `config` enables it and the request makes no offer of its own (as
+/// it is, otherwise).
+pub fn with_deflate_offer(
     request: &ClientRequest,
     #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] config: &Config,
 ) -> ClientRequest {

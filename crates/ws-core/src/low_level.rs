@@ -11,7 +11,7 @@
 //! - the handshake driven from a byte stream: [`HeadBuffer`] collects a head,
 //!   [`answer_upgrade`] answers a request and returns the [`Upgrade`] whose
 //!   [`connection`](Upgrade::connection) takes over the bytes behind it;
-//!   [`client_request`], [`rejection_body_incomplete`] and
+//!   [`with_deflate_offer`], [`rejection_body_incomplete`] and
 //!   [`client_connection`] are the client's side of the same;
 //! - the key exchange by hand: [`accept_key`], [`generate_key`],
 //!   [`WEBSOCKET_GUID`];
@@ -37,8 +37,8 @@ pub use crate::error::is_disconnect;
 pub use crate::frame::{FrameHeader, encode_frame};
 pub use crate::handshake::accept::{WEBSOCKET_GUID, accept_key, generate_key};
 pub use crate::head_buffer::{
-    HeadBuffer, Upgrade, answer_upgrade, client_connection, client_request,
-    rejection_body_incomplete,
+    HeadBuffer, Upgrade, answer_upgrade, client_connection, rejection_body_incomplete,
+    with_deflate_offer,
 };
 pub use crate::mask::apply_mask;
 pub use crate::outbound::Outbound;

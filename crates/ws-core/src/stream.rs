@@ -23,7 +23,7 @@ use crate::handshake::{
     UpgradeRequest, reject_response, validate_response,
 };
 use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &client_request(request, &config);
+        let request = &with_deflate_offer(request, &config);
         stream.write_all(&request.to_bytes()).await?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let response = loop {
