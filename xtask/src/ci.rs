@@ -66,14 +66,16 @@ pub fn run(workspace: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// ws-core's optional features, each alone and none at all, as a library
-/// crate would depend on it. The workspace build above has them all on, so
-/// only this shows a `cfg` that breaks the build, or leaves an unused import
-/// or dead code, when one is off. Clippy (a check build) is enough: what
-/// differs between the combinations is what compiles, not what runs.
-const FEATURE_COMBINATIONS: [&[&str]; 4] = [
+/// ws-core's optional features, each alone (futures brings tokio) and none
+/// at all, as a library crate would depend on it. The workspace build above
+/// has them all on, so only this shows a `cfg` that breaks the build, or
+/// leaves an unused import or dead code, when one is off. Clippy (a check
+/// build) is enough: what differs between the combinations is what
+/// compiles, not what runs.
+const FEATURE_COMBINATIONS: [&[&str]; 5] = [
     &["--no-default-features"],
     &["--no-default-features", "--features", "tokio"],
+    &["--no-default-features", "--features", "futures"],
     &["--no-default-features", "--features", "deflate"],
     &["--no-default-features", "--features", "url"],
 ];

@@ -18,7 +18,7 @@ use crate::failure::{Exit, Failure, io_message};
 use crate::output::note;
 use crate::proxy::{self, Proxy};
 use crate::tls::{self, TlsOptions};
-use crate::transport::Duplex;
+use crate::transport::Transport;
 
 /// Builds the upgrade request the arguments describe.
 ///
@@ -160,7 +160,7 @@ pub async fn open(
     config: Config,
     deadline: Option<Instant>,
     timeout_text: &str,
-) -> Result<(WebSocket<Duplex>, Negotiated), Failure> {
+) -> Result<(WebSocket<Transport>, Negotiated), Failure> {
     let target = authority(request);
     let stream = match &route.proxy {
         None => {
@@ -184,7 +184,7 @@ pub async fn open(
         }
     };
     let transport = match &route.tls {
-        None => Duplex::new(stream),
+        None => Transport::Plain(stream),
         Some(config) => {
             let handshake = tls::connect(stream, request.host(), Arc::clone(config));
             let stream = with_deadline(deadline, handshake, || {
@@ -194,7 +194,7 @@ pub async fn open(
                 )
             })
             .await??;
-            Duplex::tls(stream)
+            Transport::Tls(Box::new(stream))
         }
     };
     let handshake = WebSocket::connect(transport, request, config);

@@ -1,17 +1,19 @@
 //! One connection from the end of the handshake to the end of the run.
 //!
-//! A single loop waits on everything at once: received events (`recv` is
-//! cancel-safe), the input, the ping timer, the deadline and signals. So the
+//! A single loop waits on everything at once: received events (the read
+//! half's `recv` is cancel-safe), writing what is queued (the write half's
+//! `flush`), the input, the ping timer, the deadline and signals. So the
 //! server's messages are read and printed while input is still being sent,
-//! and nothing waits on something else that cannot progress.
+//! reading never waits on a write, and nothing waits on something else that
+//! cannot progress.
 
 use std::io;
 use std::time::Duration;
 
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until, timeout};
 use tracing::debug;
-use ws_core::stream::WebSocket;
-use ws_core::{CloseCode, CloseFrame, Event, Message};
+use ws_core::stream::{ReadHalf, WebSocket, WriteHalf};
+use ws_core::{CloseCode, CloseFrame, Connection, Error, Event, Message};
 
 use crate::cli::Cli;
 use crate::command::{Action, COMMANDS_HELP, parse_line};
@@ -19,7 +21,7 @@ use crate::failure::{Exit, Failure, format_duration, io_message};
 use crate::input::{Input, Item};
 use crate::output::{Printer, describe_close, describe_payload, note};
 use crate::signals::Signals;
-use crate::transport::{Duplex, WriteQueue};
+use crate::transport::Transport;
 
 /// How long to wait for the server to end TCP after the closing handshake;
 /// the handshake is complete by then, so not waiting longer is no failure.
@@ -28,10 +30,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long queued bytes (a last close frame) may take to reach the socket
 /// before the process exits.
 const LAST_WRITE: Duration = Duration::from_millis(500);
-
-/// Past this many unwritten bytes no new input is taken (and, in `--echo`,
-/// nothing more is read to echo) until the server has read some.
-const HIGH_WATER: usize = 1 << 20;
 
 /// How the run behaves, decided from the arguments and the terminal.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +47,8 @@ pub struct Mode {
 
 /// The state of the conversation.
 pub struct Session<'a> {
-    ws: WebSocket<Duplex>,
-    queue: WriteQueue,
+    read: ReadHalf<Transport>,
+    write: WriteHalf<Transport>,
     cli: &'a Cli,
     mode: Mode,
     printer: Printer<io::Stdout>,
@@ -71,10 +69,16 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// A session over an open connection. `deadline` bounds the whole run
     /// (messages from the arguments or a file), or is `None`.
-    pub fn new(ws: WebSocket<Duplex>, cli: &'a Cli, mode: Mode, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        ws: WebSocket<Transport>,
+        cli: &'a Cli,
+        mode: Mode,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let (read, write) = ws.split();
         Self {
-            queue: ws.get_ref().queue(),
-            ws,
+            read,
+            write,
             cli,
             mode,
             printer: Printer::new(io::stdout(), cli.output),
@@ -91,16 +95,24 @@ impl<'a> Session<'a> {
     }
 
     /// Runs the conversation to its end; `Ok` means exit status 0.
-    pub async fn run(self, input: Input) -> Result<(), Failure> {
-        let queue = self.queue.clone();
+    pub async fn run(mut self, input: Input) -> Result<(), Failure> {
         let result = self.converse(input).await;
-        // The last frames we queued (our close, its echo) must reach the socket.
-        let _ = timeout(LAST_WRITE, queue.wait_below(1)).await;
-        result
+        match result {
+            Ok(()) => {
+                // The last frames we queued (our close, its echo) must reach
+                // the socket.
+                let _ = timeout(LAST_WRITE, self.write.flush()).await;
+                Ok(())
+            }
+            Err(Ended::Failed(failure)) => Err(failure),
+            Err(Ended::Broken(failure)) => {
+                self.linger().await;
+                Err(failure)
+            }
+        }
     }
 
-    async fn converse(mut self, mut input: Input) -> Result<(), Failure> {
-        let queue = self.queue.clone();
+    async fn converse(&mut self, mut input: Input) -> Result<(), Ended> {
         let mut pinger = self.cli.ping_interval.map(|period| {
             let mut ticker = interval_at(Instant::now() + period, period);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -113,54 +125,54 @@ impl<'a> Session<'a> {
         loop {
             let cli = self.cli;
             if self.should_close() {
-                self.start_close(cli.close_code, &cli.close_reason).await?;
+                self.start_close(cli.close_code, &cli.close_reason)?;
             }
             let open = self.is_open();
-            let congested = queue.pending() >= HIGH_WATER;
+            let (congested, unwritten) = self
+                .write
+                .with_connection(|c| (c.write_buffer_full(), c.wants_write()));
             let read_input = open && !self.input_done && !congested;
             let read_socket = !(self.cli.echo && congested);
             tokio::select! {
-                event = self.ws.recv(), if read_socket => match event {
+                event = self.read.recv(), if read_socket => match event {
                     Ok(Some(event)) => self.on_event(event).await?,
                     Ok(None) => break,
-                    Err(error) => {
-                        let failure = Failure::from_session(error);
-                        self.linger().await;
-                        return Err(failure);
-                    }
+                    Err(error) => return Err(Ended::Broken(Failure::from_session(error))),
                 },
+                written = self.write.flush(), if unwritten => {
+                    written.map_err(|error| Ended::Broken(Failure::from_session(error)))?;
+                }
                 item = input.next(), if read_input => match item {
                     Some(item) => self.on_item(item?).await?,
                     None => self.on_input_end(&input),
                 },
-                () = queue.wait_below(HIGH_WATER), if congested => {}
-                () = tick(&mut pinger), if open => self.send_ping().await?,
+                () = tick(&mut pinger), if open => self.send_ping()?,
                 () = sleep_until_some(self.deadline), if self.deadline.is_some() => {
                     if self.peer_close.is_some() {
                         break;
                     }
-                    return Err(self.timed_out().await);
+                    return Err(self.timed_out().await.into());
                 },
                 () = signals.recv() => {
                     if self.interrupted {
-                        return Err(Failure::new(Exit::Interrupted, "interrupted"));
+                        return Err(Failure::new(Exit::Interrupted, "interrupted").into());
                     }
                     self.interrupted = true;
                     if self.peer_close.is_some() {
                         break;
                     }
                     if self.is_open() {
-                        self.start_close(cli.close_code, &cli.close_reason).await?;
+                        self.start_close(cli.close_code, &cli.close_reason)?;
                     }
                 },
             }
         }
-        self.outcome()
+        Ok(self.outcome()?)
     }
 
     /// Whether we may still send: neither side has sent a close.
-    fn is_open(&self) -> bool {
-        self.peer_close.is_none() && !self.ws.connection().close_sent()
+    fn is_open(&mut self) -> bool {
+        self.peer_close.is_none() && !self.write.with_connection(|c| c.close_sent())
     }
 
     /// How many messages to wait for before closing.
@@ -168,7 +180,7 @@ impl<'a> Session<'a> {
         self.cli.expect.unwrap_or(self.sent)
     }
 
-    fn should_close(&self) -> bool {
+    fn should_close(&mut self) -> bool {
         if !self.is_open() || !self.input_done {
             false
         } else if self.mode.interactive || self.output_closed {
@@ -188,7 +200,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Failure> {
+    /// Queues our close frame; the loop writes it, and the read half
+    /// receives the server's answer.
+    fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Failure> {
         if self.cli.show_control {
             note(&format!(
                 "> close: {}",
@@ -198,9 +212,16 @@ impl<'a> Session<'a> {
         debug!(%code, "closing");
         self.our_close = Some(code);
         self.tighten_deadline(self.mode.timeout);
-        self.ws
-            .close(code, reason)
-            .await
+        self.queue_with(|c| c.close(code, reason))
+    }
+
+    /// Queues a frame on the protocol state; the loop writes it.
+    fn queue_with(
+        &mut self,
+        queue: impl FnOnce(&mut Connection) -> Result<(), Error>,
+    ) -> Result<(), Failure> {
+        self.write
+            .with_connection(queue)
             .map_err(Failure::from_session)
     }
 
@@ -267,8 +288,15 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Queues a message for the loop to write; past the write buffer's
+    /// high-water mark (no input is taken then, but an echo may still come)
+    /// it waits for room.
     async fn send(&mut self, message: Message) -> Result<(), Failure> {
-        self.ws.send(message).await.map_err(Failure::from_session)
+        match self.write.queue(message.clone()) {
+            Err(Error::WriteBufferFull) => self.write.send(message).await,
+            other => other,
+        }
+        .map_err(Failure::from_session)
     }
 
     async fn on_item(&mut self, item: Item) -> Result<(), Failure> {
@@ -304,21 +332,17 @@ impl<'a> Session<'a> {
                 if self.cli.show_control {
                     note(&format!("> ping: {}", describe_payload(&payload)));
                 }
-                self.ws.ping(&payload).await.map_err(Failure::from_session)
+                self.queue_with(|c| c.queue_ping(&payload))
             }
             Ok(Action::Pong(payload)) => {
                 if self.cli.show_control {
                     note(&format!("> pong: {}", describe_payload(&payload)));
                 }
-                self.ws
-                    .connection_mut()
-                    .queue_pong(&payload)
-                    .map_err(Failure::from_session)?;
-                self.ws.flush().await.map_err(Failure::from_session)
+                self.queue_with(|c| c.queue_pong(&payload))
             }
             Ok(Action::Close(code, reason)) => {
                 self.input_done = true;
-                self.start_close(code, &reason).await
+                self.start_close(code, &reason)
             }
             Ok(Action::Help) => {
                 note(COMMANDS_HELP);
@@ -340,27 +364,28 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn send_ping(&mut self) -> Result<(), Failure> {
+    fn send_ping(&mut self) -> Result<(), Failure> {
         self.pings += 1;
         let payload = self.pings.to_string();
         if self.cli.show_control {
             note(&format!("> ping: {payload}"));
         }
-        self.ws
-            .ping(payload.as_bytes())
-            .await
-            .map_err(Failure::from_session)
+        self.queue_with(|c| c.queue_ping(payload.as_bytes()))
     }
 
     /// The deadline passed while the exchange was unfinished.
     async fn timed_out(&mut self) -> Failure {
         let after = self.mode.timeout.unwrap_or_default();
-        if self.ws.connection().close_sent() {
+        if self.write.with_connection(|c| c.close_sent()) {
             return Failure::timeout(after, "waiting for the server's close reply");
         }
         // Tell the server we are leaving, but do not wait for its answer.
         let cli = self.cli;
-        let _ = timeout(LAST_WRITE, self.ws.close(cli.close_code, &cli.close_reason)).await;
+        let _ = timeout(
+            LAST_WRITE,
+            self.write.close(cli.close_code, &cli.close_reason),
+        )
+        .await;
         Failure::timeout(
             after,
             &format!(
@@ -376,7 +401,10 @@ impl<'a> Session<'a> {
     /// that unread bytes do not turn our close into a TCP reset that
     /// destroys the close frame before the server reads it.
     async fn linger(self) {
-        let (mut stream, _) = self.ws.into_parts();
+        let Ok(ws) = self.read.reunite(self.write) else {
+            return;
+        };
+        let (mut stream, _) = ws.into_parts();
         let drain = ws_core::low_level::shutdown_and_drain(&mut stream, usize::MAX);
         let _ = timeout(CLOSE_GRACE, drain).await;
     }
@@ -409,6 +437,22 @@ impl<'a> Session<'a> {
             return Err(Failure::new(Exit::Interrupted, message));
         }
         Ok(())
+    }
+}
+
+/// Why the conversation ended early.
+enum Ended {
+    /// A failure to report; the connection ended as the protocol asks.
+    Failed(Failure),
+    /// The connection broke (a protocol error or a failed read or write):
+    /// ws-core has queued the close frame that says why; linger so that it
+    /// reaches the server before our side ends.
+    Broken(Failure),
+}
+
+impl From<Failure> for Ended {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
     }
 }
 

@@ -31,9 +31,10 @@ pub enum Error {
     #[error("invalid use: {0}")]
     InvalidUse(&'static str),
     /// The write buffer is over its high-water mark
-    /// ([`Config::write_high_water`](crate::Config::write_high_water())); wait
-    /// for it to drain (`flush`) or drop the message.
-    #[error("the write buffer is over its high-water mark")]
+    /// ([`Config::write_high_water`](crate::Config::write_high_water())):
+    /// write it out (`flush`, or an async `send` that waits for room) or drop
+    /// the message.
+    #[error("the write buffer is full")]
     WriteBufferFull,
     /// Reading from or writing to the transport failed.
     #[error("I/O error: {0}")]

@@ -32,7 +32,8 @@
 //!
 //! | feature | default | what it brings | dependencies |
 //! |---|---|---|---|
-//! | `tokio` | on | [`stream::WebSocket`], and [`low_level::shutdown_and_drain`] | `tokio` (`io-util`, and `net` for [`stream::ReadReady`] on `TcpStream`) |
+//! | `tokio` | on | [`stream::WebSocket`] and its halves, and [`low_level::shutdown_and_drain`] | `tokio` (`io-util`, and `net` for [`stream::ReadReady`] on `TcpStream`) |
+//! | `futures` | on | `Stream` and `Sink` for the tokio adapter and its halves (turns `tokio` on) | `futures-core`, `futures-sink` |
 //! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
 //!

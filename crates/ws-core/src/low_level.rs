@@ -17,7 +17,9 @@
 //!   [`WEBSOCKET_GUID`];
 //! - frames by hand: [`FrameHeader`], [`encode_frame`], [`apply_mask`],
 //!   [`parse_close_payload`];
-//! - [`Outbound`], the type of [`Connection::outbound`];
+//! - [`Outbound`], the type of [`Connection::outbound`], and
+//!   [`MAX_UNWRITTEN_PONGS`], the bound behind
+//!   [`Connection::replies_backlogged`];
 //! - [`Utf8Validator`], the incremental validator text messages go through;
 //! - for transports: [`is_disconnect`] and, with the `tokio` feature,
 //!   [`shutdown_and_drain`].
@@ -31,6 +33,7 @@
 //! [`stream::WebSocket`]: crate::stream::WebSocket
 //! [`Connection`]: crate::Connection
 //! [`Connection::outbound`]: crate::Connection::outbound
+//! [`Connection::replies_backlogged`]: crate::Connection::replies_backlogged
 
 pub use crate::close::parse_close_payload;
 pub use crate::error::is_disconnect;
@@ -42,10 +45,15 @@ pub use crate::head_buffer::{
 };
 pub use crate::mask::apply_mask;
 pub use crate::outbound::Outbound;
+pub use crate::protocol::MAX_UNWRITTEN_PONGS;
 pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 
 #[cfg(feature = "tokio")]
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How much [`shutdown_and_drain`] reads at a time.
+#[cfg(feature = "tokio")]
+const DRAIN_CHUNK: usize = 4096;
 
 /// Ends a transport the way an endpoint should once the closing handshake
 /// is over (or it failed the connection): shuts the write side, so that the
@@ -65,7 +73,7 @@ where
     // On the heap, not in the future: an array here would make every
     // future that awaits this one (a server's per-connection task, for the
     // whole life of the connection) 4 KiB larger.
-    let mut scratch = vec![0u8; crate::stream::DRAIN_CHUNK];
+    let mut scratch = vec![0u8; DRAIN_CHUNK];
     let mut drained = 0usize;
     while drained < max_drain {
         match stream.read(&mut scratch).await? {

@@ -104,25 +104,27 @@ impl Config {
         self
     }
 
-    /// Async sends wait and `queue` refuses with
-    /// [`Error::WriteBufferFull`] once this many bytes are queued unwritten.
+    /// Async sends wait, and `queue` refuses new messages with
+    /// [`Error::WriteBufferFull`], once this many bytes are queued unwritten.
     /// Default 1 MiB.
     ///
-    /// A higher mark absorbs bursts towards a slow reader without making the
-    /// sender wait, at the price of that much memory per connection; a lower
-    /// one bounds memory tighter and makes senders wait sooner.
+    /// A peer slower than the application costs at most this much memory
+    /// (plus one message). A higher mark absorbs longer bursts towards a slow
+    /// reader without making the sender wait, at the price of that memory per
+    /// connection; a lower one bounds memory tighter and makes senders wait
+    /// sooner.
     pub fn write_high_water(mut self, bytes: usize) -> Self {
         self.write_high_water = bytes;
         self
     }
 
-    /// A waiting send resumes once the queue drains below this. Default
-    /// 256 KiB; keep it below [`write_high_water`](Self::write_high_water()).
+    /// A waiting send resumes once the queue drains to this. Default
+    /// 256 KiB; a value above [`write_high_water`](Self::write_high_water())
+    /// counts as the high-water mark.
     ///
     /// The gap between the marks decides how often a sender to a slow reader
-    /// wakes up: a low mark wakes it rarely but leaves the transport less
-    /// queued data to write meanwhile; a mark close to the high one keeps the
-    /// transport busy but wakes the sender for every few writes.
+    /// wakes up: a lower mark means fewer wake-ups, a higher one a shorter
+    /// wait (and a transport that never runs out of queued bytes to write).
     pub fn write_low_water(mut self, bytes: usize) -> Self {
         self.write_low_water = bytes;
         self
@@ -158,6 +160,10 @@ pub enum State {
     /// server closes TCP first, a client waits for the server to).
     Closed,
 }
+
+/// Unwritten pongs past which [`Connection::replies_backlogged`] holds:
+/// at most 127 bytes each, so about 128 KiB.
+pub const MAX_UNWRITTEN_PONGS: u16 = 1024;
 
 /// The RSV bit permessage-deflate uses to mark a compressed message.
 const RSV1: u8 = 0b100;
@@ -209,6 +215,8 @@ impl IncomingFrame {
 struct Limits {
     max_frame_size: usize,
     max_message_size: usize,
+    write_high_water: usize,
+    write_low_water: usize,
 }
 
 /// The type of a data message.
@@ -274,6 +282,8 @@ pub struct Connection {
     /// A reply the protocol owes the peer (pong, close) was queued and has
     /// not been written yet.
     reply_queued: bool,
+    /// Pongs queued since the outbound queue was last empty.
+    unwritten_pongs: u16,
     /// How much a read should have room for, from the sizes of recent
     /// frames: a connection whose buffer was released while idle gets one
     /// large enough for its usual frame, not several small reads.
@@ -296,6 +306,8 @@ impl Connection {
             limits: Limits {
                 max_frame_size: config.max_frame_size,
                 max_message_size: config.max_message_size,
+                write_high_water: config.write_high_water,
+                write_low_water: config.write_low_water.min(config.write_high_water),
             },
             read: BytesMut::new(),
             frame: None,
@@ -310,6 +322,7 @@ impl Connection {
             input_behind_close: false,
             failed: false,
             reply_queued: false,
+            unwritten_pongs: 0,
             read_hint: MIN_READ as u32,
         }
     }
@@ -434,6 +447,7 @@ impl Connection {
     pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
         if !self.out.has_remaining() {
             self.reply_queued = false;
+            self.unwritten_pongs = 0;
         }
         loop {
             if self.state() == State::Closed {
@@ -631,6 +645,7 @@ impl Connection {
                 if !self.close_sent {
                     self.queue_frame(OpCode::Pong, true, &payload);
                     self.reply_queued = true;
+                    self.unwritten_pongs = self.unwritten_pongs.saturating_add(1);
                 }
                 Some(Event::Ping(payload))
             }
@@ -958,9 +973,38 @@ impl Connection {
             + self.message.as_ref().map_or(0, |m| m.buf.capacity())
     }
 
+    /// Whether the bytes queued and not yet written are at or over the
+    /// high-water mark: new messages are refused with
+    /// [`Error::WriteBufferFull`] until they are written out. The replies the
+    /// protocol owes (pong, close) are still queued, so a peer that sends
+    /// without reading is bounded by the adapters, which stop reading while
+    /// this holds.
+    pub fn write_buffer_full(&self) -> bool {
+        self.out.remaining() >= self.limits.write_high_water
+    }
+
+    /// Whether a peer has been sending pings faster than it reads our
+    /// pongs: more than [`MAX_UNWRITTEN_PONGS`] are queued unwritten. An
+    /// adapter that keeps reading while its writes wait (a read half) stops
+    /// reading while this holds, which bounds what such a peer can make us
+    /// queue without ever blocking on a peer that only waits for us to read
+    /// its data.
+    pub fn replies_backlogged(&self) -> bool {
+        self.unwritten_pongs > MAX_UNWRITTEN_PONGS && self.out.has_remaining()
+    }
+
+    /// Whether the queue has drained to the low-water mark, where a sender
+    /// that waited for room may go on.
+    pub fn write_buffer_drained(&self) -> bool {
+        self.out.remaining() <= self.limits.write_low_water
+    }
+
     fn check_can_send_message(&self) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::Closed);
+        }
+        if self.write_buffer_full() {
+            return Err(Error::WriteBufferFull);
         }
         if self.sending.is_some() {
             return Err(Error::InvalidUse(

@@ -8,13 +8,19 @@
 //! [`recv`](WebSocket::recv) is cancel-safe: dropping its future (in a
 //! `tokio::select!`) loses neither received bytes nor an event.
 
+#[cfg(feature = "futures")]
+mod ecosystem;
+mod split;
+
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+pub use split::{ReadHalf, ReuniteError, WriteHalf};
 
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
@@ -38,11 +44,9 @@ pub struct WebSocket<S> {
     pending: Option<Result<Event, Error>>,
     /// The peer's end of input was read while a write was blocked.
     input_ended: bool,
+    /// A sender found the write queue full and waits for the low-water mark.
+    draining: bool,
 }
-
-/// How much the drains read at a time (here and in
-/// [`shutdown_and_drain`](crate::low_level::shutdown_and_drain)).
-pub(crate) const DRAIN_CHUNK: usize = 4096;
 
 /// Waits until a transport is readable, without reading from it.
 type PollReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -153,6 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             connection,
             pending: None,
             input_ended: false,
+            draining: false,
         }
     }
 
@@ -165,61 +170,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// buffer runs dry. A client keeps reading after the closing handshake
     /// until the server ends the TCP connection (RFC 6455 §7.1.1): wrap the
     /// call in a timeout if the server may not.
+    ///
+    /// Cancel-safe: dropping the future (in a `tokio::select!`) loses
+    /// neither received bytes nor an event.
     pub async fn recv(&mut self) -> Result<Option<Event>, Error> {
-        self.recv_with(None).await
+        std::future::poll_fn(|cx| self.poll_recv_with(cx, None, Writer::Own)).await
     }
 
-    /// The loop behind [`recv`](Self::recv) and
-    /// [`recv_lean`](Self::recv_lean): `ready`, when given, waits for the
-    /// transport to become readable without a buffer, so that the buffers
-    /// can be released while the connection is idle.
-    async fn recv_with(&mut self, ready: Option<PollReady<S>>) -> Result<Option<Event>, Error> {
-        loop {
-            if self.pending.is_none() {
-                self.pending = self.connection.next_event().transpose();
-            }
-            if let Some(pending) = &self.pending {
-                if pending.is_err() || self.connection.reply_pending() {
-                    self.flush().await?;
-                }
-                return self.pending.take().transpose();
-            }
-            self.flush().await?;
-            if self.connection.state() == State::Closed {
-                if self.connection.role() == Role::Client {
-                    self.drain_until_eof().await?;
-                }
-                return Ok(None);
-            }
-            if self.input_ended || self.read_more(ready).await? == 0 {
-                self.connection.receive_eof()?;
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads once into the connection's buffer; returns the bytes read.
-    async fn read_more(&mut self, ready: Option<PollReady<S>>) -> io::Result<usize> {
-        let Some(ready) = ready else {
-            return self.stream.read_buf(self.connection.read_buffer()).await;
-        };
-        // Readiness can be stale (a read then finds nothing and clears it):
-        // one more wait without the buffer is worth it. A transport that
-        // always says ready gets a plain read after that, never a busy loop.
-        for _ in 0..2 {
-            if self.connection.buffered_input() != 0 {
-                // Part of a frame is buffered: keep it and wait with it.
-                break;
-            }
-            self.connection.shrink_buffers();
-            std::future::poll_fn(|cx| ready(&self.stream, cx)).await?;
-            let mut read = std::pin::pin!(self.stream.read_buf(self.connection.read_buffer()));
-            let attempt = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-            if let Poll::Ready(result) = attempt {
-                return result;
-            }
-        }
-        self.stream.read_buf(self.connection.read_buffer()).await
+    /// The poll behind [`recv`](Self::recv), for code that implements
+    /// futures by hand.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Event>, Error>> {
+        self.poll_recv_with(cx, None, Writer::Own)
     }
 
     /// Like [`recv`](Self::recv), but holds no read or write buffer while
@@ -233,30 +194,131 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     where
         S: ReadReady,
     {
-        self.recv_with(Some(S::poll_read_ready)).await
+        std::future::poll_fn(|cx| self.poll_recv_with(cx, Some(S::poll_read_ready), Writer::Own))
+            .await
+    }
+
+    /// The receive loop. `ready`, when given, waits for the transport to
+    /// become readable without a buffer, so that the buffers can be released
+    /// while the connection is idle; `writer` says whether this task owns
+    /// the writes or shares them with a write half.
+    pub(crate) fn poll_recv_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        ready: Option<PollReady<S>>,
+        writer: Writer<'_>,
+    ) -> Poll<Result<Option<Event>, Error>> {
+        loop {
+            if self.pending.is_none() {
+                self.pending = self.connection.next_event().transpose();
+            }
+            if let Some(pending) = &self.pending {
+                // Replies the protocol owes go out before the event is
+                // handed over, and a failure's close frame before its error.
+                if pending.is_err() || self.connection.reply_pending() {
+                    ready!(self.poll_write_queued(cx, writer))?;
+                }
+                return Poll::Ready(self.pending.take().transpose());
+            }
+            // Everything queued is written before we wait to read.
+            ready!(self.poll_write_queued(cx, writer))?;
+            if self.connection.state() == State::Closed {
+                if self.connection.role() == Role::Client {
+                    ready!(self.poll_drain_until_eof(cx))?;
+                }
+                return Poll::Ready(Ok(None));
+            }
+            let read = if self.input_ended {
+                0
+            } else {
+                ready!(self.poll_read_more(cx, ready))?
+            };
+            if read == 0 {
+                self.connection.receive_eof()?;
+                return Poll::Ready(Ok(None));
+            }
+        }
+    }
+
+    /// Writes what is queued, as `writer` allows: a task that owns the
+    /// writes waits for all of them (reading ahead meanwhile); a read half
+    /// does not wait, so that the application's bulk writes never hold up
+    /// its events nor deadlock with a peer that stops reading while its own
+    /// writes are blocked. It leaves the rest to the write half or to its
+    /// own next poll (a writable transport wakes both halves), except while
+    /// the peer sends pings faster than it reads our pongs
+    /// ([`Connection::replies_backlogged`]): then it stops reading until
+    /// they are written, which bounds what such a peer costs.
+    fn poll_write_queued(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: Writer<'_>,
+    ) -> Poll<Result<(), Error>> {
+        match writer {
+            Writer::Own => self.poll_flush_with(cx, ReadAhead::Yes),
+            Writer::Shared(waker) => {
+                let mut write_cx = Context::from_waker(waker);
+                match self.poll_flush_with(&mut write_cx, ReadAhead::No) {
+                    Poll::Pending if self.connection.replies_backlogged() => Poll::Pending,
+                    Poll::Pending => Poll::Ready(Ok(())),
+                    ready => ready,
+                }
+            }
+        }
+    }
+
+    /// Reads once into the connection's buffer; returns the bytes read.
+    fn poll_read_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        ready: Option<PollReady<S>>,
+    ) -> Poll<io::Result<usize>> {
+        let lean = ready.is_some() && self.connection.buffered_input() == 0;
+        if let (true, Some(ready)) = (lean, ready) {
+            // Wait without a buffer; part of a frame, when buffered, is kept.
+            self.connection.shrink_buffers();
+            ready!(ready(&self.stream, cx))?;
+        }
+        let polled = poll_read_buf(&mut self.stream, cx, self.connection.read_buffer());
+        if polled.is_pending() && lean {
+            // Readiness was stale (or the transport, like TLS, always says
+            // ready): give the buffer back before waiting.
+            self.connection.shrink_buffers();
+        }
+        polled
     }
 
     /// Queues a message without writing it: it goes out with the next
     /// [`flush`](Self::flush), [`send`](Self::send) or [`recv`](Self::recv)
     /// that has to wait.
+    ///
+    /// Fails with [`Error::WriteBufferFull`] while the bytes queued and not
+    /// yet written are over the high-water mark
+    /// ([`Config::write_high_water`]): write them out with `flush` (or let
+    /// `recv` do it) and try again, or drop the message.
     pub fn queue(&mut self, message: Message) -> Result<(), Error> {
         self.connection.queue(message)
     }
 
-    /// Sends a message and writes it out.
+    /// Sends a message and writes it out. While the queue is over its
+    /// high-water mark, it first waits until the peer has taken enough for
+    /// the queue to drop below the low-water mark.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.wait_for_room().await?;
         self.connection.queue(message)?;
         self.flush().await
     }
 
-    /// Sends a text message and writes it out.
+    /// Sends a text message and writes it out (see [`send`](Self::send)).
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.wait_for_room().await?;
         self.connection.queue_text(text)?;
         self.flush().await
     }
 
-    /// Sends a binary message and writes it out.
+    /// Sends a binary message and writes it out (see [`send`](Self::send)).
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.wait_for_room().await?;
         self.connection.queue_binary(data)?;
         self.flush().await
     }
@@ -282,16 +344,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// that two peers that both write before they read cannot deadlock; the
     /// bytes are processed by the next [`recv`](Self::recv).
     pub async fn flush(&mut self) -> Result<(), Error> {
-        std::future::poll_fn(|cx| self.poll_write_out(cx)).await?;
-        self.stream.flush().await?;
-        Ok(())
+        std::future::poll_fn(|cx| self.poll_flush_with(cx, ReadAhead::Yes)).await
     }
 
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Waits until the queue is under its low-water mark, if it is over its
+    /// high-water mark.
+    async fn wait_for_room(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_room(cx, ReadAhead::Yes)).await
+    }
+
+    /// Ready once a message may be queued: at once below the high-water
+    /// mark, else when writing has brought the queue under the low-water
+    /// mark.
+    pub(crate) fn poll_room(
+        &mut self,
+        cx: &mut Context<'_>,
+        read_ahead: ReadAhead,
+    ) -> Poll<Result<(), Error>> {
+        if !self.draining && !self.connection.write_buffer_full() {
+            return Poll::Ready(Ok(()));
+        }
+        // Remembered across polls: a sender that found the queue full goes
+        // on only at the low-water mark, not as soon as it dips under the
+        // high one.
+        self.draining = true;
+        while !self.connection.write_buffer_drained() {
+            ready!(self.poll_write_once(cx, read_ahead))?;
+        }
+        self.draining = false;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes everything queued, then flushes the transport.
+    pub(crate) fn poll_flush_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        read_ahead: ReadAhead,
+    ) -> Poll<Result<(), Error>> {
+        while self.connection.wants_write() {
+            ready!(self.poll_write_once(cx, read_ahead))?;
+        }
+        Pin::new(&mut self.stream)
+            .poll_flush(cx)
+            .map_err(Error::from)
+    }
+
+    /// One write of queued bytes (vectored when the queue holds several
+    /// chunks). While the write is blocked and `read_ahead` allows it, reads
+    /// the peer's bytes into the connection's buffer, up to the frame limit
+    /// and 64 KiB more, so that two peers that both write before they read
+    /// cannot deadlock.
+    fn poll_write_once(
+        &mut self,
+        cx: &mut Context<'_>,
+        read_ahead: ReadAhead,
+    ) -> Poll<Result<(), Error>> {
         loop {
-            if !self.connection.wants_write() {
-                return Poll::Ready(Ok(()));
-            }
             let outbound = self.connection.outbound();
             let mut slices = [io::IoSlice::new(&[]); 16];
             let count = outbound.chunks_vectored(&mut slices);
@@ -306,11 +414,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
                 }
-                Poll::Ready(Ok(written)) => outbound.advance(written),
+                Poll::Ready(Ok(written)) => {
+                    outbound.advance(written);
+                    return Poll::Ready(Ok(()));
+                }
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
                 Poll::Pending => {
                     let limit = self.connection.max_frame_size().saturating_add(READ_AHEAD);
-                    if self.input_ended || self.connection.buffered_input() >= limit {
+                    if read_ahead == ReadAhead::No
+                        || self.input_ended
+                        || self.connection.buffered_input() >= limit
+                    {
                         return Poll::Pending;
                     }
                     match self.poll_read_ahead(cx, limit) {
@@ -318,6 +432,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                             self.input_ended = true;
                             return Poll::Pending;
                         }
+                        // Read something: try the write again, which also
+                        // registers for its readiness before we wait.
                         Poll::Ready(Ok(_)) => {}
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
                         Poll::Pending => return Poll::Pending,
@@ -345,6 +461,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         result.map_ok(|()| filled)
     }
 
+    /// After the closing handshake a client reads (and drops) what is left
+    /// until the server ends TCP (RFC 6455 §7.1.1).
+    fn poll_drain_until_eof(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let scratch = self.connection.read_buffer();
+            scratch.clear();
+            let read = ready!(poll_read_buf(&mut self.stream, cx, scratch));
+            self.connection.read_buffer().clear();
+            match read {
+                Ok(0) => {
+                    self.connection.shrink_buffers();
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(_) => {}
+                Err(error) if is_disconnect(&error) => return Poll::Ready(Ok(())),
+                Err(error) => return Poll::Ready(Err(error.into())),
+            }
+        }
+    }
+
+    /// Splits the socket into a read half and a write half for two tasks
+    /// (see [`ReadHalf`] and [`WriteHalf`]).
+    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        split::split(self)
+    }
+
     /// The protocol state.
     pub fn connection(&self) -> &Connection {
         &self.connection
@@ -364,18 +506,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn into_parts(self) -> (S, Connection) {
         (self.stream, self.connection)
     }
+}
 
-    async fn drain_until_eof(&mut self) -> Result<(), Error> {
-        // On the heap for the same reason as in `shutdown_and_drain`: this
-        // future is part of every `recv` future.
-        let mut scratch = vec![0u8; DRAIN_CHUNK];
-        loop {
-            match self.stream.read(&mut scratch).await {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(error) if is_disconnect(&error) => return Ok(()),
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
+/// Whether a blocked write may read the peer's bytes meanwhile. Only the
+/// task that reads may: a write half that read would take the read half's
+/// wake-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadAhead {
+    Yes,
+    No,
+}
+
+/// Who writes for a receiving task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Writer<'a> {
+    /// The socket is used from one task: `recv` waits for every write.
+    Own,
+    /// A read half: writes register this waker, which wakes whichever half
+    /// waits, and `recv` does not wait for them unless the queue is full.
+    Shared(&'a Waker),
+}
+
+/// Reads once into the spare capacity of `buf`, through tokio's `read_buf`
+/// (which reads into uninitialised memory without a copy); dropping the
+/// future after `Pending` loses nothing.
+fn poll_read_buf<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    std::pin::pin!(stream.read_buf(buf)).poll(cx)
 }

@@ -85,6 +85,11 @@ impl ServerConfig {
             .max_frame_size(self.max_frame_size)
             .max_message_size(self.max_message_size)
             .deflate(self.deflate.clone())
+            // The echo loop keeps the backlog under --max-backlog itself
+            // (it stops reading and drains past it), so ws-core never has
+            // to refuse an echo.
+            .write_high_water(self.max_backlog.saturating_add(1))
+            .write_low_water(self.max_backlog)
     }
 
     /// The server's decision on a valid upgrade request: the origin check,
