@@ -48,22 +48,16 @@ fn live() -> isize {
 
 /// Heap held by a connection pair's deflate state after one message each way.
 fn cost(bits: u8) -> (isize, isize) {
-    let params = DeflateParams {
-        server_max_window_bits: bits,
-        client_max_window_bits: bits,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig {
-        min_size: 0,
-        window_bits: bits,
-        ..DeflateConfig::default()
-    };
+    let params = DeflateParams::default()
+        .server_max_window_bits(bits)
+        .client_max_window_bits(bits);
+    let config = DeflateConfig::default().min_size(0).window_bits(bits);
     let text = "a message long enough to be worth compressing, ".repeat(20);
 
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();
-    sender.send_text(&text).unwrap();
+    sender.queue_text(&text).unwrap();
     let wire = sender.take_outbound();
     sender.shrink_buffers();
     let compressor = live() - before;
@@ -107,19 +101,14 @@ fn no_context_takeover_keeps_no_state_between_messages() {
     let _turn = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let params = DeflateParams {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let params = DeflateParams::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
+    let config = DeflateConfig::default().min_size(0);
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();
-    sender.send_text(&"compress me ".repeat(50)).unwrap();
+    sender.queue_text(&"compress me ".repeat(50)).unwrap();
     drop(sender.take_outbound());
     sender.shrink_buffers();
     assert!(live() - before < 1024, "{} bytes left", live() - before);

@@ -19,10 +19,7 @@ use ws_core::{Config, Event, Message};
 
 fn connect_deflate(server: &ServerProcess, deflate: DeflateConfig) -> (common::Client, Negotiated) {
     let request = ClientRequest::new(&server.url()).unwrap();
-    let config = Config {
-        deflate: Some(deflate),
-        ..Config::default()
-    };
+    let config = Config::default().deflate(Some(deflate));
     WebSocket::connect(server.tcp(), &request, config).expect("handshake")
 }
 
