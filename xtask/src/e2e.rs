@@ -217,7 +217,7 @@ pub fn echo_binary_file(client: &Client<'_>, url: &str, scratch: &Path) -> Resul
 
 fn failure_checks(report: &mut Report, client: &Client<'_>) {
     report.check("no server listening: exit 3 (connection failed)", || {
-        let port = free_port()?;
+        let port = process::free_port()?;
         let url = format!("ws://127.0.0.1:{port}/");
         let output = client.run(&[&url, "hello"], None)?;
         expect_failure(&output, exit::CONNECTION_FAILED, &[])
@@ -384,12 +384,6 @@ pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
-}
-
-/// A loopback port nobody listens on: bound, then released.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("could not bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A `GET` over a fresh connection: the status line and the body.
