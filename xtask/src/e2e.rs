@@ -85,10 +85,16 @@ pub fn run(workspace: &Workspace) -> Result<()> {
     report.finish()
 }
 
-/// Starts `ws-server` on a free loopback port.
+/// Starts `ws-server` (the dev build) on a free loopback port.
 pub fn start_ws_server(workspace: &Workspace) -> Result<Service> {
-    let mut command = Command::new(workspace.binary("ws-server"));
-    command.args(["--listen", "127.0.0.1:0"]);
+    start_ws_server_binary(&workspace.binary("ws-server"), &[])
+}
+
+/// Starts the `ws-server` at `binary` on a free loopback port, with `args`
+/// added to its command line.
+pub fn start_ws_server_binary(binary: &Path, args: &[&str]) -> Result<Service> {
+    let mut command = Command::new(binary);
+    command.args(["--listen", "127.0.0.1:0"]).args(args);
     Service::start("ws-server", &mut command, SERVER_TIMEOUT)
 }
 
