@@ -65,6 +65,7 @@ pub fn run(workspace: &Workspace) -> Result<()> {
         }
     }
     failure_checks(&mut report, &client);
+    crate::examples::checks(&mut report, workspace);
     let [lingering_name, stop_name, going_away_name] = SHUTDOWN_CHECKS;
     let Some(server) = server else {
         for name in SHUTDOWN_CHECKS {

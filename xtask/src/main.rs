@@ -15,6 +15,7 @@ mod autobahn;
 mod bench;
 mod ci;
 mod e2e;
+mod examples;
 mod hostile;
 mod interop;
 mod interop_tls;

@@ -199,8 +199,13 @@ impl Guarded {
 
     /// Sends SIGTERM, through the `kill` command to stay free of `unsafe`.
     pub fn terminate(&self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with the `kill` command.
+    pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -208,7 +213,7 @@ impl Guarded {
             .context("could not run `kill`")?;
         ensure!(
             status.success(),
-            "`kill -TERM` on `{}` failed ({status})",
+            "`kill -{name}` on `{}` failed ({status})",
             self.name
         );
         Ok(())
@@ -368,6 +373,12 @@ impl Service {
     pub fn terminate(self, timeout: Duration) -> Result<Exited> {
         self.process.terminate()?;
         self.exit_within(timeout, "after SIGTERM")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits up to `timeout` for the exit.
+    pub fn interrupt(self, timeout: Duration) -> Result<Exited> {
+        self.process.signal("INT")?;
+        self.exit_within(timeout, "after Ctrl-C (SIGINT)")
     }
 
     /// Waits up to `timeout` for the process to exit by itself (`why` says
