@@ -46,6 +46,8 @@ pub struct WebSocket<S> {
     input_ended: bool,
     /// A sender found the write queue full and waits for the low-water mark.
     draining: bool,
+    /// `recv` is waiting to read, with nothing buffered to process.
+    parked: bool,
 }
 
 /// Waits until a transport is readable, without reading from it.
@@ -158,6 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             pending: None,
             input_ended: false,
             draining: false,
+            parked: false,
         }
     }
 
@@ -209,29 +212,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         writer: Writer<'_>,
     ) -> Poll<Result<Option<Event>, Error>> {
         loop {
-            if self.pending.is_none() {
-                self.pending = self.connection.next_event().transpose();
-            }
-            if let Some(pending) = &self.pending {
-                // Replies the protocol owes go out before the event is
-                // handed over, and a failure's close frame before its error.
-                if pending.is_err() || self.connection.reply_pending() {
-                    ready!(self.poll_write_queued(cx, writer))?;
+            // Woken while waiting to read: nothing was buffered or queued
+            // when the wait began, and nothing can have been buffered since
+            // (reading ahead clears the flag), so go straight back to the
+            // read unless the application queued something meanwhile.
+            let resume_read = std::mem::take(&mut self.parked) && !self.connection.wants_write();
+            if !resume_read {
+                if self.pending.is_none() {
+                    self.pending = self.connection.next_event().transpose();
                 }
-                return Poll::Ready(self.pending.take().transpose());
-            }
-            // Everything queued is written before we wait to read.
-            ready!(self.poll_write_queued(cx, writer))?;
-            if self.connection.state() == State::Closed {
-                if self.connection.role() == Role::Client {
-                    ready!(self.poll_drain_until_eof(cx))?;
+                if let Some(pending) = &self.pending {
+                    // Replies the protocol owes go out before the event is
+                    // handed over, and a failure's close frame before its
+                    // error.
+                    if pending.is_err() || self.connection.reply_pending() {
+                        ready!(self.poll_write_queued(cx, writer))?;
+                    }
+                    return Poll::Ready(self.pending.take().transpose());
                 }
-                return Poll::Ready(Ok(None));
+                // Everything queued is written before we wait to read.
+                ready!(self.poll_write_queued(cx, writer))?;
+                if self.connection.state() == State::Closed {
+                    if self.connection.role() == Role::Client {
+                        ready!(self.poll_drain_until_eof(cx))?;
+                    }
+                    return Poll::Ready(Ok(None));
+                }
             }
             let read = if self.input_ended {
                 0
             } else {
-                ready!(self.poll_read_more(cx, ready))?
+                match self.poll_read_more(cx, ready) {
+                    Poll::Ready(read) => read?,
+                    Poll::Pending => {
+                        self.parked = true;
+                        return Poll::Pending;
+                    }
+                }
             };
             if read == 0 {
                 self.connection.receive_eof()?;
@@ -446,6 +463,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Reads whatever the peer has sent into the connection's buffer,
     /// without processing it, up to `limit` buffered bytes.
     fn poll_read_ahead(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<usize>> {
+        // What is read here waits for `recv` to process it.
+        self.parked = false;
         let buffer = self.connection.read_buffer();
         let start = buffer.len();
         // Zero-filled rather than uninitialised: this path runs only while
@@ -509,6 +528,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The protocol state, to queue frames (fragments, pongs) directly.
     pub fn connection_mut(&mut self) -> &mut Connection {
+        // The caller may feed input (`receive`): `recv` must look at it.
+        self.parked = false;
         &mut self.connection
     }
 
