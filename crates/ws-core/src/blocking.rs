@@ -4,6 +4,27 @@
 //! The adapter only moves bytes: every protocol decision is the
 //! [`Connection`]'s. Replies the protocol owes the peer are written before
 //! [`recv`](WebSocket::recv) returns or reads again.
+//!
+//! ```no_run
+//! use std::net::TcpListener;
+//! use ws_core::blocking::WebSocket;
+//!
+//! # fn main() -> Result<(), ws_core::Error> {
+//! let listener = TcpListener::bind("127.0.0.1:8000")?;
+//! for stream in listener.incoming() {
+//!     std::thread::spawn(move || -> Result<(), ws_core::Error> {
+//!         let mut socket = WebSocket::accept(stream?)?;
+//!         while let Some(event) = socket.recv()? {
+//!             if let Some(message) = event.into_message() {
+//!                 socket.send(message)?;
+//!             }
+//!         }
+//!         Ok(())
+//!     });
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::{self, Read, Write};
 

@@ -44,6 +44,68 @@
 //! [`ClientRequest::from_parts`](handshake::ClientRequest::from_parts) takes
 //! the host, port and path.
 //!
+//! # Example: tokio, with the read and write halves in two tasks
+//!
+//! ```
+//! # #[cfg(all(feature = "tokio", feature = "url"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio::net::{TcpListener, TcpStream};
+//! use ws_core::handshake::ClientRequest;
+//! use ws_core::stream::WebSocket;
+//! use ws_core::{CloseCode, Config, Event};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("ws://{}/", listener.local_addr()?);
+//!
+//! // The server echoes; pings and the closing handshake are answered by the
+//! // protocol itself.
+//! let server = tokio::spawn(async move {
+//!     let (stream, _) = listener.accept().await?;
+//!     let mut socket = WebSocket::accept(stream).await?;
+//!     while let Some(event) = socket.recv().await? {
+//!         if let Some(message) = event.into_message() {
+//!             socket.send(message).await?;
+//!         }
+//!     }
+//!     Ok::<_, ws_core::Error>(())
+//! });
+//!
+//! // The client reads in one task and writes in another.
+//! let request = ClientRequest::new(&url)?;
+//! let stream = TcpStream::connect((request.host(), request.port())).await?;
+//! let (socket, _) = WebSocket::connect(stream, &request, Config::default()).await?;
+//! let (mut read, mut write) = socket.split();
+//! let writer = tokio::spawn(async move {
+//!     for text in ["one", "two", "three"] {
+//!         write.send_text(text).await?;
+//!     }
+//!     Ok::<_, ws_core::Error>(write)
+//! });
+//! let mut replies = Vec::new();
+//! while replies.len() < 3 {
+//!     if let Some(Event::Text(text)) = read.recv().await? {
+//!         replies.push(text.as_str().to_owned());
+//!     }
+//! }
+//! assert_eq!(replies, ["one", "two", "three"]);
+//! let mut write = writer.await??;
+//! write.close(CloseCode::NORMAL, "done").await?;
+//! // The server's close, then the end of TCP.
+//! while read.recv().await?.is_some() {}
+//! server.await??;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(all(feature = "tokio", feature = "url")))]
+//! # fn main() {}
+//! ```
+//!
+//! `split` halves, `futures::Stream`/`Sink` (feature `futures`), write
+//! backpressure ([`Config::write_high_water`]) and
+//! [`PreparedMessage`] (one message framed once for many connections) are
+//! in [`stream`] and [`prepared`]; `crates/ws-core/examples` has an echo
+//! server, a client and a broadcasting chat room.
+//!
 //! # Example: a blocking echo server
 //!
 //! ```
@@ -85,8 +147,6 @@
 //! # #[cfg(not(feature = "url"))]
 //! # fn main() {}
 //! ```
-//!
-//! The same with tokio is in the crate's README.
 //!
 //! # Memory
 //!

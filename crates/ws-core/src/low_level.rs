@@ -24,6 +24,24 @@
 //! - for transports: [`is_disconnect`] and, with the `tokio` feature,
 //!   [`shutdown_and_drain`].
 //!
+//! ```
+//! use ws_core::low_level::{FrameHeader, encode_frame};
+//! use ws_core::{Config, Connection, Event, OpCode, Role};
+//!
+//! // A test peer writes a masked text frame by hand...
+//! let header = FrameHeader {
+//!     mask: Some([1, 2, 3, 4]),
+//!     ..FrameHeader::new(OpCode::Text, 0)
+//! };
+//! let mut wire = bytes::BytesMut::new();
+//! encode_frame(&mut wire, header, b"hi");
+//! // ...and a server connection reads it.
+//! let mut server = Connection::new(Role::Server, Config::default());
+//! server.receive(&wire);
+//! assert_eq!(server.next_event()?, Some(Event::Text("hi".into())));
+//! # Ok::<(), ws_core::Error>(())
+//! ```
+//!
 //! These items follow semver like every public item, but they show more of
 //! how the crate works than the rest of the API does, so they are the first
 //! to change when the crate's insides do: expect breaking releases to touch
