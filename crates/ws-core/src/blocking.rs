@@ -6,14 +6,15 @@
 //! [`recv`](WebSocket::recv) returns or reads again.
 
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 
 use bytes::{Buf, BytesMut};
 
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    AcceptOptions, ClientHandshake, ClientProgress, ClientRequest, HandshakeError, Negotiated,
-    ServerHandshake, UpgradeRequest,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeError, Negotiated, ServerHandshake,
+    UpgradeRequest,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -81,15 +82,12 @@ impl<S: Read + Write> WebSocket<S> {
             if read_into(&mut stream, handshake.read_buffer())? == 0 {
                 handshake.receive_eof();
             }
-            handshake = match handshake.advance()? {
-                ClientProgress::NeedMore(handshake) => handshake,
-                ClientProgress::Done(connection, negotiated) => {
+            match handshake.step()? {
+                ControlFlow::Continue(more) => handshake = more,
+                ControlFlow::Break((connection, negotiated)) => {
                     return Ok((Self::from_connection(stream, connection), negotiated));
                 }
-                ClientProgress::Closed => {
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                }
-            };
+            }
         }
     }
 

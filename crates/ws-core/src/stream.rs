@@ -14,6 +14,7 @@ mod split;
 
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -25,8 +26,8 @@ pub use split::{ReadHalf, ReuniteError, WriteHalf};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    AcceptOptions, ClientHandshake, ClientProgress, ClientRequest, HandshakeError, Negotiated,
-    ServerHandshake, UpgradeRequest,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeError, Negotiated, ServerHandshake,
+    UpgradeRequest,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -124,15 +125,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if stream.read_buf(handshake.read_buffer()).await? == 0 {
                 handshake.receive_eof();
             }
-            handshake = match handshake.advance()? {
-                ClientProgress::NeedMore(handshake) => handshake,
-                ClientProgress::Done(connection, negotiated) => {
+            match handshake.step()? {
+                ControlFlow::Continue(more) => handshake = more,
+                ControlFlow::Break((connection, negotiated)) => {
                     return Ok((Self::from_connection(stream, connection), negotiated));
                 }
-                ClientProgress::Closed => {
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                }
-            };
+            }
         }
     }
 

@@ -6,10 +6,14 @@
 //! [`read_buffer`](ServerHandshake::read_buffer), ask the object what
 //! happened, write what it returns.
 
+use std::io;
+use std::ops::ControlFlow;
+
 use bytes::BytesMut;
 
 #[cfg(feature = "deflate")]
 use crate::deflate::{DeflateParams, client_offer, negotiate_client, negotiate_server};
+use crate::error::Error;
 use crate::head_buffer::{HeadBuffer, rejection_body_incomplete};
 use crate::protocol::{Config, Connection, Role};
 
@@ -411,6 +415,19 @@ impl ClientHandshake {
         let negotiated = validate_response(&self.request, response, self.head.remaining())?;
         let connection = client_connection(self.config, &negotiated, self.head.into_remaining())?;
         Ok(ClientProgress::Done(connection, negotiated))
+    }
+
+    /// [`advance`](Self::advance) for the adapters: `Continue` with the
+    /// handshake while it needs more, `Break` with the connection, and the
+    /// end before a response head as the I/O error `UnexpectedEof`.
+    pub(crate) fn step(self) -> Result<ControlFlow<(Connection, Negotiated), Self>, Error> {
+        match self.advance()? {
+            ClientProgress::NeedMore(handshake) => Ok(ControlFlow::Continue(handshake)),
+            ClientProgress::Done(connection, negotiated) => {
+                Ok(ControlFlow::Break((connection, negotiated)))
+            }
+            ClientProgress::Closed => Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+        }
     }
 }
 
