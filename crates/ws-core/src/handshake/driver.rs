@@ -64,7 +64,9 @@ use super::server::{
 pub struct ServerHandshake {
     config: Config,
     head: HeadBuffer,
-    request: Option<RequestHead>,
+    /// Boxed: a server's opening holds the handshake while it waits for the
+    /// head, and needs no room for one until it has arrived.
+    request: Option<Box<RequestHead>>,
 }
 
 impl ServerHandshake {
@@ -106,20 +108,24 @@ impl ServerHandshake {
     /// The head is parsed once; later calls return it again.
     pub fn request(&mut self) -> Result<Option<&RequestHead>, Refused> {
         if self.request.is_none() {
-            self.request = self.head.parse_request().map_err(Refused::new)?;
+            self.request = self
+                .head
+                .parse_request()
+                .map_err(Refused::new)?
+                .map(Box::new);
         }
-        Ok(self.request.as_ref())
+        Ok(self.request.as_deref())
     }
 
     /// The request head, if [`request`](Self::request) has returned it.
     pub fn head(&self) -> Option<&RequestHead> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     /// Whether the complete request asks for a WebSocket upgrade (see
     /// [`RequestHead::is_upgrade`]); `false` before the head is complete.
     pub fn is_upgrade(&self) -> bool {
-        self.request.as_ref().is_some_and(RequestHead::is_upgrade)
+        self.request.as_deref().is_some_and(RequestHead::is_upgrade)
     }
 
     /// Accepts the upgrade: validates the request (RFC 6455 §4.2.1), lets
@@ -142,7 +148,7 @@ impl ServerHandshake {
         F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
         let head = match self.request.take() {
-            Some(head) => head,
+            Some(head) => *head,
             None => self
                 .head
                 .parse_request()
