@@ -25,7 +25,7 @@
 //!   that route plain HTTP themselves and clients that build their request.
 //! - [`deflate`]: permessage-deflate settings and negotiation.
 //! - [`low_level`]: building blocks for writing your own adapter or test
-//!   peer (frame headers, masking, the handshake driven from a byte stream);
+//!   peer (frame headers, masking, the key exchange);
 //!   less stable than the rest.
 //!
 //! # Features

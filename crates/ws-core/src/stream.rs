@@ -14,6 +14,7 @@ mod split;
 
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -25,11 +26,8 @@ pub use split::{ReadHalf, ReuniteError, WriteHalf};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
-    UpgradeRequest, reject_response, validate_response,
-};
-use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeError, Negotiated, ServerHandshake,
+    UpgradeRequest,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -95,31 +93,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     where
         F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let request = loop {
-            match head.parse_request() {
-                Ok(Some(request)) => break request,
+        let mut handshake = ServerHandshake::new(config);
+        let answer = loop {
+            match handshake.request() {
+                Ok(Some(_)) => break handshake.accept(choose),
                 Ok(None) => {}
-                Err(error) => {
-                    stream.write_all(&reject_response(&error)).await?;
-                    return Err(error.into());
-                }
+                Err(refused) => break Err(refused),
             }
-            if stream.read_buf(head.read_buffer()).await? == 0 {
+            if stream.read_buf(handshake.read_buffer()).await? == 0 {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
-        match answer_upgrade(request, &config, choose) {
-            Ok(upgrade) => {
-                stream.write_all(&upgrade.response).await?;
-                let connection = upgrade.connection(config, head.into_remaining());
-                Ok((Self::from_connection(stream, connection), upgrade.request))
-            }
-            Err((error, response)) => {
-                stream.write_all(&response).await?;
-                Err(error.into())
-            }
-        }
+        let response = match &answer {
+            Ok(accepted) => &accepted.response,
+            Err(refused) => &refused.response,
+        };
+        stream.write_all(response).await?;
+        let accepted = answer.map_err(HandshakeError::from)?;
+        let socket = Self::from_connection(stream, accepted.connection);
+        Ok((socket, accepted.request))
     }
 
     /// Performs the client side of the opening handshake on a connected
@@ -129,25 +121,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &with_deflate_offer(request, &config);
-        stream.write_all(&request.to_bytes()).await?;
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let response = loop {
-            if let Some(response) = head.parse_response()? {
-                break response;
+        let mut handshake = ClientHandshake::new(request, config);
+        stream.write_all(handshake.request_bytes()).await?;
+        loop {
+            if stream.read_buf(handshake.read_buffer()).await? == 0 {
+                handshake.receive_eof();
             }
-            if stream.read_buf(head.read_buffer()).await? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-            }
-        };
-        while rejection_body_incomplete(&response, head.remaining().len()) {
-            if stream.read_buf(head.read_buffer()).await? == 0 {
-                break;
+            match handshake.step()? {
+                ControlFlow::Continue(more) => handshake = more,
+                ControlFlow::Break((connection, negotiated)) => {
+                    return Ok((Self::from_connection(stream, connection), negotiated));
+                }
             }
         }
-        let negotiated = validate_response(request, response, head.remaining())?;
-        let connection = client_connection(config, &negotiated, head.into_remaining())?;
-        Ok((Self::from_connection(stream, connection), negotiated))
     }
 
     /// Wraps a stream whose handshake is already done (a server that routes
