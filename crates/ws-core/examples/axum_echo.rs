@@ -23,7 +23,6 @@ use ws_core::deflate::DeflateConfig;
 use ws_core::hyper::HyperWebSocket;
 use ws_core::{Config, Message};
 
-// snippet: axum-handler
 async fn ws(mut request: Request) -> Response {
     let config = Config::default().deflate(Some(DeflateConfig::default()));
     match ws_core::hyper::upgrade(&mut request, config) {
@@ -38,7 +37,6 @@ async fn ws(mut request: Request) -> Response {
         Err(refused) => ws_core::http::refusal(&refused).map(Body::from),
     }
 }
-// end snippet
 
 async fn echo(socket: HyperWebSocket) -> Result<(), ws_core::Error> {
     let (mut read, mut write) = socket.split();

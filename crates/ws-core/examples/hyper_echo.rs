@@ -22,7 +22,6 @@ use ws_core::Config;
 use ws_core::deflate::DeflateConfig;
 use ws_core::hyper::HyperWebSocket;
 
-// snippet: hyper-upgrade
 async fn handle(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let config = Config::default().deflate(Some(DeflateConfig::default()));
     match ws_core::hyper::upgrade(&mut request, config) {
@@ -37,7 +36,6 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>,
         Err(refused) => Ok(ws_core::http::refusal(&refused).map(Full::from)),
     }
 }
-// end snippet
 
 async fn echo(mut socket: HyperWebSocket) -> Result<(), ws_core::Error> {
     // Pings are answered and the closing handshake completed by `recv`.
