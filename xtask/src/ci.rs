@@ -74,12 +74,14 @@ pub fn run(workspace: &Workspace) -> Result<()> {
 /// leaves an unused import or dead code, when one is off. Clippy (a check
 /// build) is enough: what differs between the combinations is what
 /// compiles, not what runs.
-const FEATURE_COMBINATIONS: [&[&str]; 5] = [
+const FEATURE_COMBINATIONS: [&[&str]; 7] = [
     &["--no-default-features"],
     &["--no-default-features", "--features", "tokio"],
     &["--no-default-features", "--features", "futures"],
     &["--no-default-features", "--features", "deflate"],
     &["--no-default-features", "--features", "url"],
+    &["--no-default-features", "--features", "http"],
+    &["--no-default-features", "--features", "hyper"],
 ];
 
 fn feature_combinations(workspace: &Workspace) -> Result<()> {

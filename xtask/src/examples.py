@@ -1,6 +1,7 @@
 """Drives ws-core's examples with an independent peer: Python `websockets`.
 
 usage: examples.py echo URL | broadcast URL CLIENTS | client PROGRAM
+       | refusal URL | page URL
 
 Exits 0 when the check passed; otherwise prints one line saying what went
 wrong on stderr and exits 1.
@@ -9,6 +10,8 @@ wrong on stderr and exits 1.
 import asyncio
 import os
 import sys
+import urllib.error
+import urllib.request
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
@@ -102,6 +105,36 @@ async def client(program):
         fail(f"the server saw close codes {closes}, expected [1000]")
 
 
+def http_get(url):
+    """GET `url` as plain HTTP; returns (status, headers, body)."""
+    url = url.replace("ws://", "http://", 1)
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def refusal(url):
+    """A plain GET to the WebSocket endpoint: 426 naming websocket."""
+    status, headers, body = http_get(url)
+    if status != 426:
+        fail(f"a plain GET of {url} answered {status}, not 426")
+    if (headers.get("Upgrade") or "").lower() != "websocket":
+        fail(f"the 426 carries Upgrade: {headers.get('Upgrade')!r}, not websocket")
+    if not body.startswith(b"handshake: "):
+        fail(f"the 426 body does not say why: {body[:80]!r}")
+
+
+def page(url):
+    """The page at `url` is served as HTML beside the WebSocket."""
+    status, headers, body = http_get(url)
+    if status != 200 or "text/html" not in (headers.get("Content-Type") or ""):
+        fail(f"GET {url} answered {status} {headers.get('Content-Type')!r}, not an HTML page")
+    if b"new WebSocket" not in body:
+        fail("the page does not open a WebSocket")
+
+
 def main():
     mode, *args = sys.argv[1:]
     if mode == "echo":
@@ -110,6 +143,10 @@ def main():
         asyncio.run(broadcast(args[0], int(args[1])))
     elif mode == "client":
         asyncio.run(client(args[0]))
+    elif mode == "refusal":
+        refusal(args[0])
+    elif mode == "page":
+        page(args[0])
     else:
         fail(f"unknown mode {mode}")
 

@@ -2,7 +2,7 @@
 //! it, and an independent peer (Python `websockets`, in the interop
 //! virtualenv) drives it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub fn checks(report: &mut Report, workspace: &Workspace) {
         }
         return;
     };
-    let [echo, broadcast, client] = CHECKS;
+    let [echo, broadcast, client, hyper_echo, axum_echo] = CHECKS;
     report.check(echo, || {
         setup.serve("echo_server", |url| setup.drive(&["echo", url]))
     });
@@ -47,12 +47,31 @@ pub fn checks(report: &mut Report, workspace: &Workspace) {
         let program = setup.example("client");
         setup.drive(&["client", &program.display().to_string()])
     });
+    // The framework examples: the same echo check, and the plain HTTP
+    // request a browser or a probe sends refused (hyper) or served (axum).
+    report.check(hyper_echo, || {
+        setup.serve("hyper_echo", |url| {
+            let any_path = format!("{url}/any/path?x=1");
+            setup.drive(&["echo", &any_path])?;
+            setup.drive(&["refusal", &any_path])
+        })
+    });
+    report.check(axum_echo, || {
+        setup.serve("axum_echo", |url| {
+            let socket = format!("{url}/ws");
+            setup.drive(&["echo", &socket])?;
+            setup.drive(&["refusal", &socket])?;
+            setup.drive(&["page", &format!("{url}/")])
+        })
+    });
 }
 
-const CHECKS: [&str; 3] = [
+const CHECKS: [&str; 5] = [
     "example echo_server: text with permessage-deflate, 1 MiB binary, ping, close 1000 (Python websockets)",
     "example broadcast: 100 Python clients each receive every client's message",
     "example client: three replies from a Python echo server, close 1000, exit 0",
+    "example hyper_echo (any path): text with permessage-deflate, 1 MiB binary, ping, close 1000; plain GET refused with 426",
+    "example axum_echo (/ws): text with permessage-deflate, 1 MiB binary, ping, close 1000; plain GET of /ws refused with 426; page at /",
 ];
 
 struct Setup {
@@ -61,32 +80,50 @@ struct Setup {
     examples: PathBuf,
 }
 
+/// Builds ws-core's examples, the hyper and axum ones included (feature
+/// `hyper`), and returns the directory that holds them.
+pub(crate) fn build(workspace: &Workspace) -> Result<PathBuf> {
+    let mut build = workspace.cargo_command();
+    build
+        .args([
+            "build",
+            "-p",
+            "ws-core",
+            "--features",
+            "hyper",
+            "--examples",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let status = process::status_within(&mut build, Duration::from_secs(40 * 60))?;
+    ensure!(
+        status.success(),
+        "`cargo build -p ws-core --features hyper --examples` failed ({status})"
+    );
+    Ok(workspace.target.join("debug").join("examples"))
+}
+
+/// The path of example `name` in `examples`, the directory [`build`] returns.
+pub(crate) fn example(examples: &Path, name: &str) -> PathBuf {
+    examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
 impl Setup {
     fn prepare(workspace: &Workspace) -> Result<Self> {
-        let mut build = workspace.cargo_command();
-        build
-            .args(["build", "-p", "ws-core", "--examples"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let status = process::status_within(&mut build, Duration::from_secs(40 * 60))?;
-        ensure!(
-            status.success(),
-            "`cargo build -p ws-core --examples` failed ({status})"
-        );
+        let examples = build(workspace)?;
         let python = ensure_websockets(&workspace.target.join("interop").join("venv"))?;
         let driver = workspace.scratch("examples")?.join("examples.py");
         std::fs::write(&driver, DRIVER)?;
         Ok(Self {
             python,
             driver,
-            examples: workspace.target.join("debug").join("examples"),
+            examples,
         })
     }
 
     fn example(&self, name: &str) -> PathBuf {
-        self.examples
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+        example(&self.examples, name)
     }
 
     /// Starts a server example on a free port, runs `drive` against it,

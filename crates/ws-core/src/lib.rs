@@ -24,6 +24,9 @@
 //! - [`handshake`]: the HTTP/1.1 opening handshake without I/O, for servers
 //!   that route plain HTTP themselves and clients that build their request.
 //! - [`deflate`]: permessage-deflate settings and negotiation.
+//! - [`http`](mod@http) and [`hyper`](mod@hyper): the server's handshake
+//!   on the `http` crate's types, and a hyper 1.x (or axum) request upgraded
+//!   to a [`stream::WebSocket`] (features `http` and `hyper`, off by default).
 //! - [`low_level`]: building blocks for writing your own adapter or test
 //!   peer (frame headers, masking, the key exchange);
 //!   less stable than the rest.
@@ -36,6 +39,8 @@
 //! | `futures` | on | `Stream` and `Sink` for the tokio adapter and its halves (turns `tokio` on) | `futures-core`, `futures-sink` |
 //! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
+//! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
+//! | `hyper` | off | [`hyper::upgrade`]: a hyper 1.x or axum request upgraded to a [`stream::WebSocket`] (turns `http` and `tokio` on) | `hyper` (no features), `hyper-util` (`tokio`) |
 //!
 //! With none of them the crate is the protocol, the handshake and the
 //! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
@@ -163,7 +168,13 @@
 // The crate docs link to feature-gated items; without those features the
 // links have no target, which is expected.
 #![cfg_attr(
-    not(all(feature = "tokio", feature = "deflate", feature = "url")),
+    not(all(
+        feature = "tokio",
+        feature = "deflate",
+        feature = "url",
+        feature = "http",
+        feature = "hyper"
+    )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
@@ -178,6 +189,12 @@ mod error;
 mod frame;
 pub mod handshake;
 mod head_buffer;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 pub mod low_level;
 mod mask;
 mod message;
