@@ -74,10 +74,9 @@ use bytes::BytesMut;
 #[cfg(feature = "deflate")]
 use crate::deflate::DeflateParams;
 use crate::handshake::{
-    AcceptOptions, HandshakeError, Headers, RequestHead, ResponseHead, UpgradeRequest,
-    parse_response_head, reject_response,
+    AcceptOptions, HandshakeError, Headers, RequestHead, ResponseHead, ServerHandshake,
+    UpgradeRequest, parse_response_head, reject_response,
 };
-use crate::head_buffer::{Upgrade, answer_upgrade};
 use crate::protocol::{Config, Connection};
 
 /// Whether `request` asks for a WebSocket at all (its `Upgrade` header
@@ -209,24 +208,19 @@ pub fn accept_with<B, F>(
 where
     F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
 {
-    let upgrade = answer_upgrade(request_head(request), &config, choose)
-        .map_err(|(error, _response)| error)?;
-    // The response is ws-core's own 101, parsed back: the same bytes a raw
-    // `accept_with` writes, so both paths announce the same negotiation.
-    let (response, _body) = to_http(&upgrade.response);
+    // The same answer as every other path (ServerHandshake), and its 101
+    // parsed back: the same bytes a raw `accept_with` writes, so both paths
+    // announce the same negotiation, and the connection runs what it says.
+    let accepted = ServerHandshake::from_head(request_head(request), config)
+        .accept(choose)
+        .map_err(HandshakeError::from)?;
+    let (response, _body) = to_http(&accepted.response);
     let protocol = response
         .headers()
         .get(::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    Ok((
-        response,
-        Accepted {
-            upgrade,
-            config,
-            protocol,
-        },
-    ))
+    Ok((response, Accepted { accepted, protocol }))
 }
 
 /// The response refusing a request that failed with `error`: the status
@@ -258,8 +252,7 @@ pub fn refusal(error: &HandshakeError) -> Response<String> {
 /// switched protocols.
 #[derive(Debug)]
 pub struct Accepted {
-    upgrade: Upgrade,
-    config: Config,
+    accepted: crate::handshake::Accepted,
     protocol: Option<String>,
 }
 
@@ -267,7 +260,7 @@ impl Accepted {
     /// The validated request: path, query, `Origin`, offered subprotocols
     /// and every header.
     pub fn request(&self) -> &UpgradeRequest {
-        &self.upgrade.request
+        &self.accepted.request
     }
 
     /// The subprotocol the response announced, if any.
@@ -280,7 +273,7 @@ impl Accepted {
     #[cfg(feature = "deflate")]
     #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub fn deflate(&self) -> Option<DeflateParams> {
-        self.upgrade.deflate
+        self.accepted.deflate
     }
 
     /// The server side of the connection, with the negotiated extensions on.
@@ -288,7 +281,11 @@ impl Accepted {
     /// framework has already read (empty when the transport replays it, as
     /// hyper's `Upgraded` does).
     pub fn into_connection(self, received: BytesMut) -> Connection {
-        self.upgrade.connection(self.config, received)
+        let mut connection = self.accepted.connection;
+        if !received.is_empty() {
+            connection.receive(&received);
+        }
+        connection
     }
 
     /// The tokio adapter over `stream`, the transport the framework switched

@@ -15,7 +15,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -25,11 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use ws_core::deflate::DeflateConfig;
-use ws_core::handshake::{
-    ClientRequest, DEFAULT_MAX_HEAD_SIZE, parse_response_head, validate_response,
-};
+use ws_core::handshake::{ClientHandshake, ClientProgress, ClientRequest};
 use ws_core::hyper::{HyperWebSocket, UpgradeFuture};
-use ws_core::low_level::{client_connection, with_deflate_offer};
 use ws_core::stream::{ReadHalf, WebSocket, WriteHalf};
 use ws_core::{CloseCode, Config, Connection, Event, Message, Role};
 
@@ -116,30 +112,27 @@ async fn frame_in_the_same_write_as_the_head_is_echoed_with_deflate() {
     stream.set_nodelay(true).unwrap();
 
     // The request head and a first (uncompressed) frame in one write.
-    let request = with_deflate_offer(
-        &ClientRequest::new(&format!("ws://{address}/any/path")).unwrap(),
-        &deflate(),
-    );
+    let request = ClientRequest::new(&format!("ws://{address}/any/path")).unwrap();
+    let mut handshake = ClientHandshake::new(&request, deflate());
     let mut early = Connection::new(Role::Client, Config::default());
     early.queue_text("sent with the request head").unwrap();
-    let mut bytes = request.to_bytes();
+    let mut bytes = handshake.request_bytes().to_vec();
     bytes.extend_from_slice(&early.take_outbound());
     stream.write_all(&bytes).await.unwrap();
 
     // The 101, then a client connection over whatever followed it.
-    let mut received = BytesMut::new();
-    let (head, consumed) = loop {
-        if let Some(parsed) = parse_response_head(&received, DEFAULT_MAX_HEAD_SIZE).unwrap() {
-            break parsed;
-        }
-        let read = tokio::time::timeout(TIMEOUT, stream.read_buf(&mut received))
+    let (connection, negotiated) = loop {
+        let read = tokio::time::timeout(TIMEOUT, stream.read_buf(handshake.read_buffer()))
             .await
             .unwrap()
             .unwrap();
         assert_ne!(read, 0, "the server closed before answering");
+        match handshake.advance().unwrap() {
+            ClientProgress::NeedMore(more) => handshake = more,
+            ClientProgress::Done(connection, negotiated) => break (connection, negotiated),
+            other => panic!("{other:?}"),
+        }
     };
-    let rest = received.split_off(consumed);
-    let negotiated = validate_response(&request, head, &rest).unwrap();
     assert!(
         negotiated
             .extensions
@@ -147,7 +140,6 @@ async fn frame_in_the_same_write_as_the_head_is_echoed_with_deflate() {
             .is_some_and(|e| e.starts_with("permessage-deflate")),
         "deflate negotiated: {negotiated:?}"
     );
-    let connection = client_connection(deflate(), &negotiated, rest).unwrap();
     assert!(connection.deflate_enabled());
     let mut client = WebSocket::from_connection(stream, connection);
 

@@ -83,6 +83,17 @@ impl ServerHandshake {
         }
     }
 
+    /// A handshake whose request head was parsed elsewhere (an HTTP
+    /// framework's request, converted by [`crate::http`]): ready to answer.
+    #[cfg(feature = "http")]
+    pub(crate) fn from_head(head: RequestHead, config: Config) -> Self {
+        Self {
+            config,
+            head: HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE),
+            request: Some(Box::new(head)),
+        }
+    }
+
     /// Sets the longest request head accepted, in bytes: a longer one is
     /// refused with 431 as soon as this many bytes hold no complete head.
     pub fn max_head_size(mut self, limit: usize) -> Self {
