@@ -63,8 +63,9 @@ impl Target {
         // the run repeats one payload, which a server keeping its context
         // would compress to a back-reference: every message compressed on
         // its own gives the figures real traffic would.
+        // --browser-offer: what Chromium and Python `websockets` offer.
         let deflate = args.deflate.then(|| DeflateConfig {
-            no_context_takeover: true,
+            no_context_takeover: !args.browser_offer,
             ..DeflateConfig::default()
         });
         let address = lookup_host((request.host(), request.port()))
