@@ -14,7 +14,7 @@ const CARGO_STEP_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 type Step = (&'static str, fn(&Workspace) -> Result<()>);
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     ("cargo fmt --check", |ws| {
         cargo(ws, &["fmt", "--all", "--", "--check"])
     }),
@@ -34,6 +34,7 @@ const STEPS: [Step; 6] = [
             )
         },
     ),
+    ("ws-core feature combinations", feature_combinations),
     ("cargo test --workspace", |ws| {
         cargo(ws, &["test", "--workspace"])
     }),
@@ -62,6 +63,31 @@ pub fn run(workspace: &Workspace) -> Result<()> {
         STEPS.len(),
         started.elapsed().as_secs()
     );
+    Ok(())
+}
+
+/// ws-core's optional features, each alone (futures brings tokio) and none
+/// at all, as a library crate would depend on it. The workspace build above
+/// has them all on, so only this shows a `cfg` that breaks the build, or
+/// leaves an unused import or dead code, when one is off. Clippy (a check
+/// build) is enough: what differs between the combinations is what
+/// compiles, not what runs.
+const FEATURE_COMBINATIONS: [&[&str]; 5] = [
+    &["--no-default-features"],
+    &["--no-default-features", "--features", "tokio"],
+    &["--no-default-features", "--features", "futures"],
+    &["--no-default-features", "--features", "deflate"],
+    &["--no-default-features", "--features", "url"],
+];
+
+fn feature_combinations(workspace: &Workspace) -> Result<()> {
+    for features in FEATURE_COMBINATIONS {
+        let mut args = vec!["clippy", "--package", "ws-core", "--lib"];
+        args.extend_from_slice(features);
+        args.extend_from_slice(&["--", "-D", "warnings"]);
+        eprintln!("--> cargo {}", args.join(" "));
+        cargo(workspace, &args)?;
+    }
     Ok(())
 }
 

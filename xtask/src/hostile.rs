@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bytes::BytesMut;
+use ws_core::OpCode;
 use ws_core::blocking::WebSocket;
-use ws_core::frame::{FrameHeader, OpCode, encode_frame};
 use ws_core::handshake::{ClientRequest, HandshakeError};
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{Config, Connection, Event, Role};
 
 use crate::process::{self, one_line, parse_ready_line};

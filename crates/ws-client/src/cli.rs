@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ws_core::CloseCode;
-use ws_core::close::MAX_REASON_LEN;
+use ws_core::MAX_REASON_LEN;
 use ws_core::handshake::is_token;
 
 use crate::proxy::Proxy;

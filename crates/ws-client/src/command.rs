@@ -5,7 +5,7 @@
 //! `//` sends a literal `/`.
 
 use ws_core::CloseCode;
-use ws_core::frame::MAX_CONTROL_PAYLOAD;
+use ws_core::MAX_CONTROL_PAYLOAD;
 
 use crate::cli::{parse_close_code, parse_close_reason};
 

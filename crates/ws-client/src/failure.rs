@@ -4,8 +4,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use ws_core::error::is_disconnect;
 use ws_core::handshake::HandshakeError;
+use ws_core::low_level::is_disconnect;
 use ws_core::{CloseFrame, Error};
 
 /// The exit status of `ws-client`; the table is in `--help` and the README.

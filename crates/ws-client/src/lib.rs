@@ -87,12 +87,10 @@ pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
         timeout,
     };
 
-    let config = Config {
-        max_frame_size: cli.max_message_size,
-        max_message_size: cli.max_message_size,
-        deflate: (!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(cli.max_message_size)
+        .max_message_size(cli.max_message_size)
+        .deflate((!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default));
     let handshake_deadline = timeout.map(|t| start + t);
     let (ws, negotiated) = connect::open(
         &request,

@@ -241,15 +241,11 @@ impl<'a> Session<'a> {
                     self.send(Message::Binary(data)).await?;
                 }
             }
-            Event::Ping(payload) => {
-                if self.cli.show_control {
-                    note(&format!("< ping: {}", describe_payload(&payload)));
-                }
+            Event::Ping(payload) if self.cli.show_control => {
+                note(&format!("< ping: {}", describe_payload(&payload)));
             }
-            Event::Pong(payload) => {
-                if self.cli.show_control {
-                    note(&format!("< pong: {}", describe_payload(&payload)));
-                }
+            Event::Pong(payload) if self.cli.show_control => {
+                note(&format!("< pong: {}", describe_payload(&payload)));
             }
             Event::Close(frame) => {
                 if self.cli.show_control {
@@ -261,6 +257,9 @@ impl<'a> Session<'a> {
                 // The reply is written; give the server a moment to end TCP.
                 self.tighten_deadline(Some(CLOSE_GRACE));
             }
+            // Pings and pongs when they are not shown, and kinds of event a
+            // later ws-core may add: nothing to do.
+            _ => {}
         }
         Ok(())
     }
@@ -333,13 +332,13 @@ impl<'a> Session<'a> {
                 if self.cli.show_control {
                     note(&format!("> ping: {}", describe_payload(&payload)));
                 }
-                self.queue_with(|c| c.send_ping(&payload))
+                self.queue_with(|c| c.queue_ping(&payload))
             }
             Ok(Action::Pong(payload)) => {
                 if self.cli.show_control {
                     note(&format!("> pong: {}", describe_payload(&payload)));
                 }
-                self.queue_with(|c| c.send_pong(&payload))
+                self.queue_with(|c| c.queue_pong(&payload))
             }
             Ok(Action::Close(code, reason)) => {
                 self.input_done = true;
@@ -371,7 +370,7 @@ impl<'a> Session<'a> {
         if self.cli.show_control {
             note(&format!("> ping: {payload}"));
         }
-        self.queue_with(|c| c.send_ping(payload.as_bytes()))
+        self.queue_with(|c| c.queue_ping(payload.as_bytes()))
     }
 
     /// The deadline passed while the exchange was unfinished.
@@ -406,7 +405,7 @@ impl<'a> Session<'a> {
             return;
         };
         let (mut stream, _) = ws.into_parts();
-        let drain = ws_core::stream::shutdown_and_drain(&mut stream, usize::MAX);
+        let drain = ws_core::low_level::shutdown_and_drain(&mut stream, usize::MAX);
         let _ = timeout(CLOSE_GRACE, drain).await;
     }
 

@@ -103,10 +103,7 @@ fn corrupting_echo(stream: TcpStream) {
 
 /// Accepts permessage-deflate, as ws-server does.
 fn deflate_echo(stream: TcpStream) {
-    let config = Config {
-        deflate: Some(ws_core::deflate::DeflateConfig::default()),
-        ..Config::default()
-    };
+    let config = Config::default().deflate(Some(ws_core::deflate::DeflateConfig::default()));
     let Ok((mut socket, _)) = WebSocket::accept_with(stream, config, |_| Ok(Default::default()))
     else {
         return;

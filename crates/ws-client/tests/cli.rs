@@ -21,9 +21,9 @@ use assert_cmd::Command;
 use bytes::BytesMut;
 use predicates::prelude::*;
 use ws_core::blocking::WebSocket;
-use ws_core::frame::encode_frame;
-use ws_core::handshake::{Accept, HandshakeError};
-use ws_core::{CloseCode, Config, Event, FrameHeader, Message, OpCode};
+use ws_core::handshake::{AcceptOptions, HandshakeError};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{CloseCode, Config, Event, Message, OpCode};
 
 /// The longest any client run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -518,10 +518,7 @@ fn headers_auth_origin_and_protocols_reach_the_server() {
     let server = thread::spawn(move || {
         let stream = accept_tcp(&listener);
         let (mut socket, request) = WebSocket::accept_with(stream, Config::default(), |request| {
-            Ok(Accept {
-                protocol: request.select_protocol(&["chat.v2"]),
-                ..Accept::default()
-            })
+            Ok(AcceptOptions::default().protocol(request.select_protocol(&["chat.v2"])))
         })
         .unwrap();
         let headers = request.headers();
@@ -778,12 +775,9 @@ fn deflate_echo_server() -> (String, JoinHandle<(Vec<String>, bool)>) {
     let (listener, url) = listen();
     let server = thread::spawn(move || {
         let stream = accept_tcp(&listener);
-        let config = Config {
-            deflate: Some(ws_core::deflate::DeflateConfig::default()),
-            ..Config::default()
-        };
+        let config = Config::default().deflate(Some(ws_core::deflate::DeflateConfig::default()));
         let (mut socket, request) =
-            WebSocket::accept_with(stream, config, |_| Ok(Accept::default())).unwrap();
+            WebSocket::accept_with(stream, config, |_| Ok(AcceptOptions::default())).unwrap();
         let enabled = socket.connection().deflate_enabled();
         while let Some(event) = socket.recv().unwrap() {
             if let Some(message) = event.into_message() {

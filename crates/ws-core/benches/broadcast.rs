@@ -82,7 +82,7 @@ fn prepared(connections: &mut [Connection], message: &Message) -> usize {
 
 fn plain(connections: &mut [Connection], message: &Message) -> usize {
     for connection in connections.iter_mut() {
-        let queued = connection.send(message.clone());
+        let queued = connection.queue(message.clone());
         black_box(queued.is_ok());
     }
     drain(connections)
@@ -144,10 +144,7 @@ fn broadcast(c: &mut Criterion) {
 /// permessage-deflate with `server_no_context_takeover`: one compression
 /// against one per connection.
 fn broadcast_deflate(c: &mut Criterion) {
-    let params = DeflateParams {
-        server_no_context_takeover: true,
-        ..DeflateParams::default()
-    };
+    let params = DeflateParams::default().server_no_context_takeover(true);
     group(c, "broadcast_deflate", Some(params), json);
 }
 

@@ -10,10 +10,8 @@ use std::hint::black_box;
 
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ws_core::frame::encode_frame;
-use ws_core::mask::apply_mask;
-use ws_core::utf8::Utf8Validator;
-use ws_core::{Config, Connection, FrameHeader, Message, OpCode, Role};
+use ws_core::low_level::{FrameHeader, Utf8Validator, apply_mask, encode_frame};
+use ws_core::{Config, Connection, Message, OpCode, Role};
 
 /// The masking key of RFC 6455 §5.7; any key costs the same.
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -147,7 +145,7 @@ fn utf8(c: &mut Criterion) {
 /// with `take_outbound` (one copy of everything into one vector).
 fn send_and_take(connection: &mut Connection, payload: &Bytes, count: usize) -> usize {
     for _ in 0..count {
-        let sent = connection.send(Message::Binary(payload.clone()));
+        let sent = connection.queue(Message::Binary(payload.clone()));
         black_box(sent.is_ok());
     }
     connection.take_outbound().len()
@@ -157,7 +155,7 @@ fn send_and_take(connection: &mut Connection, payload: &Bytes, count: usize) -> 
 /// by chunk, without copying (large payloads are queued by reference).
 fn send_and_advance(connection: &mut Connection, payload: &Bytes, count: usize) -> usize {
     for _ in 0..count {
-        let sent = connection.send(Message::Binary(payload.clone()));
+        let sent = connection.queue(Message::Binary(payload.clone()));
         black_box(sent.is_ok());
     }
     let outbound = connection.outbound();

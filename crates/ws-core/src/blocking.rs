@@ -12,11 +12,11 @@ use bytes::{Buf, BytesMut};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
-    validate_response,
+    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
+    UpgradeRequest, validate_response,
 };
 use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -32,7 +32,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Performs the server side of the opening handshake with default limits,
     /// selecting no subprotocol and no extension.
     pub fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, Config::default(), |_| Ok(Accept::default()))
+        Self::accept_with(stream, Config::default(), |_| Ok(AcceptOptions::default()))
             .map(|(socket, _)| socket)
     }
 
@@ -46,7 +46,7 @@ impl<S: Read + Write> WebSocket<S> {
         choose: F,
     ) -> Result<(Self, UpgradeRequest), Error>
     where
-        F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+        F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let request = loop {
@@ -84,7 +84,7 @@ impl<S: Read + Write> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &client_request(request, &config);
+        let request = &with_deflate_offer(request, &config);
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
@@ -142,25 +142,25 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Sends a message and writes it out.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.connection.send(message)?;
+        self.connection.queue(message)?;
         self.flush()
     }
 
     /// Sends a text message and writes it out.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.connection.send_text(text)?;
+        self.connection.queue_text(text)?;
         self.flush()
     }
 
     /// Sends a binary message and writes it out.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.connection.send_binary(data)?;
+        self.connection.queue_binary(data)?;
         self.flush()
     }
 
     /// Sends a ping and writes it out.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.connection.send_ping(payload)?;
+        self.connection.queue_ping(payload)?;
         self.flush()
     }
 

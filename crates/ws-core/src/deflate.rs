@@ -70,36 +70,39 @@ const MAX_WINDOW_BITS: u8 = 15;
 const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// What this endpoint is willing to negotiate.
+///
+/// Start from the defaults and change what you need with the builder
+/// methods, which have the fields' names:
+///
+/// ```
+/// use ws_core::Config;
+/// use ws_core::deflate::DeflateConfig;
+///
+/// let deflate = DeflateConfig::default().window_bits(10).no_context_takeover(true);
+/// let config = Config::default().deflate(Some(deflate));
+/// # assert!(config.deflate.is_some());
+/// ```
+///
+/// `#[non_exhaustive]` like [`Config`](crate::Config): built from
+/// [`DeflateConfig::default()`], never with a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
-    /// The largest LZ77 window, in bits (9–15), that this endpoint uses to
-    /// compress and accepts from the peer. Smaller windows cost less memory
-    /// per connection. Default 15.
+    /// The largest LZ77 window, in bits (9–15). Default 15; see
+    /// [`window_bits()`](Self::window_bits()).
     pub window_bits: u8,
-    /// Ask for no context takeover in both directions: every message is
-    /// compressed on its own, so no compression state is kept between
-    /// messages, at some cost in ratio. A client offers it (and refuses a
-    /// server that does not grant `server_no_context_takeover`); a server
-    /// grants it even with [`context_takeover`](Self::context_takeover) on.
-    /// Default false.
+    /// Ask for no context takeover in both directions. Default false; see
+    /// [`no_context_takeover()`](Self::no_context_takeover()).
     pub no_context_takeover: bool,
-    /// A server's choice: keep a compression context per connection and
-    /// direction when the client allows it. Default false: a server answers
-    /// every offer with `server_no_context_takeover` and
-    /// `client_no_context_takeover` (RFC 7692 §7.1.1.1 and §7.1.1.2 let it
-    /// add both unasked), so its connections hold no zlib state between
-    /// messages; they borrow the thread's shared compressor and decompressor
-    /// for each message. On, a connection keeps its own (see the memory
-    /// table above), which pays only when consecutive messages repeat each
-    /// other. A client's offer does not depend on it.
+    /// A server keeps a compression context per connection when the client
+    /// allows it. Default false; see
+    /// [`context_takeover()`](Self::context_takeover()).
     pub context_takeover: bool,
-    /// The zlib compression level (0–9). Default 2: about as fast as level 1
-    /// on the JSON-like text WebSocket traffic usually carries and smaller,
-    /// and, unlike level 1 (which codes every literal with the fixed Huffman
-    /// table), it stores incompressible data instead of growing it by 5%.
+    /// The zlib compression level (0–9). Default 2; see
+    /// [`level()`](Self::level()).
     pub level: u32,
-    /// Messages shorter than this are sent uncompressed (RSV1 clear): the
-    /// deflate overhead outweighs the gain. Default 64 bytes.
+    /// Messages shorter than this are sent uncompressed. Default 64 bytes;
+    /// see [`min_size()`](Self::min_size()).
     pub min_size: usize,
 }
 
@@ -115,8 +118,87 @@ impl Default for DeflateConfig {
     }
 }
 
+impl DeflateConfig {
+    /// The largest LZ77 window, in bits (9–15), that this endpoint uses to
+    /// compress and accepts from the peer. Default 15 (32 KiB).
+    ///
+    /// A smaller window compresses less well and saves less memory than its
+    /// size suggests (the compressor's hash tables dominate, see the table in
+    /// the [module docs](self)); values outside 9–15 are clamped. A server
+    /// with a smaller window declines clients that cannot be limited.
+    pub fn window_bits(mut self, bits: u8) -> Self {
+        self.window_bits = bits;
+        self
+    }
+
+    /// Ask for no context takeover in both directions: every message is
+    /// compressed on its own, so no compression state is kept between
+    /// messages. Default false.
+    ///
+    /// A client offers `server_no_context_takeover;
+    /// client_no_context_takeover` and refuses a server that does not grant
+    /// the first; a server grants both even with
+    /// [`context_takeover`](Self::context_takeover()) on (a server without it
+    /// answers with both anyway). The cheapest setting for many mostly idle
+    /// connections, at some cost in ratio, since a message can no longer
+    /// refer back to the ones before it.
+    pub fn no_context_takeover(mut self, on: bool) -> Self {
+        self.no_context_takeover = on;
+        self
+    }
+
+    /// A server's choice: keep a compression context per connection and
+    /// direction when the client allows it. Default false.
+    ///
+    /// Off, a server answers every offer with `server_no_context_takeover`
+    /// and `client_no_context_takeover` (RFC 7692 §7.1.1.1 and §7.1.1.2 let
+    /// it add both unasked), so its connections hold no zlib state between
+    /// messages: each message borrows the thread's shared compressor or
+    /// decompressor. On, a connection keeps its own (about 420 KiB with
+    /// 15-bit windows, see the table in the [module docs](self)), which pays
+    /// only when consecutive messages repeat each other; a client that asks
+    /// for no context takeover still gets it. A client's offer does not
+    /// depend on it.
+    pub fn context_takeover(mut self, on: bool) -> Self {
+        self.context_takeover = on;
+        self
+    }
+
+    /// The zlib compression level (0–9; higher values are capped at 9).
+    /// Default 2.
+    ///
+    /// Level 2 is about as fast as level 1 on the JSON-like text WebSocket
+    /// traffic usually carries and compresses it smaller, and, unlike level 1
+    /// (which codes every literal with the fixed Huffman table), it stores
+    /// incompressible data instead of growing it by 5%. Higher levels buy a
+    /// few percent of size for much more CPU per message.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Messages shorter than this are sent uncompressed (RSV1 clear).
+    /// Default 64 bytes.
+    ///
+    /// Below a few dozen bytes the deflate overhead outweighs the gain and
+    /// only costs CPU; raise it to compress only large messages, lower it
+    /// (to 0) to compress everything.
+    pub fn min_size(mut self, bytes: usize) -> Self {
+        self.min_size = bytes;
+        self
+    }
+}
+
 /// The parameters both ends agreed on.
+///
+/// Negotiated in the handshake (see [`negotiate_server`] and
+/// [`negotiate_client`]). A test peer that switches deflate on by hand with
+/// [`Connection::enable_deflate`](crate::Connection::enable_deflate) builds
+/// them from [`DeflateParams::default()`] (both windows 15 bits, context
+/// takeover both ways) with the builder methods, which have the fields'
+/// names. `#[non_exhaustive]`: extension parameters may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateParams {
     /// The server resets its compressor after every message.
     pub server_no_context_takeover: bool,
@@ -140,6 +222,30 @@ impl Default for DeflateParams {
 }
 
 impl DeflateParams {
+    /// Sets whether the server resets its compressor after every message.
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.server_no_context_takeover = on;
+        self
+    }
+
+    /// Sets whether the client resets its compressor after every message.
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.client_no_context_takeover = on;
+        self
+    }
+
+    /// Sets the server's largest compression window, in bits (8–15).
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        self.server_max_window_bits = bits;
+        self
+    }
+
+    /// Sets the client's largest compression window, in bits (8–15).
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        self.client_max_window_bits = bits;
+        self
+    }
+
     /// The `Sec-WebSocket-Extensions` value that states these parameters (the
     /// server's response).
     pub fn to_header(&self) -> String {
@@ -430,6 +536,18 @@ impl Deflate {
         }
     }
 
+    /// An empty buffer to compress a message into: the thread's, which keeps
+    /// its capacity from message to message (and from connection to
+    /// connection).
+    pub(crate) fn take_output() -> Vec<u8> {
+        pool::take_output()
+    }
+
+    /// Gives back the buffer of [`take_output`](Self::take_output).
+    pub(crate) fn give_output(output: Vec<u8>) {
+        pool::give_output(output);
+    }
+
     /// Whether `payload` goes out compressed: long enough, a window the
     /// backend can honour, and bytes that look compressible.
     pub(crate) fn compresses(&self, payload: &[u8]) -> bool {
@@ -606,7 +724,7 @@ pub(crate) fn looks_compressible(payload: &[u8]) -> bool {
 /// thread needs one of each per setting however many connections it serves
 /// (a server's connections all share its settings). At most [`pool::KEEP`]
 /// of each kind are kept; more are dropped when given back.
-pub(crate) mod pool {
+mod pool {
     use std::cell::RefCell;
 
     use flate2::{Compress, Decompress};
@@ -675,14 +793,13 @@ pub(crate) mod pool {
         });
     }
 
-    /// An empty buffer to compress a message into: the thread's, which
-    /// keeps its capacity from message to message.
-    pub(crate) fn take_output() -> Vec<u8> {
+    /// The thread's buffer to compress into, emptied.
+    pub(super) fn take_output() -> Vec<u8> {
         with(|pool| std::mem::take(&mut pool.output)).unwrap_or_default()
     }
 
     /// Gives the buffer back; one that grew past 256 KiB is dropped.
-    pub(crate) fn give_output(mut output: Vec<u8>) {
+    pub(super) fn give_output(mut output: Vec<u8>) {
         if output.capacity() <= KEEP_OUTPUT {
             output.clear();
             with(|pool| pool.output = output);

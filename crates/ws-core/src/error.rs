@@ -31,8 +31,9 @@ pub enum Error {
     #[error("invalid use: {0}")]
     InvalidUse(&'static str),
     /// The write buffer is over its high-water mark
-    /// ([`Config::write_high_water`](crate::Config)): write it out (`flush`,
-    /// or an async `send` that waits for room) or drop the message.
+    /// ([`Config::write_high_water`](crate::Config::write_high_water())):
+    /// write it out (`flush`, or an async `send` that waits for room) or drop
+    /// the message.
     #[error("the write buffer is full")]
     WriteBufferFull,
     /// Reading from or writing to the transport failed.

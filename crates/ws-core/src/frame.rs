@@ -11,7 +11,7 @@ use crate::error::ProtocolError;
 use crate::mask;
 
 /// The longest header: 2 bytes, an 8-byte length and a 4-byte mask key.
-pub const MAX_HEADER_LEN: usize = 14;
+pub(crate) const MAX_HEADER_LEN: usize = 14;
 
 /// The largest payload a control frame may carry.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;

@@ -6,9 +6,10 @@
 
 use bytes::BytesMut;
 
+#[cfg(feature = "deflate")]
 use crate::deflate::{DeflateParams, client_offer, negotiate_client, negotiate_server};
 use crate::handshake::{
-    Accept, ClientRequest, HandshakeError, Negotiated, REJECTION_BODY_LIMIT, RequestHead,
+    AcceptOptions, ClientRequest, HandshakeError, Negotiated, REJECTION_BODY_LIMIT, RequestHead,
     ResponseHead, UpgradeRequest, accept_response, parse_request_head, parse_response_head,
     reject_response, validate_upgrade,
 };
@@ -97,12 +98,15 @@ pub fn rejection_body_incomplete(response: &ResponseHead, received: usize) -> bo
 
 /// A validated upgrade, ready to be answered.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Upgrade {
     /// The client's request.
     pub request: UpgradeRequest,
     /// The `101 Switching Protocols` response to write.
     pub response: Vec<u8>,
     /// permessage-deflate, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub deflate: Option<DeflateParams>,
 }
 
@@ -110,12 +114,13 @@ impl Upgrade {
     /// The server side of the connection, starting with the bytes that
     /// arrived behind the request head, with the negotiated extensions on.
     pub fn connection(&self, config: Config, received: BytesMut) -> Connection {
-        let deflate_config = config.deflate.clone();
-        let mut connection = Connection::with_received(Role::Server, config, received);
-        if let (Some(params), Some(deflate_config)) = (self.deflate, deflate_config) {
+        #[cfg(feature = "deflate")]
+        if let (Some(params), Some(deflate_config)) = (self.deflate, config.deflate.clone()) {
+            let mut connection = Connection::with_received(Role::Server, config, received);
             connection.enable_deflate(params, &deflate_config);
+            return connection;
         }
-        connection
+        Connection::with_received(Role::Server, config, received)
     }
 }
 
@@ -126,33 +131,47 @@ impl Upgrade {
 /// the rejection to send before closing.
 pub fn answer_upgrade<F>(
     head: RequestHead,
-    config: &Config,
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] config: &Config,
     choose: F,
 ) -> Result<Upgrade, (HandshakeError, Vec<u8>)>
 where
-    F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+    F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
 {
     let reject = |error: HandshakeError| {
         let response = reject_response(&error);
         (error, response)
     };
     let request = validate_upgrade(head).map_err(reject)?;
-    let mut accept = choose(&request).map_err(reject)?;
-    let mut deflate = None;
-    if let Some(deflate_config) = config
-        .deflate
-        .as_ref()
-        .filter(|_| accept.extensions.is_none())
-    {
-        deflate = negotiate_server(&request.extensions, deflate_config);
-        accept.extensions = deflate.map(|params| params.to_header());
-    }
+    let accept = choose(&request).map_err(reject)?;
+    #[cfg(feature = "deflate")]
+    let (accept, deflate) = negotiate_deflate(&request, accept, config);
     let response = accept_response(&request, &accept);
     Ok(Upgrade {
         request,
         response,
+        #[cfg(feature = "deflate")]
         deflate,
     })
+}
+
+/// `accept` with the permessage-deflate answer to the client's offers, when
+/// `config` enables it and `accept` names no extensions itself.
+#[cfg(feature = "deflate")]
+fn negotiate_deflate(
+    request: &UpgradeRequest,
+    mut accept: AcceptOptions,
+    config: &Config,
+) -> (AcceptOptions, Option<DeflateParams>) {
+    let Some(deflate_config) = config
+        .deflate
+        .as_ref()
+        .filter(|_| accept.extensions.is_none())
+    else {
+        return (accept, None);
+    };
+    let deflate = negotiate_server(&request.extensions, deflate_config);
+    accept.extensions = deflate.map(|params| params.to_header());
+    (accept, deflate)
 }
 
 /// The client side of the connection after a validated 101 response:
@@ -160,31 +179,35 @@ where
 /// offered and switches it on.
 pub fn client_connection(
     config: Config,
-    negotiated: &Negotiated,
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] negotiated: &Negotiated,
     received: BytesMut,
 ) -> Result<Connection, HandshakeError> {
-    let deflate = match (&config.deflate, &negotiated.extensions) {
-        (Some(deflate_config), Some(extensions)) => Some((
-            negotiate_client(extensions, deflate_config)
-                .map_err(HandshakeError::InvalidExtensionResponse)?,
-            deflate_config.clone(),
-        )),
-        _ => None,
-    };
-    let mut connection = Connection::with_received(Role::Client, config, received);
-    if let Some((params, deflate_config)) = deflate {
+    #[cfg(feature = "deflate")]
+    if let (Some(deflate_config), Some(extensions)) = (&config.deflate, &negotiated.extensions) {
+        let params = negotiate_client(extensions, deflate_config)
+            .map_err(HandshakeError::InvalidExtensionResponse)?;
+        let deflate_config = deflate_config.clone();
+        let mut connection = Connection::with_received(Role::Client, config, received);
         connection.enable_deflate(params, &deflate_config);
+        return Ok(connection);
     }
-    Ok(connection)
+    Ok(Connection::with_received(Role::Client, config, received))
 }
 
 /// The request to send: `request` with the permessage-deflate offer added
-/// when `config` enables it and the request makes no offer of its own.
-pub fn client_request(request: &ClientRequest, config: &Config) -> ClientRequest {
-    match &config.deflate {
-        Some(deflate_config) if request.extension_offer().is_none() => {
-            request.clone().extensions(client_offer(deflate_config))
-        }
-        _ => request.clone(),
+/// when `config` enables it and the request makes no offer of its own (as
+/// it is, otherwise).
+pub fn with_deflate_offer(
+    request: &ClientRequest,
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] config: &Config,
+) -> ClientRequest {
+    #[cfg(feature = "deflate")]
+    if let Some(deflate_config) = config
+        .deflate
+        .as_ref()
+        .filter(|_| request.extension_offer().is_none())
+    {
+        return request.clone().extensions(client_offer(deflate_config));
     }
+    request.clone()
 }

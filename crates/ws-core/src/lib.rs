@@ -3,13 +3,46 @@
 //! `ws-core` never reads or writes a socket. Bytes from the peer go in, and
 //! [`Event`]s come out; messages to send go in, and bytes for the wire come out.
 //! Everything the RFC asks for lives here once: the opening handshake on both
-//! sides ([`handshake`]), framing and masking ([`frame`], [`mask`]),
-//! fragmentation, incremental UTF-8 validation ([`utf8`]), ping/pong, the
-//! closing handshake ([`close`]) and size limits ([`Config`]).
+//! sides ([`handshake`]), framing and masking, fragmentation, incremental
+//! UTF-8 validation, ping/pong, the closing handshake ([`CloseCode`],
+//! [`CloseFrame`]), size limits ([`Config`]) and permessage-deflate
+//! ([`deflate`]).
 //!
 //! Two thin adapters move the bytes: [`blocking::WebSocket`] over
 //! `std::io::Read + Write`, and [`stream::WebSocket`] over tokio's
-//! `AsyncRead + AsyncWrite` (feature `tokio`, on by default).
+//! `AsyncRead + AsyncWrite` (feature `tokio`, on by default). Both `send`
+//! (queue a message and write it out); a [`Connection`] on its own only
+//! `queue`s, and the caller writes what it has queued.
+//!
+//! # Crate layout
+//!
+//! - The root: the protocol state machine ([`Connection`], [`Config`],
+//!   [`Role`], [`State`]), what goes in and out of it ([`Message`],
+//!   [`Event`], [`CloseCode`], [`CloseFrame`], [`OpCode`]) and its errors
+//!   ([`Error`], [`ProtocolError`]).
+//! - [`blocking`] and [`stream`]: the adapters.
+//! - [`handshake`]: the HTTP/1.1 opening handshake without I/O, for servers
+//!   that route plain HTTP themselves and clients that build their request.
+//! - [`deflate`]: permessage-deflate settings and negotiation.
+//! - [`low_level`]: building blocks for writing your own adapter or test
+//!   peer (frame headers, masking, the handshake driven from a byte stream);
+//!   less stable than the rest.
+//!
+//! # Features
+//!
+//! | feature | default | what it brings | dependencies |
+//! |---|---|---|---|
+//! | `tokio` | on | [`stream::WebSocket`] and its halves, and [`low_level::shutdown_and_drain`] | `tokio` (`io-util`, and `net` for [`stream::ReadReady`] on `TcpStream`) |
+//! | `futures` | on | `Stream` and `Sink` for the tokio adapter and its halves (turns `tokio` on) | `futures-core`, `futures-sink` |
+//! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
+//! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
+//!
+//! With none of them the crate is the protocol, the handshake and the
+//! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
+//! `thiserror`. Without `deflate`, RSV1 is never allowed and no extension is
+//! offered or accepted; without `url`,
+//! [`ClientRequest::from_parts`](handshake::ClientRequest::from_parts) takes
+//! the host, port and path.
 //!
 //! # Example: a blocking echo server
 //!
@@ -19,6 +52,7 @@
 //! use ws_core::handshake::ClientRequest;
 //! use ws_core::{CloseCode, Config, Event, Message};
 //!
+//! # #[cfg(feature = "url")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = TcpListener::bind("127.0.0.1:0")?;
 //! let url = format!("ws://{}/", listener.local_addr()?);
@@ -48,7 +82,11 @@
 //! # let _ = Message::from("unused");
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "url"))]
+//! # fn main() {}
 //! ```
+//!
+//! The same with tokio is in the crate's README.
 //!
 //! # Memory
 //!
@@ -61,26 +99,45 @@
 //! while a read is pending. permessage-deflate state is extra and documented
 //! in [`deflate`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The crate docs link to feature-gated items; without those features the
+// links have no target, which is expected.
+#![cfg_attr(
+    not(all(feature = "tokio", feature = "deflate", feature = "url")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 pub mod blocking;
-pub mod close;
+mod close;
+#[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
 pub mod deflate;
-pub mod error;
-pub mod frame;
+#[cfg(not(feature = "deflate"))]
+mod deflate_off;
+mod error;
+mod frame;
 pub mod handshake;
-pub mod head_buffer;
-pub mod mask;
-pub mod message;
-pub mod outbound;
+mod head_buffer;
+pub mod low_level;
+mod mask;
+mod message;
+mod outbound;
 pub mod prepared;
-pub mod protocol;
+mod protocol;
 mod spare;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod stream;
-pub mod utf8;
+mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use error::{Error, ProtocolError};
-pub use frame::{FrameHeader, OpCode};
+pub use frame::{MAX_CONTROL_PAYLOAD, OpCode};
 pub use message::{Event, Message, Utf8Bytes};
 pub use prepared::PreparedMessage;
 pub use protocol::{Config, Connection, Role, State};
+
+// The README's example, compiled and run as a doctest.
+#[cfg(all(doctest, feature = "tokio", feature = "url"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -47,7 +47,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// Appends `src` masked with `key` to `dst`: one pass that copies and masks.
-pub fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4]) {
+pub(crate) fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4]) {
     let start = dst.len();
     dst.extend_from_slice(src);
     if let Some(appended) = dst.get_mut(start..) {

@@ -93,6 +93,7 @@ impl PartialEq<&str> for Utf8Bytes {
 
 /// A complete data message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// A text message (valid UTF-8).
     Text(Utf8Bytes),
@@ -146,6 +147,7 @@ impl From<Bytes> for Message {
 
 /// Something that arrived from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A complete text message, reassembled if it was fragmented.
     Text(Utf8Bytes),

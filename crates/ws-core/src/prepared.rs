@@ -9,7 +9,7 @@
 //!
 //! - **Server, uncompressed**: the whole frame, header and payload, is one
 //!   shared buffer. Queueing it is a reference-count increment and a push
-//!   onto the connection's [`Outbound`](crate::outbound::Outbound) queue; the
+//!   onto the connection's [`Outbound`](crate::low_level::Outbound) queue; the
 //!   payload is not copied. Frames shorter than 512 bytes are copied into
 //!   the connection's write buffer instead: that measured cheaper as soon as
 //!   a few frames queue up before a write, since each shared frame is one
@@ -28,7 +28,7 @@
 //!   compressed message depends on everything the connection compressed
 //!   before, so there is nothing to share. The connection compresses the
 //!   message with its own compressor, exactly as
-//!   [`Connection::send`](crate::Connection::send) would: the same bytes, the same
+//!   [`Connection::queue`](crate::Connection::queue) would: the same bytes, the same
 //!   compression ratio, and the compressor's history stays in step with the
 //!   peer's decompressor. That costs a compression per connection; a server
 //!   that broadcasts a lot should negotiate no context takeover
@@ -49,7 +49,7 @@
 //! A message that the connection would not compress (deflate off, shorter
 //! than [`DeflateConfig::min_size`](crate::deflate::DeflateConfig::min_size),
 //! or a window the backend cannot compress with) goes out as the shared
-//! uncompressed frame, as it would with [`Connection::send`](crate::Connection::send).
+//! uncompressed frame, as it would with [`Connection::queue`](crate::Connection::queue).
 //!
 //! # Clients mask every frame afresh
 //!
@@ -77,7 +77,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 
+#[cfg(feature = "deflate")]
 use crate::deflate::StandaloneKey;
+#[cfg(not(feature = "deflate"))]
+use crate::deflate_off::StandaloneKey;
 use crate::error::Error;
 use crate::frame::{FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};

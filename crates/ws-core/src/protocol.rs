@@ -1,23 +1,12 @@
 //! The connection state machine: bytes in, events out; commands in, bytes out.
-//!
-//! A [`Connection`] never touches a socket. The caller
-//!
-//! 1. puts received bytes in ([`receive`](Connection::receive), or straight into
-//!    [`read_buffer`](Connection::read_buffer)),
-//! 2. takes events out with [`next_event`](Connection::next_event) until it
-//!    returns `Ok(None)`,
-//! 3. **always** writes what [`outbound`](Connection::outbound) holds before it
-//!    waits for anything else.
-//!
-//! Replies the protocol owes the peer (a pong, the echo of a close, the close
-//! frame that fails a connection) are queued in the outbound buffer by
-//! `next_event` itself, so they reach the wire even if the application never
-//! sends anything.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, MAX_REASON_LEN, parse_close_payload, truncate_reason};
-use crate::deflate::{self, Deflate, DeflateConfig, DeflateParams};
+#[cfg(feature = "deflate")]
+use crate::deflate::{Deflate, DeflateConfig, DeflateParams};
+#[cfg(not(feature = "deflate"))]
+use crate::deflate_off::Deflate;
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, extend_masked};
@@ -36,30 +25,43 @@ pub enum Role {
     Server,
 }
 
-/// Limits of a connection.
+/// Limits and options of a connection.
+///
+/// Start from the defaults and change what you need with the builder methods,
+/// which have the fields' names:
+///
+/// ```
+/// use ws_core::Config;
+///
+/// let config = Config::default()
+///     .max_message_size(1 << 20)
+///     .max_frame_size(64 << 10);
+/// assert_eq!(config.max_message_size, 1 << 20);
+/// ```
+///
+/// The fields are public to read. The struct is `#[non_exhaustive]`, so
+/// options can be added in a minor release: it cannot be built with a struct
+/// literal outside this crate, only from [`Config::default()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
-    /// The largest frame payload accepted; a larger one fails the connection
-    /// with 1009 before any of it is buffered. Default 16 MiB.
+    /// The largest frame payload accepted. Default 16 MiB; see
+    /// [`max_frame_size()`](Self::max_frame_size()).
     pub max_frame_size: usize,
-    /// The largest message accepted (all fragments together); a larger one
-    /// fails the connection with 1009 as soon as a frame header announces it.
-    /// Default 16 MiB. With permessage-deflate it bounds the inflated size,
-    /// enforced while inflating.
+    /// The largest message accepted, all fragments together. Default 16 MiB;
+    /// see [`max_message_size()`](Self::max_message_size()).
     pub max_message_size: usize,
-    /// permessage-deflate (RFC 7692): when set, a client offers it and a
-    /// server accepts a compatible offer. Off by default: compression state
-    /// costs memory per connection (see [`crate::deflate`]).
-    pub deflate: Option<DeflateConfig>,
-    /// Queued unwritten bytes at which new messages are refused
-    /// ([`Error::WriteBufferFull`] from a non-blocking queue) and async
-    /// sends wait. Default 1 MiB: a peer slower than the application costs
-    /// at most this much memory (plus one message); larger values absorb
-    /// longer bursts.
+    /// How many queued, unwritten bytes make senders wait. Default 1 MiB;
+    /// see [`write_high_water()`](Self::write_high_water()).
     pub write_high_water: usize,
-    /// Queued unwritten bytes under which a send that waited goes on.
-    /// Default 256 KiB: lower means fewer wake-ups, higher a shorter wait.
+    /// How far the write queue must drain before a waiting sender resumes.
+    /// Default 256 KiB; see [`write_low_water()`](Self::write_low_water()).
     pub write_low_water: usize,
+    /// permessage-deflate (RFC 7692), `None` for off. Default off; see
+    /// [`deflate()`](Self::deflate()). Only with the `deflate` feature.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -67,15 +69,88 @@ impl Default for Config {
         Self {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
-            deflate: None,
             write_high_water: 1 << 20,
             write_low_water: 256 << 10,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+}
+
+impl Config {
+    /// The largest frame payload accepted; a larger one fails the connection
+    /// with 1009 before any of it is buffered. Default 16 MiB.
+    ///
+    /// An uncompressed frame's payload stays in the read buffer until the
+    /// frame is complete, so this bounds what one frame from the peer can
+    /// make the connection hold. Lower it for a server with many untrusted
+    /// clients; peers that send large messages in one frame need it at least
+    /// as large as those messages.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest message accepted (all fragments together); a larger one
+    /// fails the connection with 1009 as soon as a frame header announces it.
+    /// Default 16 MiB. With permessage-deflate it bounds the inflated size,
+    /// enforced while inflating.
+    ///
+    /// A message is handed out whole, so this is the most memory one message
+    /// can take. Lower it when messages are small and peers are untrusted;
+    /// raise it for bulk transfers, at the price of that memory per
+    /// connection receiving one.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Async sends wait, and `queue` refuses new messages with
+    /// [`Error::WriteBufferFull`], once this many bytes are queued unwritten.
+    /// Default 1 MiB.
+    ///
+    /// A peer slower than the application costs at most this much memory
+    /// (plus one message). A higher mark absorbs longer bursts towards a slow
+    /// reader without making the sender wait, at the price of that memory per
+    /// connection; a lower one bounds memory tighter and makes senders wait
+    /// sooner.
+    pub fn write_high_water(mut self, bytes: usize) -> Self {
+        self.write_high_water = bytes;
+        self
+    }
+
+    /// A waiting send resumes once the queue drains to this. Default
+    /// 256 KiB; a value above [`write_high_water`](Self::write_high_water())
+    /// counts as the high-water mark.
+    ///
+    /// The gap between the marks decides how often a sender to a slow reader
+    /// wakes up: a lower mark means fewer wake-ups, a higher one a shorter
+    /// wait (and a transport that never runs out of queued bytes to write).
+    pub fn write_low_water(mut self, bytes: usize) -> Self {
+        self.write_low_water = bytes;
+        self
+    }
+
+    /// permessage-deflate (RFC 7692): when set, a client offers it and a
+    /// server accepts a compatible offer. Default `None` (off).
+    ///
+    /// Compression makes text such as JSON several times smaller on the
+    /// wire, but costs CPU for every message and memory per connection:
+    /// with context takeover, up to about 370 KiB for the compressor and
+    /// 46 KiB for the decompressor (see [`crate::deflate`] for the table and
+    /// the settings that shrink it). Worth it for slow links and compressible
+    /// traffic, rarely for a busy server on a fast network.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
     }
 }
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Messages flow both ways.
     Open,
@@ -165,7 +240,24 @@ struct Assembly {
     compressed: bool,
 }
 
-/// One end of a WebSocket connection, after the opening handshake.
+/// One end of a WebSocket connection, after the opening handshake: the
+/// protocol state machine, bytes in, events out; commands in, bytes out.
+///
+/// A `Connection` never touches a socket. The caller
+///
+/// 1. puts received bytes in ([`receive`](Connection::receive), or straight into
+///    [`read_buffer`](Connection::read_buffer)),
+/// 2. takes events out with [`next_event`](Connection::next_event) until it
+///    returns `Ok(None)`,
+/// 3. **always** writes what [`outbound`](Connection::outbound) holds before it
+///    waits for anything else.
+///
+/// Messages and control frames are queued ([`queue`](Connection::queue),
+/// [`queue_ping`](Connection::queue_ping), [`close`](Connection::close), ...)
+/// into the same outbound buffer. Replies the protocol owes the peer (a
+/// pong, the echo of a close, the close frame that fails a connection) are
+/// queued there by `next_event` itself, so they reach the wire even if the
+/// application never sends anything.
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
@@ -239,12 +331,15 @@ impl Connection {
     /// Switches on permessage-deflate with the parameters the handshake
     /// negotiated (see [`crate::deflate`]); RSV1 becomes legal on the first
     /// frame of a data message.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub fn enable_deflate(&mut self, params: DeflateParams, config: &DeflateConfig) {
         self.deflate = Some(Box::new(Deflate::new(params, self.role, config)));
         self.allowed_rsv |= RSV1;
     }
 
-    /// Whether permessage-deflate is in use.
+    /// Whether permessage-deflate is in use (never without the `deflate`
+    /// feature).
     pub fn deflate_enabled(&self) -> bool {
         self.deflate.is_some()
     }
@@ -684,9 +779,11 @@ impl Connection {
 
     // ---- output ----
 
-    /// Queues a whole message. Owned payloads are not copied where the
-    /// protocol allows it (a server's large payloads go out by reference).
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+    /// Queues a whole message: its frame goes into the outbound buffer, to
+    /// be written by the caller (see [`outbound`](Self::outbound)). Owned
+    /// payloads are not copied where the protocol allows it (a server's large
+    /// payloads go out by reference).
+    pub fn queue(&mut self, message: Message) -> Result<(), Error> {
         self.check_can_send_message()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
@@ -705,7 +802,7 @@ impl Connection {
     /// A server queues the prepared frame by reference; a client copies the
     /// payload and masks it with a fresh key, as RFC 6455 requires of every
     /// client frame. With permessage-deflate the message is compressed when
-    /// [`send`](Self::send) would compress it: once per compression setting
+    /// [`queue`](Self::queue) would compress it: once per compression setting
     /// and shared when this side sends with no context takeover, with this
     /// connection's own compressor otherwise (see [`crate::prepared`]).
     ///
@@ -744,14 +841,14 @@ impl Connection {
         }
     }
 
-    /// Queues a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+    /// Queues a text message (copying it).
+    pub fn queue_text(&mut self, text: &str) -> Result<(), Error> {
         self.check_can_send_message()?;
         self.queue_message(OpCode::Text, text.as_bytes())
     }
 
-    /// Queues a binary message.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+    /// Queues a binary message (copying it).
+    pub fn queue_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.check_can_send_message()?;
         self.queue_message(OpCode::Binary, data)
     }
@@ -778,7 +875,7 @@ impl Connection {
             return Err(Error::Compression("permessage-deflate is not enabled"));
         };
         // The thread's output buffer is reused from message to message.
-        let mut compressed = deflate::pool::take_output();
+        let mut compressed = Deflate::take_output();
         let result = deflate.compress(payload, &mut compressed);
         // A message compressed alone that did not shrink goes out as it is
         // (with context takeover it is part of the history and must be sent).
@@ -790,7 +887,7 @@ impl Connection {
                 self.queue_frame_rsv(opcode, true, RSV1, &compressed);
             }
         }
-        deflate::pool::give_output(compressed);
+        Deflate::give_output(compressed);
         result.map_err(Error::Compression)
     }
 
@@ -798,7 +895,7 @@ impl Connection {
     /// it, `Continuation` continues it, `fin` ends it. Control frames may be
     /// sent between fragments. Text fragments are checked to be valid UTF-8
     /// across fragment boundaries.
-    pub fn send_fragment(
+    pub fn queue_fragment(
         &mut self,
         opcode: OpCode,
         payload: &[u8],
@@ -842,17 +939,18 @@ impl Connection {
     }
 
     /// Queues a ping (at most 125 bytes of payload).
-    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Ping, payload)
+    pub fn queue_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.queue_control(OpCode::Ping, payload)
     }
 
     /// Queues an unsolicited pong (pings are answered automatically).
-    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Pong, payload)
+    pub fn queue_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.queue_control(OpCode::Pong, payload)
     }
 
-    /// Starts the closing handshake. Calling it again, or after the peer's
-    /// close, does nothing: a close frame is sent at most once.
+    /// Starts the closing handshake by queuing the close frame. Calling it
+    /// again, or after the peer's close, does nothing: a close frame is sent
+    /// at most once.
     ///
     /// The code must be one that may be sent (1000–1003, 1007–1014,
     /// 3000–4999) and the reason at most 123 bytes.
@@ -967,7 +1065,7 @@ impl Connection {
         Ok(())
     }
 
-    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+    fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::Closed);
         }

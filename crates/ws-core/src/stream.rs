@@ -25,11 +25,11 @@ pub use split::{ReadHalf, ReuniteError, WriteHalf};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated, UpgradeRequest,
-    reject_response, validate_response,
+    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
+    UpgradeRequest, reject_response, validate_response,
 };
 use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, client_request, rejection_body_incomplete,
+    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -47,36 +47,6 @@ pub struct WebSocket<S> {
     /// A sender found the write queue full and waits for the low-water mark.
     draining: bool,
 }
-
-/// Ends a transport the way an endpoint should once the closing handshake
-/// is over (or it failed the connection): shuts the write side, so that the
-/// peer sees the end at once, then reads and drops what the peer still
-/// sends, up to `max_drain` bytes, until it closes too. Dropping a socket
-/// with unread input makes the kernel answer with a reset, which can destroy
-/// the close frame before the peer reads it. Bound the call with a timeout.
-///
-/// A failed shutdown still drains; its error is returned afterwards.
-pub async fn shutdown_and_drain<S>(stream: &mut S, max_drain: usize) -> io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let shutdown = stream.shutdown().await;
-    // On the heap, not in the future: an array here would make every
-    // future that awaits this one (a server's per-connection task, for the
-    // whole life of the connection) 4 KiB larger.
-    let mut scratch = vec![0u8; DRAIN_CHUNK];
-    let mut drained = 0usize;
-    while drained < max_drain {
-        match stream.read(&mut scratch).await? {
-            0 => break,
-            read => drained = drained.saturating_add(read),
-        }
-    }
-    shutdown
-}
-
-/// How much [`shutdown_and_drain`] reads at a time.
-const DRAIN_CHUNK: usize = 4096;
 
 /// Waits until a transport is readable, without reading from it.
 type PollReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -106,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Performs the server side of the opening handshake with default limits,
     /// selecting no subprotocol and no extension.
     pub async fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, Config::default(), |_| Ok(Accept::default()))
+        Self::accept_with(stream, Config::default(), |_| Ok(AcceptOptions::default()))
             .await
             .map(|(socket, _)| socket)
     }
@@ -121,7 +91,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         choose: F,
     ) -> Result<(Self, UpgradeRequest), Error>
     where
-        F: FnOnce(&UpgradeRequest) -> Result<Accept, HandshakeError>,
+        F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let request = loop {
@@ -157,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &client_request(request, &config);
+        let request = &with_deflate_offer(request, &config);
         stream.write_all(&request.to_bytes()).await?;
         let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
         let response = loop {
@@ -327,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// ([`Config::write_high_water`]): write them out with `flush` (or let
     /// `recv` do it) and try again, or drop the message.
     pub fn queue(&mut self, message: Message) -> Result<(), Error> {
-        self.connection.send(message)
+        self.connection.queue(message)
     }
 
     /// Sends a message and writes it out. While the queue is over its
@@ -335,27 +305,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// the queue to drop below the low-water mark.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.wait_for_room().await?;
-        self.connection.send(message)?;
+        self.connection.queue(message)?;
         self.flush().await
     }
 
     /// Sends a text message and writes it out (see [`send`](Self::send)).
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.wait_for_room().await?;
-        self.connection.send_text(text)?;
+        self.connection.queue_text(text)?;
         self.flush().await
     }
 
     /// Sends a binary message and writes it out (see [`send`](Self::send)).
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.wait_for_room().await?;
-        self.connection.send_binary(data)?;
+        self.connection.queue_binary(data)?;
         self.flush().await
     }
 
     /// Sends a ping and writes it out.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.connection.send_ping(payload)?;
+        self.connection.queue_ping(payload)?;
         self.flush().await
     }
 
@@ -527,7 +497,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Splits the socket into a read half and a write half for two tasks
-    /// (see [`split`](crate::stream::split)).
+    /// (see [`ReadHalf`] and [`WriteHalf`]).
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         split::split(self)
     }

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use ws_core::frame::encode_frame;
-use ws_core::handshake::{Accept, ClientRequest, HandshakeError};
-use ws_core::{CloseCode, Config, Event, FrameHeader, OpCode};
+use ws_core::handshake::{AcceptOptions, ClientRequest, HandshakeError};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{CloseCode, Config, Event, OpCode};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,7 +105,7 @@ fn refused_origin_gets_403_before_the_error_is_returned() {
             let (stream, _) = listener.accept().unwrap();
             ws_core::blocking::WebSocket::accept_with(stream, Config::default(), |request| {
                 match request.origin.as_deref() {
-                    Some("https://good.example") => Ok(Accept::default()),
+                    Some("https://good.example") => Ok(AcceptOptions::default()),
                     other => Err(HandshakeError::ForbiddenOrigin(
                         other.unwrap_or_default().to_owned(),
                     )),

@@ -11,10 +11,8 @@
 use bytes::BytesMut;
 use rand::{Rng, SeedableRng};
 use ws_core::deflate::{DeflateConfig, DeflateParams};
-use ws_core::frame::encode_frame;
-use ws_core::{
-    Config, Connection, Error, Event, FrameHeader, Message, OpCode, ProtocolError, Role, State,
-};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role, State};
 
 fn with_deflate(role: Role, params: DeflateParams, config: DeflateConfig) -> Connection {
     let mut connection = Connection::new(role, Config::default());
@@ -23,10 +21,7 @@ fn with_deflate(role: Role, params: DeflateParams, config: DeflateConfig) -> Con
 }
 
 fn eager() -> DeflateConfig {
-    DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default().min_size(0)
 }
 
 fn client() -> Connection {
@@ -126,7 +121,7 @@ fn rfc_two_deflate_blocks_in_one_message() {
 #[test]
 fn server_sends_the_rfc_bytes_for_hello() {
     let mut server = server();
-    server.send_text("Hello").unwrap();
+    server.queue_text("Hello").unwrap();
     assert_eq!(
         server.take_outbound(),
         [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
@@ -188,7 +183,7 @@ fn corrupt_deflate_stream_is_1007() {
 fn compressed_text_with_invalid_utf8_is_1007() {
     let mut sender = with_deflate(Role::Client, DeflateParams::default(), eager());
     // Compress invalid UTF-8 as if it were text: send it as binary, then flip the opcode.
-    sender.send_binary(b"caf\xc3\x28 and more bytes").unwrap();
+    sender.queue_binary(b"caf\xc3\x28 and more bytes").unwrap();
     let mut bytes = sender.take_outbound();
     bytes[0] = 0xC1;
     let mut server = server();
@@ -202,13 +197,9 @@ fn compressed_text_with_invalid_utf8_is_1007() {
 
 #[test]
 fn decompression_bomb_ends_with_1009_within_the_limit() {
-    let bomb_config = DeflateConfig {
-        level: 9,
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let bomb_config = DeflateConfig::default().level(9).min_size(0);
     let mut attacker = with_deflate(Role::Client, DeflateParams::default(), bomb_config);
-    attacker.send_binary(&vec![0u8; 64 << 20]).unwrap();
+    attacker.queue_binary(&vec![0u8; 64 << 20]).unwrap();
     let bomb = attacker.take_outbound();
     assert!(
         bomb.len() < 128 * 1024,
@@ -218,11 +209,9 @@ fn decompression_bomb_ends_with_1009_within_the_limit() {
     let limit = 1 << 20;
     let mut server = Connection::new(
         Role::Server,
-        Config {
-            max_frame_size: limit,
-            max_message_size: limit,
-            ..Config::default()
-        },
+        Config::default()
+            .max_frame_size(limit)
+            .max_message_size(limit),
     );
     server.enable_deflate(DeflateParams::default(), &eager());
     let mut peak = 0;
@@ -254,7 +243,7 @@ fn small_messages_go_out_uncompressed() {
         DeflateParams::default(),
         DeflateConfig::default(),
     );
-    server.send_text("tiny").unwrap();
+    server.queue_text("tiny").unwrap();
     assert_eq!(server.take_outbound(), [0x81, 0x04, b't', b'i', b'n', b'y']);
 }
 
@@ -262,7 +251,7 @@ fn small_messages_go_out_uncompressed() {
 fn control_frames_are_never_compressed() {
     let mut server = server();
     server
-        .send_ping(b"a ping payload that would compress well well well well")
+        .queue_ping(b"a ping payload that would compress well well well well")
         .unwrap();
     assert_eq!(server.take_outbound()[0], 0x89);
 }
@@ -272,12 +261,11 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
     let mut rng = rand::rngs::StdRng::seed_from_u64(7692);
     for bits in 9..=15u8 {
         for no_takeover in [false, true] {
-            let params = DeflateParams {
-                server_no_context_takeover: no_takeover,
-                client_no_context_takeover: no_takeover,
-                server_max_window_bits: bits,
-                client_max_window_bits: bits,
-            };
+            let params = DeflateParams::default()
+                .server_no_context_takeover(no_takeover)
+                .client_no_context_takeover(no_takeover)
+                .server_max_window_bits(bits)
+                .client_max_window_bits(bits);
             let mut client = with_deflate(Role::Client, params, eager());
             let mut server = with_deflate(Role::Server, params, eager());
             for round in 0..20 {
@@ -294,7 +282,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
                     rng.fill(&mut bytes[..]);
                     Message::Binary(bytes.into())
                 };
-                client.send(message.clone()).unwrap();
+                client.queue(message.clone()).unwrap();
                 let wire = client.take_outbound();
                 let got = events(&mut server, &wire).unwrap();
                 assert_eq!(got.len(), 1);
@@ -303,7 +291,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
                     Some(message.clone()),
                     "bits {bits} round {round}"
                 );
-                server.send(message.clone()).unwrap();
+                server.queue(message.clone()).unwrap();
                 let wire = server.take_outbound();
                 let got = events(&mut client, &wire).unwrap();
                 assert_eq!(
@@ -320,7 +308,7 @@ fn round_trips_random_messages_at_every_window_size_with_and_without_context_tak
 fn compressible_text_shrinks_on_the_wire() {
     let mut server = server();
     let json = r#"{"type":"update","id":12345,"values":[1,2,3,4,5],"status":"ok"}"#.repeat(16);
-    server.send_text(&json).unwrap();
+    server.queue_text(&json).unwrap();
     let wire = server.take_outbound();
     assert!(
         wire.len() * 4 < json.len(),
@@ -334,16 +322,14 @@ fn compressible_text_shrinks_on_the_wire() {
 #[test]
 fn incompressible_message_of_exactly_the_limit_is_accepted_compressed() {
     let limit = 1 << 20;
-    let config = Config {
-        max_frame_size: limit,
-        max_message_size: limit,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(limit)
+        .max_message_size(limit);
     let mut sender = Connection::new(Role::Client, config.clone());
     sender.enable_deflate(DeflateParams::default(), &eager());
     let mut random = vec![0u8; limit];
     rand::rngs::StdRng::seed_from_u64(1).fill(&mut random[..]);
-    sender.send_binary(&random).unwrap();
+    sender.queue_binary(&random).unwrap();
     let wire = sender.take_outbound();
     assert!(
         wire.len() > limit,

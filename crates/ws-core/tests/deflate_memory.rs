@@ -48,22 +48,16 @@ fn live() -> isize {
 
 /// Heap held by a connection pair's deflate state after one message each way.
 fn cost(bits: u8) -> (isize, isize) {
-    let params = DeflateParams {
-        server_max_window_bits: bits,
-        client_max_window_bits: bits,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig {
-        min_size: 0,
-        window_bits: bits,
-        ..DeflateConfig::default()
-    };
+    let params = DeflateParams::default()
+        .server_max_window_bits(bits)
+        .client_max_window_bits(bits);
+    let config = DeflateConfig::default().min_size(0).window_bits(bits);
     let text = "a message long enough to be worth compressing, ".repeat(20);
 
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(params, &config);
     let before = live();
-    sender.send_text(&text).unwrap();
+    sender.queue_text(&text).unwrap();
     let wire = sender.take_outbound();
     sender.shrink_buffers();
     let compressor = live() - before;
@@ -105,16 +99,13 @@ fn deflate_state_per_connection_by_window_size() {
 /// Heap held after `n` server connections each received one compressed
 /// message from a client and echoed it, then went idle.
 fn idle_servers(n: usize, params: Option<DeflateParams>) -> isize {
-    let config = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let config = DeflateConfig::default().min_size(0);
     let text = "{\"id\": 17, \"name\": \"compress me\", \"tags\": [\"a\", \"b\"]} ".repeat(20);
     let mut client = Connection::new(Role::Client, Config::default());
     if let Some(params) = params {
         client.enable_deflate(params, &config);
     }
-    client.send_text(&text).unwrap();
+    client.queue_text(&text).unwrap();
     let wire = client.take_outbound();
     let before = live();
     let mut servers = Vec::with_capacity(n);
@@ -128,7 +119,7 @@ fn idle_servers(n: usize, params: Option<DeflateParams>) -> isize {
             panic!("expected the text message");
         };
         assert_eq!(echo.as_str(), text);
-        server.send_text(echo.as_str()).unwrap();
+        server.queue_text(echo.as_str()).unwrap();
         drop(server.take_outbound());
         server.shrink_buffers();
         servers.push(server);
@@ -143,11 +134,9 @@ fn no_context_takeover_keeps_no_state_between_messages() {
     let _turn = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let params = DeflateParams {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        ..DeflateParams::default()
-    };
+    let params = DeflateParams::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
     // The thread's shared compressor and decompressor exist from here on.
     idle_servers(1, Some(params));
     let n = 100;

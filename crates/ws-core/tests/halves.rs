@@ -424,11 +424,11 @@ async fn a_peer_flooding_pings_without_reading_is_stopped_by_the_read_half() {
     });
     let (_peer_read, mut peer_write) = tokio::io::split(b);
     let mut ping = BytesMut::new();
-    ws_core::frame::encode_frame(
+    ws_core::low_level::encode_frame(
         &mut ping,
-        ws_core::FrameHeader {
+        ws_core::low_level::FrameHeader {
             mask: Some([1, 2, 3, 4]),
-            ..ws_core::FrameHeader::new(ws_core::OpCode::Ping, 0)
+            ..ws_core::low_level::FrameHeader::new(ws_core::OpCode::Ping, 0)
         },
         &[7u8; 100],
     );
@@ -445,7 +445,7 @@ async fn a_peer_flooding_pings_without_reading_is_stopped_by_the_read_half() {
     assert!(stalled.is_err(), "100,000 pings went in without a stall");
     reader.abort();
     let pong = 2 + 100;
-    let bound = (usize::from(ws_core::protocol::MAX_UNWRITTEN_PONGS) + 1) * pong;
+    let bound = (usize::from(ws_core::low_level::MAX_UNWRITTEN_PONGS) + 1) * pong;
     let most = most_queued.load(Ordering::Relaxed);
     assert!(
         most > 0 && most <= bound,

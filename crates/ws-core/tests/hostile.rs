@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::stream::WebSocket;
-use ws_core::{Config, Connection, Event, FrameHeader, Message, OpCode, Role};
+use ws_core::{Config, Connection, Event, Message, OpCode, Role};
 
 /// The documented read-ahead past the frame limit while a write is blocked.
 const READ_AHEAD: usize = 64 * 1024;
@@ -23,11 +23,9 @@ const READ_AHEAD: usize = 64 * 1024;
 #[tokio::test]
 async fn an_echo_to_a_peer_that_never_reads_reads_ahead_no_more_than_a_frame_and_64_kib() {
     let max_frame_size = 1 << 20;
-    let config = Config {
-        max_frame_size,
-        max_message_size: max_frame_size,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(max_frame_size)
+        .max_message_size(max_frame_size);
     let (near, mut far) = tokio::io::duplex(64 * 1024);
     let mut socket = WebSocket::from_connection(near, Connection::new(Role::Server, config));
     // The peer writes far more than the read-ahead allows and reads nothing.

@@ -11,9 +11,9 @@
 
 use bytes::{Buf, Bytes};
 use ws_core::deflate::{DeflateConfig, DeflateParams};
+use ws_core::low_level::FrameHeader;
 use ws_core::{
-    CloseCode, Config, Connection, Error, Event, FrameHeader, Message, OpCode, PreparedMessage,
-    Role,
+    CloseCode, Config, Connection, Error, Event, Message, OpCode, PreparedMessage, Role,
 };
 
 const RSV1: u8 = 0b100;
@@ -53,6 +53,7 @@ fn event_of(message: &Message) -> Event {
     match message.clone() {
         Message::Text(text) => Event::Text(text),
         Message::Binary(bytes) => Event::Binary(bytes),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -76,11 +77,9 @@ fn json(len: usize) -> Message {
 }
 
 fn no_takeover() -> DeflateParams {
-    DeflateParams {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        ..DeflateParams::default()
-    }
+    DeflateParams::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
 }
 
 // ---- uncompressed ----
@@ -93,7 +92,7 @@ fn server_queues_exactly_the_bytes_send_would() {
             Message::Text("é".repeat(len / 2).into()),
         ] {
             let mut sent = connection(Role::Server, None);
-            sent.send(message.clone()).unwrap();
+            sent.queue(message.clone()).unwrap();
             let mut prepared = connection(Role::Server, None);
             prepared
                 .queue_prepared(&PreparedMessage::new(message.clone()))
@@ -109,7 +108,7 @@ fn server_connections_share_one_frame_without_copying_it() {
     let mut connections: Vec<_> = (0..8).map(|_| connection(Role::Server, None)).collect();
     for connection in &mut connections {
         // Something already queued: the shared frame goes after it, by reference.
-        connection.send_ping(b"before").unwrap();
+        connection.queue_ping(b"before").unwrap();
         connection.queue_prepared(&prepared).unwrap();
     }
     let frame_len = 4 + 4096;
@@ -207,14 +206,14 @@ fn refused_while_a_fragmented_message_is_being_sent() {
     let prepared = PreparedMessage::text("interleaved");
     let mut connection = connection(Role::Server, None);
     connection
-        .send_fragment(OpCode::Text, b"first half", false)
+        .queue_fragment(OpCode::Text, b"first half", false)
         .unwrap();
     assert!(matches!(
         connection.queue_prepared(&prepared),
         Err(Error::InvalidUse(_))
     ));
     connection
-        .send_fragment(OpCode::Continuation, b", second half", true)
+        .queue_fragment(OpCode::Continuation, b", second half", true)
         .unwrap();
     connection.queue_prepared(&prepared).unwrap();
 }
@@ -247,7 +246,7 @@ fn no_context_takeover_compresses_once_for_every_server_connection() {
     }
     // The same bytes as a normal send with the same setting.
     let mut sent = connection(Role::Server, deflate);
-    sent.send(message).unwrap();
+    sent.queue(message).unwrap();
     assert_eq!(sent.take_outbound(), *first);
 }
 
@@ -263,16 +262,10 @@ fn each_compression_setting_is_compressed_once() {
     ];
     for round in 0..3 {
         for (bits, level) in settings {
-            let params = DeflateParams {
-                server_max_window_bits: bits,
-                client_max_window_bits: bits,
-                ..no_takeover()
-            };
-            let config = DeflateConfig {
-                window_bits: bits,
-                level,
-                ..DeflateConfig::default()
-            };
+            let params = no_takeover()
+                .server_max_window_bits(bits)
+                .client_max_window_bits(bits);
+            let config = DeflateConfig::default().window_bits(bits).level(level);
             let mut server = connection(Role::Server, Some((params, config.clone())));
             server.queue_prepared(&prepared).unwrap();
             let mut client = connection(Role::Client, Some((params, config)));
@@ -291,10 +284,7 @@ fn settings_beyond_the_cache_compress_per_connection() {
     let message = json(2 << 10);
     let prepared = PreparedMessage::new(message.clone());
     for bits in 9..=15 {
-        let params = DeflateParams {
-            server_max_window_bits: bits,
-            ..no_takeover()
-        };
+        let params = no_takeover().server_max_window_bits(bits);
         let deflate = Some((params, DeflateConfig::default()));
         let mut server = connection(Role::Server, deflate.clone());
         server.queue_prepared(&prepared).unwrap();
@@ -344,9 +334,9 @@ fn context_takeover_compresses_with_the_connections_own_history() {
     for role in [Role::Server, Role::Client] {
         for _ in 0..3 {
             let mut sender = connection(role, deflate.clone());
-            sender.send(before.clone()).unwrap();
+            sender.queue(before.clone()).unwrap();
             sender.queue_prepared(&prepared).unwrap();
-            sender.send(after.clone()).unwrap();
+            sender.queue(after.clone()).unwrap();
             let wire = sender.take_outbound();
             let mut peer = connection(peer_role(role), deflate.clone());
             assert_eq!(
@@ -357,9 +347,9 @@ fn context_takeover_compresses_with_the_connections_own_history() {
             if role == Role::Server {
                 // Exactly what sending the message normally produces.
                 let mut twin = connection(role, deflate.clone());
-                twin.send(before.clone()).unwrap();
-                twin.send(broadcast.clone()).unwrap();
-                twin.send(after.clone()).unwrap();
+                twin.queue(before.clone()).unwrap();
+                twin.queue(broadcast.clone()).unwrap();
+                twin.queue(after.clone()).unwrap();
                 assert_eq!(twin.take_outbound(), wire);
             }
         }
@@ -370,16 +360,13 @@ fn context_takeover_compresses_with_the_connections_own_history() {
 #[test]
 fn context_takeover_on_one_side_only_shares_what_it_can() {
     // The server compresses alone; the client keeps its context.
-    let params = DeflateParams {
-        server_no_context_takeover: true,
-        ..DeflateParams::default()
-    };
+    let params = DeflateParams::default().server_no_context_takeover(true);
     let deflate = Some((params, DeflateConfig::default()));
     let message = json(4 << 10);
     let prepared = PreparedMessage::new(message.clone());
     let mut client = connection(Role::Client, deflate.clone());
     client.queue_prepared(&prepared).unwrap();
-    client.send(message.clone()).unwrap();
+    client.queue(message.clone()).unwrap();
     assert_eq!(
         prepared.compressed_encodings(),
         0,

@@ -12,14 +12,13 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use ws_core::close::parse_close_payload;
 use ws_core::deflate::{
     DeflateConfig, DeflateParams, client_offer, negotiate_client, negotiate_server,
 };
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame, parse_close_payload};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 // ---- generated valid streams ----
@@ -369,7 +368,7 @@ fn parse_wire(mut bytes: &[u8], role: Role) -> Vec<Sent> {
         assert!(end <= bytes.len(), "output frame {header:?} is truncated");
         let mut payload = bytes[header_len..end].to_vec();
         if let Some(key) = header.mask {
-            ws_core::mask::apply_mask(&mut payload, key, 0);
+            ws_core::low_level::apply_mask(&mut payload, key, 0);
         }
         if header.opcode == OpCode::Close {
             assert!(parse_close_payload(&payload).is_ok(), "{payload:?}");
@@ -414,11 +413,7 @@ fn check_replies(events: &[Event], error: Option<ProtocolError>, sent: &[Sent]) 
 }
 
 fn small_limits() -> Config {
-    Config {
-        max_frame_size: 64,
-        max_message_size: 128,
-        ..Config::default()
-    }
+    Config::default().max_frame_size(64).max_message_size(128)
 }
 
 fn any_config() -> impl Strategy<Value = Config> {
@@ -487,24 +482,22 @@ fn frame_soup() -> impl Strategy<Value = Vec<u8>> {
 fn deflate_params() -> impl Strategy<Value = DeflateParams> {
     (any::<bool>(), any::<bool>(), 8u8..=15, 8u8..=15).prop_map(
         |(server_no_context_takeover, client_no_context_takeover, server_bits, client_bits)| {
-            DeflateParams {
-                server_no_context_takeover,
-                client_no_context_takeover,
-                server_max_window_bits: server_bits,
-                client_max_window_bits: client_bits,
-            }
+            DeflateParams::default()
+                .server_no_context_takeover(server_no_context_takeover)
+                .client_no_context_takeover(client_no_context_takeover)
+                .server_max_window_bits(server_bits)
+                .client_max_window_bits(client_bits)
         },
     )
 }
 
 /// The same agreement seen from the other end.
 fn mirrored(params: DeflateParams) -> DeflateParams {
-    DeflateParams {
-        server_no_context_takeover: params.client_no_context_takeover,
-        client_no_context_takeover: params.server_no_context_takeover,
-        server_max_window_bits: params.client_max_window_bits,
-        client_max_window_bits: params.server_max_window_bits,
-    }
+    DeflateParams::default()
+        .server_no_context_takeover(params.client_no_context_takeover)
+        .client_no_context_takeover(params.server_no_context_takeover)
+        .server_max_window_bits(params.client_max_window_bits)
+        .client_max_window_bits(params.server_max_window_bits)
 }
 
 /// Payloads that compress well, besides the general ones.
@@ -562,11 +555,9 @@ impl CompressedStream {
     /// agreement as that receiver sees it, and the events it must report.
     fn encode(&self, receiver: Role) -> (Vec<u8>, DeflateParams, Vec<Event>) {
         let mut sender = Connection::new(Role::Server, Config::default());
-        let sender_config = DeflateConfig {
-            level: self.level,
-            min_size: self.min_size,
-            ..DeflateConfig::default()
-        };
+        let sender_config = DeflateConfig::default()
+            .level(self.level)
+            .min_size(self.min_size);
         sender.enable_deflate(self.params, &sender_config);
         let mut keys = Keys(self.key_seed);
         let mut out = BytesMut::new();
@@ -585,7 +576,7 @@ impl CompressedStream {
                 Payload::Text(text) => Message::Text(text.clone().into()),
                 Payload::Binary(bytes) => Message::Binary(bytes.clone().into()),
             };
-            sender.send(message.clone()).unwrap();
+            sender.queue(message.clone()).unwrap();
             let wire = sender.take_outbound();
             let (header, header_len) = FrameHeader::decode(&wire).unwrap().unwrap();
             let body = &wire[header_len..];
@@ -619,6 +610,7 @@ impl CompressedStream {
             events.push(match message {
                 Message::Text(text) => Event::Text(text),
                 Message::Binary(bytes) => Event::Binary(bytes),
+                other => unreachable!("only text and binary messages exist: {other:?}"),
             });
         }
         let params = match receiver {
@@ -724,16 +716,8 @@ proptest! {
         server_bits in 8u8..=15,
         server_no_context_takeover: bool,
     ) {
-        let client = DeflateConfig {
-            window_bits: client_bits,
-            no_context_takeover: client_no_context_takeover,
-            ..DeflateConfig::default()
-        };
-        let server = DeflateConfig {
-            window_bits: server_bits,
-            no_context_takeover: server_no_context_takeover,
-            ..DeflateConfig::default()
-        };
+        let client = DeflateConfig::default().window_bits(client_bits).no_context_takeover(client_no_context_takeover);
+        let server = DeflateConfig::default().window_bits(server_bits).no_context_takeover(server_no_context_takeover);
         let offer = client_offer(&client);
         let agreed = negotiate_server(std::slice::from_ref(&offer), &server);
         prop_assert!(agreed.is_some(), "server declined {:?}", offer);
@@ -872,7 +856,7 @@ fn compressed_text_invalid_from_the_start() -> Vec<u8> {
     sender.enable_deflate(DeflateParams::default(), &DeflateConfig::default());
     let mut payload = vec![0xff];
     payload.extend_from_slice(&[b'a'; 300]);
-    sender.send(Message::Binary(payload.into())).unwrap();
+    sender.queue(Message::Binary(payload.into())).unwrap();
     let mut frame = sender.take_outbound();
     assert_eq!(frame[0], 0xc2, "a compressed binary frame");
     frame[0] = 0xc1;
@@ -882,11 +866,9 @@ fn compressed_text_invalid_from_the_start() -> Vec<u8> {
 #[test]
 fn compressed_text_violation_does_not_depend_on_read_boundaries() {
     let frame = compressed_text_invalid_from_the_start();
-    let config = Config {
-        max_frame_size: 1 << 20,
-        max_message_size: 128,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_frame_size(1 << 20)
+        .max_message_size(128);
     let params = Some(DeflateParams::default());
     let whole = run(Role::Client, config.clone(), params, &frame, &[usize::MAX]);
     let bytewise = run(Role::Client, config, params, &frame, &[1]);
@@ -897,16 +879,13 @@ fn compressed_text_violation_does_not_depend_on_read_boundaries() {
 
 #[test]
 fn consecutive_empty_compressed_messages_round_trip() {
-    let everything = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::default()
-    };
+    let everything = DeflateConfig::default().min_size(0);
     let mut sender = Connection::new(Role::Server, Config::default());
     sender.enable_deflate(DeflateParams::default(), &everything);
     let mut receiver = Connection::new(Role::Client, Config::default());
     receiver.enable_deflate(DeflateParams::default(), &DeflateConfig::default());
     for i in 0..3 {
-        sender.send(Message::Text("".into())).unwrap();
+        sender.queue(Message::Text("".into())).unwrap();
         let frame = sender.take_outbound();
         // RFC 7692 §7.2.3.6: an empty message compresses to at least 0x00;
         // zlib emits nothing for a second sync flush without input.
@@ -928,11 +907,7 @@ const OVERSIZED_AND_INVALID: [u8; 45] = [
 
 #[test]
 fn oversized_and_invalid_compressed_message_fails_the_same_whatever_the_reads() {
-    let config = Config {
-        max_frame_size: 64,
-        max_message_size: 128,
-        ..Config::default()
-    };
+    let config = Config::default().max_frame_size(64).max_message_size(128);
     let params = Some(DeflateParams::default());
     let whole = run(
         Role::Client,
@@ -1353,7 +1328,7 @@ proptest! {
 fn close_while_a_large_frame_is_half_received_reads_on_to_the_peers_close() {
     let mut peer = Connection::new(Role::Server, Config::default());
     for _ in 0..3 {
-        peer.send_binary(&pattern(7, 64 * 1024)).unwrap();
+        peer.queue_binary(&pattern(7, 64 * 1024)).unwrap();
     }
     peer.close(CloseCode::NORMAL, "bye").unwrap();
     let bytes = peer.take_outbound();

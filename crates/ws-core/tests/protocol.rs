@@ -8,10 +8,10 @@
 )]
 
 use bytes::BytesMut;
-use ws_core::frame::encode_frame;
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -46,11 +46,9 @@ fn server() -> Connection {
 fn server_with_limits(max_frame_size: usize, max_message_size: usize) -> Connection {
     Connection::new(
         Role::Server,
-        Config {
-            max_frame_size,
-            max_message_size,
-            ..Config::default()
-        },
+        Config::default()
+            .max_frame_size(max_frame_size)
+            .max_message_size(max_message_size),
     )
 }
 
@@ -74,7 +72,7 @@ fn frames_sent(connection: &mut Connection) -> Vec<(OpCode, Vec<u8>)> {
         let end = len + header.payload_len as usize;
         let mut payload = rest[len..end].to_vec();
         if let Some(key) = header.mask {
-            ws_core::mask::apply_mask(&mut payload, key, 0);
+            ws_core::low_level::apply_mask(&mut payload, key, 0);
         }
         frames.push((header.opcode, payload));
         rest = &rest[end..];
@@ -146,7 +144,7 @@ fn rfc_ping_is_answered_with_masked_pong_by_a_client() {
     let pong = client.take_outbound();
     assert_eq!(&pong[..2], [0x8a, 0x85], "masked pong of 5 bytes");
     let mut payload = pong[6..].to_vec();
-    ws_core::mask::apply_mask(&mut payload, pong[2..6].try_into().unwrap(), 0);
+    ws_core::low_level::apply_mask(&mut payload, pong[2..6].try_into().unwrap(), 0);
     assert_eq!(payload, b"Hello");
 }
 
@@ -421,7 +419,7 @@ fn pong_goes_out_before_data_the_user_sends_next() {
     let mut connection = server();
     connection.receive(&client_frame(OpCode::Ping, true, b"1"));
     connection.next_event().unwrap();
-    connection.send_text("after").unwrap();
+    connection.queue_text("after").unwrap();
     assert_eq!(
         frames_sent(&mut connection),
         [
@@ -528,8 +526,8 @@ fn after_we_sent_close_data_frames_are_discarded_until_the_reply() {
 fn sending_after_close_is_refused() {
     let mut connection = server();
     connection.close(CloseCode::NORMAL, "").unwrap();
-    assert!(matches!(connection.send_text("x"), Err(Error::Closed)));
-    assert!(matches!(connection.send_ping(b""), Err(Error::Closed)));
+    assert!(matches!(connection.queue_text("x"), Err(Error::Closed)));
+    assert!(matches!(connection.queue_ping(b""), Err(Error::Closed)));
 }
 
 #[test]
@@ -619,7 +617,7 @@ fn failing_after_a_close_was_sent_does_not_send_a_second_close() {
 #[test]
 fn server_sends_unmasked_minimal_frames() {
     let mut connection = server();
-    connection.send_text("Hello").unwrap();
+    connection.queue_text("Hello").unwrap();
     assert_eq!(
         connection.take_outbound(),
         [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
@@ -629,8 +627,8 @@ fn server_sends_unmasked_minimal_frames() {
 #[test]
 fn client_masks_every_frame_with_a_fresh_key() {
     let mut connection = Connection::new(Role::Client, Config::default());
-    connection.send_text("Hello").unwrap();
-    connection.send_text("Hello").unwrap();
+    connection.queue_text("Hello").unwrap();
+    connection.queue_text("Hello").unwrap();
     let bytes = connection.take_outbound();
     assert_eq!(bytes.len(), 22);
     assert_eq!(bytes[1], 0x85);
@@ -646,7 +644,7 @@ fn client_masks_every_frame_with_a_fresh_key() {
 fn owned_large_payload_is_echoed_without_a_copy() {
     let mut connection = server();
     let payload = bytes::Bytes::from(vec![9u8; 100_000]);
-    connection.send(Message::Binary(payload.clone())).unwrap();
+    connection.queue(Message::Binary(payload.clone())).unwrap();
     let outbound = connection.outbound();
     use bytes::Buf;
     let header = outbound.chunk().to_vec();
@@ -660,21 +658,21 @@ fn fragments_are_sent_in_sequence_and_checked() {
     let mut connection = server();
     assert!(
         connection
-            .send_fragment(OpCode::Continuation, b"x", true)
+            .queue_fragment(OpCode::Continuation, b"x", true)
             .is_err()
     );
     connection
-        .send_fragment(OpCode::Text, "caf".as_bytes(), false)
+        .queue_fragment(OpCode::Text, "caf".as_bytes(), false)
         .unwrap();
-    assert!(connection.send_text("interleaved").is_err());
-    connection.send_ping(b"ok between fragments").unwrap();
+    assert!(connection.queue_text("interleaved").is_err());
+    connection.queue_ping(b"ok between fragments").unwrap();
     assert!(
         connection
-            .send_fragment(OpCode::Continuation, b"\xff", true)
+            .queue_fragment(OpCode::Continuation, b"\xff", true)
             .is_err()
     );
     connection
-        .send_fragment(OpCode::Continuation, "é".as_bytes(), true)
+        .queue_fragment(OpCode::Continuation, "é".as_bytes(), true)
         .unwrap();
     let sent = frames_sent(&mut connection);
     let opcodes: Vec<OpCode> = sent.iter().map(|(op, _)| *op).collect();

@@ -163,10 +163,10 @@ impl Args {
             shutdown_timeout: self.shutdown_timeout,
             protocols: self.protocols.clone(),
             allowed_origins: self.allowed_origins.clone(),
-            deflate: (!self.no_deflate).then(|| ws_core::deflate::DeflateConfig {
-                window_bits: self.deflate_window_bits,
-                context_takeover: self.deflate_context_takeover,
-                ..ws_core::deflate::DeflateConfig::default()
+            deflate: (!self.no_deflate).then(|| {
+                ws_core::deflate::DeflateConfig::default()
+                    .window_bits(self.deflate_window_bits)
+                    .context_takeover(self.deflate_context_takeover)
             }),
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ws_core::deflate::DeflateConfig;
-use ws_core::handshake::{Accept, HandshakeError, UpgradeRequest};
+use ws_core::handshake::{AcceptOptions, HandshakeError, UpgradeRequest};
 
 /// The server's settings; [`Default`] gives the documented CLI defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,16 +81,15 @@ pub fn default_max_backlog(max_message_size: usize) -> usize {
 impl ServerConfig {
     /// The protocol limits handed to each connection.
     pub fn core_config(&self) -> ws_core::Config {
-        ws_core::Config {
-            max_frame_size: self.max_frame_size,
-            max_message_size: self.max_message_size,
-            deflate: self.deflate.clone(),
+        ws_core::Config::default()
+            .max_frame_size(self.max_frame_size)
+            .max_message_size(self.max_message_size)
+            .deflate(self.deflate.clone())
             // The echo loop keeps the backlog under --max-backlog itself
             // (it stops reading and drains past it), so ws-core never has
             // to refuse an echo.
-            write_high_water: self.max_backlog.saturating_add(1),
-            write_low_water: self.max_backlog,
-        }
+            .write_high_water(self.max_backlog.saturating_add(1))
+            .write_low_water(self.max_backlog)
     }
 
     /// The server's decision on a valid upgrade request: the origin check,
@@ -99,7 +98,7 @@ impl ServerConfig {
     /// A request without `Origin` passes the check: browsers always send the
     /// header, and any other client could send whatever value it liked, so
     /// refusing its absence would protect nothing.
-    pub fn choose(&self, request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
+    pub fn choose(&self, request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
         if let Some(origin) = &request.origin
             && !self.origin_allowed(origin)
         {
@@ -113,10 +112,7 @@ impl ServerConfig {
             let supported: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
             request.select_protocol(&supported)
         };
-        Ok(Accept {
-            protocol,
-            ..Accept::default()
-        })
+        Ok(AcceptOptions::default().protocol(protocol))
     }
 
     /// Origins are compared as browsers serialise them (scheme, host, port;

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use ws_core::handshake::DEFAULT_MAX_HEAD_SIZE;
-use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
+use ws_core::low_level::{HeadBuffer, answer_upgrade};
 use ws_core::stream::WebSocket;
 use ws_core::{CloseCode, Error, Event, Message};
 
@@ -452,6 +452,8 @@ impl<'a> Session<'a> {
                 self.report.ending = Ending::Client(frame.map(|frame| frame.code));
                 return;
             }
+            // Kinds of event a later ws-core may add are not echoed.
+            _ => return,
         };
         let len = message.len() as u64;
         self.report.messages_in += 1;

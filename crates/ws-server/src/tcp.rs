@@ -20,7 +20,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 /// and the input is drained, bounded in time and size, until the peer
 /// closes too.
 pub async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
-    let drain = ws_core::stream::shutdown_and_drain(&mut stream, DRAIN_LIMIT);
+    let drain = ws_core::low_level::shutdown_and_drain(&mut stream, DRAIN_LIMIT);
     match tokio::time::timeout(LINGER, drain).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::debug!(%error, "closing the connection failed"),

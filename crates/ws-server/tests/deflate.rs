@@ -19,10 +19,7 @@ use ws_core::{Config, Event, Message};
 
 fn connect_deflate(server: &ServerProcess, deflate: DeflateConfig) -> (common::Client, Negotiated) {
     let request = ClientRequest::new(&server.url()).unwrap();
-    let config = Config {
-        deflate: Some(deflate),
-        ..Config::default()
-    };
+    let config = Config::default().deflate(Some(deflate));
     WebSocket::connect(server.tcp(), &request, config).expect("handshake")
 }
 
@@ -62,10 +59,7 @@ fn deflate_context_takeover_keeps_context_when_the_client_allows_it() {
         assert_eq!(next_event(&mut client), Event::Text(json.clone().into()));
     }
     // A client that asks for no context takeover gets it all the same.
-    let asking = DeflateConfig {
-        no_context_takeover: true,
-        ..DeflateConfig::default()
-    };
+    let asking = DeflateConfig::default().no_context_takeover(true);
     let (mut client, negotiated) = connect_deflate(&server, asking);
     assert_eq!(
         negotiated.extensions.as_deref(),

@@ -81,14 +81,14 @@ fn fragmented_text_comes_back_as_one_message() {
     // "é" is split across two fragments to exercise incremental UTF-8.
     let connection = client.connection_mut();
     connection
-        .send_fragment(OpCode::Text, b"frag\xc3", false)
+        .queue_fragment(OpCode::Text, b"frag\xc3", false)
         .unwrap();
     connection
-        .send_fragment(OpCode::Continuation, b"\xa9ment", false)
+        .queue_fragment(OpCode::Continuation, b"\xa9ment", false)
         .unwrap();
-    connection.send_ping(b"between").unwrap();
+    connection.queue_ping(b"between").unwrap();
     connection
-        .send_fragment(OpCode::Continuation, b"ed", true)
+        .queue_fragment(OpCode::Continuation, b"ed", true)
         .unwrap();
     client.flush().unwrap();
     assert_eq!(next_event(&mut client), Event::Pong("between".into()));
@@ -101,13 +101,13 @@ fn fragmented_binary_comes_back_as_one_message() {
     let mut client = server.connect();
     let connection = client.connection_mut();
     connection
-        .send_fragment(OpCode::Binary, &[1, 2], false)
+        .queue_fragment(OpCode::Binary, &[1, 2], false)
         .unwrap();
     connection
-        .send_fragment(OpCode::Continuation, &[], false)
+        .queue_fragment(OpCode::Continuation, &[], false)
         .unwrap();
     connection
-        .send_fragment(OpCode::Continuation, &[3], true)
+        .queue_fragment(OpCode::Continuation, &[3], true)
         .unwrap();
     client.flush().unwrap();
     assert_eq!(next_event(&mut client), Event::Binary(vec![1, 2, 3].into()));

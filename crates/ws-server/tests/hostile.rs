@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::{IO_TIMEOUT, ServerProcess, next_event};
-use ws_core::frame::{FrameHeader, encode_frame};
+use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{Event, OpCode};
 
 /// A masked binary frame of `size` bytes, as a client sends it.

@@ -18,8 +18,8 @@ use assert_cmd::Command;
 use bytes::BytesMut;
 use common::{ServerProcess, expect_close, next_event, raw_upgrade};
 use predicates::prelude::*;
-use ws_core::frame::encode_frame;
-use ws_core::{CloseCode, Config, Connection, Event, FrameHeader, OpCode, Role};
+use ws_core::low_level::{FrameHeader, encode_frame};
+use ws_core::{CloseCode, Config, Connection, Event, OpCode, Role};
 
 fn ws_server() -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));

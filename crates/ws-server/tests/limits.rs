@@ -74,10 +74,10 @@ fn fragmented_message_over_the_limit_is_closed_with_1009() {
     let mut client = server.connect();
     let connection = client.connection_mut();
     connection
-        .send_fragment(OpCode::Text, &[b'a'; 600], false)
+        .queue_fragment(OpCode::Text, &[b'a'; 600], false)
         .unwrap();
     connection
-        .send_fragment(OpCode::Continuation, &[b'a'; 600], true)
+        .queue_fragment(OpCode::Continuation, &[b'a'; 600], true)
         .unwrap();
     client.flush().unwrap();
     assert_eq!(expect_close(&mut client), Some(1009));
@@ -90,7 +90,7 @@ fn frame_over_the_frame_limit_is_closed_with_1009() {
     // Fragments within the frame limit make a message the server accepts...
     let connection = client.connection_mut();
     for (opcode, fin) in [(OpCode::Binary, false), (OpCode::Continuation, true)] {
-        connection.send_fragment(opcode, &[1u8; 256], fin).unwrap();
+        connection.queue_fragment(opcode, &[1u8; 256], fin).unwrap();
     }
     client.flush().unwrap();
     assert_eq!(

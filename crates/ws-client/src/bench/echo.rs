@@ -128,6 +128,8 @@ impl Echo<'_> {
                         describe_close(frame.as_ref())
                     ));
                 }
+                // Kinds of event a later ws-core may add answer nothing.
+                _ => false,
             };
             // Only an echo of an outstanding message makes room for the next.
             if answered {

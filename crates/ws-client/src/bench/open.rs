@@ -64,10 +64,9 @@ impl Target {
         // would compress to a back-reference: every message compressed on
         // its own gives the figures real traffic would.
         // --browser-offer: what Chromium and Python `websockets` offer.
-        let deflate = args.deflate.then(|| DeflateConfig {
-            no_context_takeover: !args.browser_offer,
-            ..DeflateConfig::default()
-        });
+        let deflate = args
+            .deflate
+            .then(|| DeflateConfig::default().no_context_takeover(!args.browser_offer));
         let address = lookup_host((request.host(), request.port()))
             .await
             .map_err(|error| {
@@ -89,12 +88,10 @@ impl Target {
             request_url: url,
             protocols: args.protocols.clone(),
             headers: args.headers.clone(),
-            config: Config {
-                max_frame_size: MAX_SIZE.max(Config::default().max_frame_size),
-                max_message_size: MAX_SIZE.max(Config::default().max_message_size),
-                deflate,
-                ..Config::default()
-            },
+            config: Config::default()
+                .max_frame_size(MAX_SIZE.max(Config::default().max_frame_size))
+                .max_message_size(MAX_SIZE.max(Config::default().max_message_size))
+                .deflate(deflate),
             connect_timeout: args.connect_timeout,
         })
     }

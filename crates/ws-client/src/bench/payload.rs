@@ -88,10 +88,7 @@ impl FramePool {
     ) -> Result<Self, Error> {
         let mut factory = Connection::new(Role::Client, Config::default());
         if let Some((params, config)) = deflate {
-            let params = DeflateParams {
-                client_no_context_takeover: true,
-                ..params
-            };
+            let params = params.client_no_context_takeover(true);
             factory.enable_deflate(params, config);
         }
         let text = if text {
@@ -105,8 +102,8 @@ impl FramePool {
         let mut frames = Vec::with_capacity(POOL_SIZE);
         for _ in 0..POOL_SIZE {
             match text {
-                Some(text) => factory.send_text(text)?,
-                None => factory.send_binary(payload)?,
+                Some(text) => factory.queue_text(text)?,
+                None => factory.queue_binary(payload)?,
             }
             frames.push(Bytes::from(factory.take_outbound()));
         }

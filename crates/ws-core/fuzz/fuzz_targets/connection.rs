@@ -18,9 +18,9 @@
 use libfuzzer_sys::fuzz_target;
 use ws_core::deflate::DeflateConfig;
 use ws_core::handshake::{
-    Accept, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
+    AcceptOptions, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
 };
-use ws_core::head_buffer::{HeadBuffer, answer_upgrade};
+use ws_core::low_level::{HeadBuffer, answer_upgrade};
 use ws_core::{CloseCode, Config};
 use ws_core_fuzz::{ChunkPlan, Driver};
 
@@ -43,7 +43,7 @@ Sec-WebSocket-Protocol: chat\r\n\
 
 /// The server's policy: speak `chat` if offered, refuse an `evil.example`
 /// origin.
-fn choose(request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
+fn choose(request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
     if let Some(origin) = request
         .origin
         .as_deref()
@@ -51,10 +51,7 @@ fn choose(request: &UpgradeRequest) -> Result<Accept, HandshakeError> {
     {
         return Err(HandshakeError::ForbiddenOrigin(origin.to_owned()));
     }
-    Ok(Accept {
-        protocol: request.select_protocol(&["chat"]),
-        ..Accept::default()
-    })
+    Ok(AcceptOptions::default().protocol(request.select_protocol(&["chat"])))
 }
 
 /// The response bytes must be one complete HTTP head with `status`.
@@ -77,18 +74,11 @@ fuzz_target!(|data: &[u8]| {
         client_bytes.to_vec()
     };
     let limits = if control & 0x80 != 0 {
-        Config {
-            max_frame_size: 64,
-            max_message_size: 128,
-            ..Config::default()
-        }
+        Config::default().max_frame_size(64).max_message_size(128)
     } else {
         Config::default()
     };
-    let config = Config {
-        deflate: (control & 0x10 == 0).then(DeflateConfig::default),
-        ..limits
-    };
+    let config = limits.deflate((control & 0x10 == 0).then(DeflateConfig::default));
     let mut chunks = plan.chunks(&stream);
     let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
     let request = loop {

@@ -22,11 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (plan, stream) = ChunkPlan::take(control, rest);
     let config = if control & 0x80 != 0 {
-        Config {
-            max_frame_size: 64,
-            max_message_size: 128,
-            ..Config::default()
-        }
+        Config::default().max_frame_size(64).max_message_size(128)
     } else {
         Config::default()
     };

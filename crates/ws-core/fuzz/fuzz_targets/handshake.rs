@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use ws_core::deflate::{DeflateConfig, negotiate_client, negotiate_server};
 use ws_core::handshake::{
-    Accept, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, REJECTION_BODY_LIMIT,
+    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, REJECTION_BODY_LIMIT,
     ResponseHead, accept_response, parse_request_head, parse_response_head, reject_response,
     validate_response, validate_upgrade,
 };
@@ -46,11 +46,9 @@ fn parse_own_response(response: &[u8], status: u16) -> (ResponseHead, &[u8]) {
 
 /// A deflate setting with the smallest window and no context takeover.
 fn small_window() -> DeflateConfig {
-    DeflateConfig {
-        window_bits: 9,
-        no_context_takeover: true,
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default()
+        .window_bits(9)
+        .no_context_takeover(true)
 }
 
 /// Window sizes that deflate has (8–15 on the wire; `at_least` for ours).
@@ -101,11 +99,10 @@ fn serve(data: &[u8], limit: usize) {
                         check_window_bits(params.server_max_window_bits, 9);
                         check_window_bits(params.client_max_window_bits, 8);
                     }
-                    let accept = Accept {
-                        protocol: request.select_protocol(&["chat", "superchat"]),
-                        extensions: deflate.map(|params| params.to_header()),
-                        headers,
-                    };
+                    let mut accept = AcceptOptions::default()
+                        .protocol(request.select_protocol(&["chat", "superchat"]))
+                        .extensions(deflate.map(|params| params.to_header()));
+                    accept.headers = headers;
                     let response = accept_response(&request, &accept);
                     let (head, rest) = parse_own_response(&response, 101);
                     assert!(rest.is_empty(), "bytes after the 101 head");

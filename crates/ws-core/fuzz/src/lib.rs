@@ -4,11 +4,12 @@
 //!
 //! A fuzz target fails by panicking, so the checks here are plain asserts.
 
-use ws_core::close::{MAX_REASON_LEN, parse_close_payload};
+use ws_core::MAX_REASON_LEN;
 use ws_core::deflate::{DeflateConfig, DeflateParams};
+use ws_core::low_level::{FrameHeader, parse_close_payload};
 use ws_core::{
-    CloseCode, CloseFrame, Config, Connection, Error, Event, FrameHeader, Message, OpCode,
-    ProtocolError, Role, State,
+    CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
+    State,
 };
 
 /// How an input cuts its byte stream into reads: read sizes taken from its
@@ -110,12 +111,11 @@ pub fn deflate_from(control: u8) -> DeflateSetup {
         return None;
     }
     let params = if control & 0x10 != 0 {
-        DeflateParams {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            server_max_window_bits: 9,
-            client_max_window_bits: 9,
-        }
+        DeflateParams::default()
+            .server_no_context_takeover(true)
+            .client_no_context_takeover(true)
+            .server_max_window_bits(9)
+            .client_max_window_bits(9)
     } else {
         DeflateParams::default()
     };
@@ -219,7 +219,7 @@ impl Driver {
 
     fn echo(&mut self, message: Message) {
         let may_send = !self.conn.close_sent();
-        match self.conn.send(message.clone()) {
+        match self.conn.queue(message.clone()) {
             Ok(()) => {
                 assert!(may_send, "send accepted after close was sent");
                 self.log.push(Step::Echoed(message));
@@ -290,7 +290,7 @@ pub fn check_framing(mut bytes: &[u8], role: Role, deflate: bool) {
         if header.opcode == OpCode::Close {
             let mut payload = bytes.get(header_len..end).unwrap_or_default().to_vec();
             if let Some(key) = header.mask {
-                ws_core::mask::apply_mask(&mut payload, key, 0);
+                ws_core::low_level::apply_mask(&mut payload, key, 0);
             }
             let parsed = parse_close_payload(&payload);
             assert!(parsed.is_ok(), "invalid close frame written: {parsed:?}");
@@ -308,11 +308,9 @@ pub fn replay(wire: &[u8], role: Role, deflate: &DeflateSetup) -> Vec<Event> {
         Role::Server => Role::Client,
         Role::Client => Role::Server,
     };
-    let roomy = Config {
-        max_frame_size: 1 << 26,
-        max_message_size: 1 << 26,
-        ..Config::default()
-    };
+    let roomy = Config::default()
+        .max_frame_size(1 << 26)
+        .max_message_size(1 << 26);
     let mut peer = connection(peer_role, roomy, deflate);
     peer.receive(wire);
     let mut events = Vec::new();
@@ -442,7 +440,7 @@ mod tests {
         let deflate = deflate_from(0x08);
         let text = "a message long enough to be compressed, ".repeat(4);
         let mut client = connection(Role::Client, Config::default(), &deflate);
-        client.send_text(&text).unwrap();
+        client.queue_text(&text).unwrap();
         let bytes = client.take_outbound();
         assert_eq!(bytes[0] & 0x40, 0x40, "the client compressed it");
         let mut driver = Driver::new(

@@ -1,8 +1,6 @@
 //! Client side: build the upgrade request, parse the server's response head,
 //! and check it against what we asked for (RFC 6455 §4.1).
 
-use url::Url;
-
 use super::accept::{accept_key, generate_key};
 use super::error::{HandshakeError, REJECTION_BODY_LIMIT, Rejection};
 use super::headers::{Headers, from_httparse, trim_ows, write_header};
@@ -10,7 +8,9 @@ use super::headers::{Headers, from_httparse, trim_ows, write_header};
 /// How many response header fields httparse may store; see the server side.
 const MAX_HEADERS: usize = 128;
 
-/// An opening-handshake request to send, built from a `ws://` URL.
+/// An opening-handshake request to send, built from a `ws://` URL
+/// ([`new`](Self::new), feature `url`) or from its parts
+/// ([`from_parts`](Self::from_parts)).
 ///
 /// It owns the random `Sec-WebSocket-Key`, which [`validate_response`] needs
 /// to check the server's answer, so keep it until the response is validated.
@@ -37,9 +37,11 @@ impl ClientRequest {
     /// port defaults to 80 (`ws`) or 443 (`wss`), the resource to `/`. Fragments are refused (RFC 6455
     /// §3 forbids them) and so are credentials in the URL, which would
     /// otherwise be silently dropped: send an `Authorization` header instead.
+    #[cfg(feature = "url")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "url")))]
     pub fn new(url: &str) -> Result<Self, HandshakeError> {
-        let parsed =
-            Url::parse(url).map_err(|e| HandshakeError::InvalidUrl(format!("{url:?}: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| HandshakeError::InvalidUrl(format!("{url:?}: {e}")))?;
         let (secure, default_port) = match parsed.scheme() {
             "ws" => (false, 80),
             "wss" => (true, 443),
@@ -55,21 +57,16 @@ impl ClientRequest {
                 "{url:?}: credentials in the URL are not supported, send an Authorization header"
             )));
         }
-        let (host, bracketed) = match parsed.host() {
-            Some(url::Host::Domain(domain)) => (domain.to_owned(), domain.to_owned()),
-            Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+        let host = match parsed.host() {
+            Some(url::Host::Domain(domain)) => domain.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
             // The bare address is what socket APIs take; HTTP wants brackets.
-            Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
             None => {
                 return Err(HandshakeError::InvalidUrl(format!("{url:?}: missing host")));
             }
         };
         let port = parsed.port().unwrap_or(default_port);
-        let host_header = if port == default_port {
-            bracketed
-        } else {
-            format!("{bracketed}:{port}")
-        };
         let mut resource = match parsed.path() {
             "" => "/".to_owned(),
             path => path.to_owned(),
@@ -78,7 +75,81 @@ impl ClientRequest {
             resource.push('?');
             resource.push_str(query);
         }
-        Ok(Self {
+        // Url percent-encodes the path and query, so no SP or CTL can appear.
+        Ok(Self::with_target(secure, host, port, resource))
+    }
+
+    /// Prepares a request with a fresh key from the parts of a URL, without
+    /// parsing one: whether it is `wss` (`secure`), the host (a name, an IPv4
+    /// address, or an IPv6 address with or without brackets), the TCP port,
+    /// and the resource (the path, with `?query` if any).
+    ///
+    /// The parts are checked, not encoded: the host must be ASCII (IDNA
+    /// names in their `xn--` form), and the resource must start with `/` and
+    /// be percent-encoded already (no spaces, control characters, non-ASCII
+    /// or `#`). Anything else fails with [`HandshakeError::InvalidUrl`].
+    ///
+    /// ```
+    /// use ws_core::handshake::ClientRequest;
+    ///
+    /// let request = ClientRequest::from_parts(false, "::1", 9001, "/chat?room=1")?;
+    /// assert_eq!(request.host(), "::1");
+    /// assert!(String::from_utf8_lossy(&request.to_bytes()).contains("Host: [::1]:9001\r\n"));
+    /// # Ok::<(), ws_core::handshake::HandshakeError>(())
+    /// ```
+    pub fn from_parts(
+        secure: bool,
+        host: &str,
+        port: u16,
+        resource: &str,
+    ) -> Result<Self, HandshakeError> {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(host);
+        // An IPv6 address, or an RFC 3986 reg-name: unreserved characters,
+        // sub-delims and percent-encodings.
+        let host_ok = if bare.contains(':') {
+            bare.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !bare.is_empty()
+                && bare
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+        };
+        if !host_ok {
+            return Err(HandshakeError::InvalidUrl(format!("invalid host {host:?}")));
+        }
+        let resource_ok = resource.starts_with('/')
+            && resource.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        if !resource_ok {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "invalid resource {resource:?}: it must start with / and be percent-encoded"
+            )));
+        }
+        Ok(Self::with_target(
+            secure,
+            bare.to_owned(),
+            port,
+            resource.to_owned(),
+        ))
+    }
+
+    /// A request with a fresh key for checked parts; `host` is bare (an IPv6
+    /// address without brackets).
+    fn with_target(secure: bool, host: String, port: u16, resource: String) -> Self {
+        let default_port = if secure { 443 } else { 80 };
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let host_header = if port == default_port {
+            bracketed
+        } else {
+            format!("{bracketed}:{port}")
+        };
+        Self {
             host,
             port,
             secure,
@@ -89,7 +160,7 @@ impl ClientRequest {
             origin: None,
             extensions: None,
             headers: Vec::new(),
-        })
+        }
     }
 
     /// Offers a subprotocol; call once per protocol, in order of preference.
@@ -159,7 +230,8 @@ impl ClientRequest {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"GET ");
-        // Url percent-encodes the path and query, so no SP or CTL can appear.
+        // `new` takes a resource percent-encoded by Url and `from_parts`
+        // checks it, so no SP or CTL can appear.
         out.extend_from_slice(self.resource.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         write_header(&mut out, "Host", &self.host_header);
@@ -190,6 +262,7 @@ impl ClientRequest {
 
 /// A parsed HTTP response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseHead {
     /// The status code, e.g. 101.
     pub status: u16,
@@ -233,6 +306,7 @@ pub fn parse_response_head(
 
 /// What the server agreed to in its 101.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The subprotocol the server chose, one of those offered.
     pub protocol: Option<String>,
@@ -353,7 +427,7 @@ fn check_protocol(
 mod tests {
     use super::*;
     use crate::handshake::server::{
-        Accept, DEFAULT_MAX_HEAD_SIZE, accept_response, parse_request_head, validate_upgrade,
+        AcceptOptions, DEFAULT_MAX_HEAD_SIZE, accept_response, parse_request_head, validate_upgrade,
     };
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
@@ -379,6 +453,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn request_for_path_and_query_is_exact() {
         let request = ClientRequest::new("ws://example.com/chat?x=1").unwrap();
         assert_eq!(request.host(), "example.com");
@@ -394,6 +469,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn host_header_carries_a_non_default_port() {
         let request = ClientRequest::new("ws://127.0.0.1:9001").unwrap();
         assert_eq!((request.host(), request.port()), ("127.0.0.1", 9001));
@@ -402,6 +478,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn ipv6_host_is_bare_for_connecting_and_bracketed_in_host_header() {
         let request = ClientRequest::new("ws://[::1]:8080/").unwrap();
         assert_eq!((request.host(), request.port()), ("::1", 8080));
@@ -411,6 +488,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn default_port_80_is_omitted_from_host_header() {
         let request = ClientRequest::new("ws://example.com:80/").unwrap();
         assert_eq!(request.port(), 80);
@@ -419,14 +497,15 @@ mod tests {
 
     #[test]
     fn each_request_gets_a_fresh_16_byte_key() {
-        let a = ClientRequest::new("ws://example.com/").unwrap();
-        let b = ClientRequest::new("ws://example.com/").unwrap();
+        let a = ClientRequest::from_parts(false, "example.com", 80, "/").unwrap();
+        let b = ClientRequest::from_parts(false, "example.com", 80, "/").unwrap();
         assert_ne!(a.key(), b.key());
         assert_ne!(a.to_bytes(), b.to_bytes());
         assert_eq!(STANDARD.decode(a.key()).unwrap().len(), 16);
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn wss_defaults_to_port_443_and_omits_it_from_host() {
         let request = ClientRequest::new("wss://example.com/chat").unwrap();
         assert!(request.is_secure());
@@ -443,6 +522,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn schemes_other_than_ws_and_wss_are_unsupported() {
         assert_eq!(
             ClientRequest::new("http://example.com/").unwrap_err(),
@@ -451,6 +531,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn unparsable_url_is_invalid() {
         assert!(matches!(
             ClientRequest::new("not a url"),
@@ -463,6 +544,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn url_with_fragment_or_credentials_is_invalid() {
         assert!(matches!(
             ClientRequest::new("ws://example.com/#frag"),
@@ -475,8 +557,57 @@ mod tests {
     }
 
     #[test]
+    fn from_parts_brackets_ipv6_and_omits_default_ports() {
+        let request = ClientRequest::from_parts(false, "[::1]", 80, "/").unwrap();
+        assert_eq!(request.host(), "::1");
+        assert!(text(&request).contains("Host: [::1]\r\n"));
+        let request = ClientRequest::from_parts(true, "example.com", 443, "/a?b=c").unwrap();
+        assert!(request.is_secure());
+        assert_eq!((request.port(), request.resource()), (443, "/a?b=c"));
+        assert!(text(&request).contains("Host: example.com\r\n"));
+        let request = ClientRequest::from_parts(true, "example.com", 80, "/").unwrap();
+        assert!(text(&request).contains("Host: example.com:80\r\n"));
+    }
+
+    #[test]
+    fn from_parts_refuses_what_would_break_the_request_line_or_host() {
+        for (host, resource) in [
+            ("", "/"),
+            ("exa mple.com", "/"),
+            ("example.com/x", "/"),
+            ("user@example.com", "/"),
+            ("::zz", "/"),
+            ("h\u{e9}llo.example", "/"),
+            ("example.com", ""),
+            ("example.com", "chat"),
+            ("example.com", "/a b"),
+            ("example.com", "/a\r\nX: y"),
+            ("example.com", "/caf\u{e9}"),
+            ("example.com", "/#frag"),
+        ] {
+            assert!(
+                matches!(
+                    ClientRequest::from_parts(false, host, 80, resource),
+                    Err(HandshakeError::InvalidUrl(_))
+                ),
+                "{host:?} {resource:?}"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "url")]
+    fn from_parts_builds_what_new_builds() {
+        let parsed = ClientRequest::new("wss://[::1]:8443/chat?room=1").unwrap();
+        let parts = ClientRequest::from_parts(true, "::1", 8443, "/chat?room=1").unwrap();
+        let without_key = |request: &ClientRequest| text(request).replace(request.key(), "");
+        assert_eq!(without_key(&parsed), without_key(&parts));
+        assert_eq!((parsed.host(), parsed.port()), (parts.host(), parts.port()));
+    }
+
+    #[test]
     fn optional_headers_follow_the_required_ones() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .protocol("chat")
             .protocol("superchat")
@@ -493,7 +624,7 @@ mod tests {
 
     #[test]
     fn extra_header_cannot_inject_lines() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .header("X-A", "v\r\nEvil: 1");
         let (head, consumed) = parse_request_head(&request.to_bytes(), DEFAULT_MAX_HEAD_SIZE)
@@ -505,7 +636,7 @@ mod tests {
 
     #[test]
     fn accepts_a_correct_101() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         assert_eq!(
             validate_response(&request, switching(&request, ""), b""),
             Ok(Negotiated::default())
@@ -514,7 +645,7 @@ mod tests {
 
     #[test]
     fn response_upgrade_and_connection_are_token_lists_case_insensitive() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(&format!(
             "HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
             accept_key(request.key().as_bytes())
@@ -525,7 +656,7 @@ mod tests {
 
     #[test]
     fn wrong_accept_is_invalid_accept() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
         )
@@ -538,7 +669,7 @@ mod tests {
 
     #[test]
     fn missing_or_repeated_accept_is_invalid_accept() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         )
@@ -560,7 +691,7 @@ mod tests {
 
     #[test]
     fn accept_with_different_case_is_invalid() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(&format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_key(request.key().as_bytes()).to_ascii_lowercase()
@@ -574,7 +705,7 @@ mod tests {
 
     #[test]
     fn status_200_is_rejected_with_status_and_body_first_line() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let (head, body) = response(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n\r\nthis is not a ws server\nsecond line",
         );
@@ -598,7 +729,7 @@ mod tests {
 
     #[test]
     fn rejection_body_is_capped_at_1_kib() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let (head, _) = response("HTTP/1.1 500 Internal Server Error\r\n\r\n");
         let Err(HandshakeError::Rejected(rejection)) =
             validate_response(&request, head, &[b'x'; 5000])
@@ -610,13 +741,15 @@ mod tests {
 
     #[test]
     fn unoffered_protocol_is_unexpected() {
-        let request = ClientRequest::new("ws://h/").unwrap().protocol("chat");
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
+            .unwrap()
+            .protocol("chat");
         let head = switching(&request, "Sec-WebSocket-Protocol: mqtt\r\n");
         assert_eq!(
             validate_response(&request, head, b""),
             Err(HandshakeError::UnexpectedProtocol("mqtt".into()))
         );
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = switching(&request, "Sec-WebSocket-Protocol: chat\r\n");
         assert_eq!(
             validate_response(&request, head, b""),
@@ -626,7 +759,7 @@ mod tests {
 
     #[test]
     fn more_than_one_protocol_is_unexpected() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .protocol("chat")
             .protocol("superchat");
@@ -639,7 +772,7 @@ mod tests {
 
     #[test]
     fn offered_protocol_is_negotiated() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .protocol("chat")
             .protocol("superchat");
@@ -652,7 +785,7 @@ mod tests {
 
     #[test]
     fn extensions_without_offer_are_unexpected() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = switching(&request, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
         assert_eq!(
             validate_response(&request, head, b""),
@@ -664,7 +797,7 @@ mod tests {
 
     #[test]
     fn extension_not_in_offer_is_unexpected() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .extensions("permessage-deflate; client_max_window_bits");
         let head = switching(
@@ -681,7 +814,7 @@ mod tests {
 
     #[test]
     fn offered_extension_is_negotiated_with_its_parameters() {
-        let request = ClientRequest::new("ws://h/")
+        let request = ClientRequest::from_parts(false, "h", 80, "/")
             .unwrap()
             .extensions("permessage-deflate; client_max_window_bits");
         let head = switching(
@@ -696,7 +829,7 @@ mod tests {
 
     #[test]
     fn missing_upgrade_in_response_is_an_error() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(&format!(
             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_key(request.key().as_bytes())
@@ -710,7 +843,7 @@ mod tests {
 
     #[test]
     fn missing_connection_in_response_is_an_error() {
-        let request = ClientRequest::new("ws://h/").unwrap();
+        let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
         let head = response(&format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_key(request.key().as_bytes())
@@ -753,7 +886,7 @@ mod tests {
 
     #[test]
     fn round_trip_client_request_through_server_and_back() {
-        let request = ClientRequest::new("ws://[::1]:9001/chat?room=1")
+        let request = ClientRequest::from_parts(false, "::1", 9001, "/chat?room=1")
             .unwrap()
             .protocol("chat")
             .protocol("superchat")
@@ -774,7 +907,7 @@ mod tests {
         assert_eq!(upgrade.origin.as_deref(), Some("http://localhost"));
         assert_eq!(upgrade.protocols, vec!["chat", "superchat"]);
 
-        let accept = Accept {
+        let accept = AcceptOptions {
             protocol: upgrade.select_protocol(&["superchat"]),
             extensions: Some("permessage-deflate".into()),
             headers: Vec::new(),

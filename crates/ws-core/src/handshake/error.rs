@@ -14,6 +14,7 @@ pub const REJECTION_BODY_LIMIT: usize = 1024;
 /// `handshake: ` and is a single line, so it can be used as a response body or
 /// a log line as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The head did not end within `limit` bytes (answered with 431).
     #[error("handshake: HTTP head is larger than {limit} bytes")]

@@ -13,7 +13,7 @@
 //! 3. [`validate_upgrade`] checks the RFC 6455 §4.2.1 requirements and
 //!    returns an [`UpgradeRequest`]; the application may still refuse it (for
 //!    example with [`HandshakeError::ForbiddenOrigin`]).
-//! 4. Write [`accept_response`] with the chosen [`Accept`], or
+//! 4. Write [`accept_response`] with the chosen [`AcceptOptions`], or
 //!    [`reject_response`] for any error and close the connection.
 //!
 //! # Client
@@ -32,17 +32,16 @@
 //! `consumed` belong to the frame decoder: the caller must keep them, not
 //! discard the rest of the read buffer.
 
-mod accept;
+pub(crate) mod accept;
 mod client;
 mod error;
 mod headers;
 mod server;
 
-pub use accept::{WEBSOCKET_GUID, accept_key, generate_key};
 pub use client::{ClientRequest, Negotiated, ResponseHead, parse_response_head, validate_response};
 pub use error::{HandshakeError, REJECTION_BODY_LIMIT, Rejection};
 pub use headers::{Header, Headers, is_token};
 pub use server::{
-    Accept, DEFAULT_MAX_HEAD_SIZE, RequestHead, UpgradeRequest, accept_response, http_response,
-    parse_request_head, reason_phrase, reject_response, validate_upgrade,
+    AcceptOptions, DEFAULT_MAX_HEAD_SIZE, RequestHead, UpgradeRequest, accept_response,
+    http_response, parse_request_head, reject_response, validate_upgrade,
 };

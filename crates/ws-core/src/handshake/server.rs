@@ -22,6 +22,7 @@ const MAX_HEADERS: usize = 128;
 /// Servers that also serve plain HTTP look at this first (see
 /// [`RequestHead::is_upgrade`]) and only call [`validate_upgrade`] for upgrades.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestHead {
     /// The request method as sent, e.g. `GET`.
     pub method: String,
@@ -118,6 +119,7 @@ pub fn parse_request_head(
 /// A request that passed [`validate_upgrade`], with the handshake fields
 /// pulled out for the application to decide on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UpgradeRequest {
     /// The full request head, for routing and for any header not pulled out.
     pub head: RequestHead,
@@ -246,9 +248,25 @@ fn validate_key(headers: &Headers) -> Result<String, HandshakeError> {
     String::from_utf8(key.to_vec()).map_err(|_| HandshakeError::InvalidKey)
 }
 
-/// What the server decided for an accepted upgrade.
+/// The parts of the `101 Switching Protocols` answer that the server
+/// chooses: the subprotocol and extensions it selected, and extra headers.
+/// The default accepts the upgrade with none of them.
+///
+/// Returned by the `choose` callback of the adapters' `accept_with` and
+/// given to [`accept_response`].
+///
+/// ```
+/// use ws_core::handshake::{AcceptOptions, HandshakeError, UpgradeRequest};
+///
+/// fn choose(request: &UpgradeRequest) -> Result<AcceptOptions, HandshakeError> {
+///     Ok(AcceptOptions::default()
+///         .protocol(request.select_protocol(&["chat.v2", "chat"]))
+///         .header("Set-Cookie", "session=1"))
+/// }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accept {
+#[non_exhaustive]
+pub struct AcceptOptions {
     /// The chosen subprotocol; it must be one the client offered (see
     /// [`UpgradeRequest::select_protocol`]) or the client will fail.
     pub protocol: Option<String>,
@@ -258,11 +276,36 @@ pub struct Accept {
     pub headers: Vec<(String, String)>,
 }
 
+impl AcceptOptions {
+    /// Sets the chosen subprotocol (`None`: none); it must be one the client
+    /// offered, which [`UpgradeRequest::select_protocol`] guarantees.
+    pub fn protocol(mut self, protocol: Option<String>) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the accepted extensions, as the `Sec-WebSocket-Extensions` value
+    /// (`None`: none). The adapters negotiate permessage-deflate themselves
+    /// when this is `None` and [`Config::deflate`](crate::Config::deflate())
+    /// is set.
+    pub fn extensions(mut self, extensions: Option<String>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Adds a response header, e.g. `Set-Cookie`. Names that are not HTTP
+    /// tokens are dropped and control characters in values become spaces.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
 /// The `101 Switching Protocols` response completing the handshake.
 ///
 /// Header names that are not HTTP tokens are dropped and control characters
 /// in values replaced by spaces, so application data cannot split the response.
-pub fn accept_response(request: &UpgradeRequest, accept: &Accept) -> Vec<u8> {
+pub fn accept_response(request: &UpgradeRequest, accept: &AcceptOptions) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
     write_header(&mut out, "Upgrade", "websocket");
@@ -322,7 +365,8 @@ pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
 /// checks, a status page) and custom rejections (e.g. 401).
 ///
 /// Adds `Content-Type`, `Content-Length` and `Connection: close`. The reason
-/// phrase comes from [`reason_phrase`]. A `status` outside 100–999 is not a
+/// phrase is the standard one for common codes (`404 Not Found`) and empty
+/// for others, which is valid HTTP. A `status` outside 100–999 is not a
 /// valid status code and is sent as 500.
 pub fn http_response(
     status: u16,
@@ -361,7 +405,7 @@ fn build_response(
 
 /// The standard reason phrase for common status codes, or `""` for others
 /// (an empty reason phrase is valid HTTP; clients must not rely on it).
-pub fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
@@ -766,7 +810,7 @@ mod tests {
     #[test]
     fn accept_response_is_the_rfc_101() {
         let request = validate(MINIMAL).unwrap();
-        let bytes = accept_response(&request, &Accept::default());
+        let bytes = accept_response(&request, &AcceptOptions::default());
         assert_eq!(
             bytes,
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
@@ -776,7 +820,7 @@ mod tests {
     #[test]
     fn accept_response_carries_protocol_extensions_and_extra_headers() {
         let request = validate(CHROMIUM).unwrap();
-        let accept = Accept {
+        let accept = AcceptOptions {
             protocol: request.select_protocol(&["superchat", "chat"]),
             extensions: Some("permessage-deflate".into()),
             headers: vec![("Set-Cookie".into(), "a=b".into())],

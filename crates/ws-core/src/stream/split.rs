@@ -258,7 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     /// Sends a ping and writes it out; its pong arrives at the read half.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.shared.lock().connection_mut().send_ping(payload)?;
+        self.shared.lock().connection_mut().queue_ping(payload)?;
         self.flush().await
     }
 
