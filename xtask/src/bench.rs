@@ -677,10 +677,13 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     if options.deflate {
         for cell in DEFLATE_CELLS {
             for payload in ["json", "random"] {
-                let mut plain = Vec::new();
-                let mut compressed = Vec::new();
-                for round in 1..=options.rounds {
-                    for deflate in [false, true] {
+                let (plain, compressed) = off_and_on(
+                    &setup,
+                    &mut results.failures,
+                    &mut progress,
+                    &format!("deflate {} {payload}", cell.label()),
+                    cell.connections,
+                    |deflate| {
                         let mut args = vec![
                             "--connections".to_owned(),
                             cell.connections.to_string(),
@@ -696,28 +699,13 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
                             args.push("--deflate".to_owned());
                         }
                         args.extend(setup.timing_args());
-                        let what = format!(
-                            "deflate {} {payload} {} round {round}",
-                            cell.label(),
-                            if deflate { "on" } else { "off" }
-                        );
-                        match setup.run(Contender::WsServer, &args, cell.connections) {
-                            Ok(json) => {
-                                let echo = Echo::from_json(&json);
-                                progress(&format!("{what}: {:.0} msg/s", echo.msgs_per_sec));
-                                if deflate {
-                                    compressed.push(echo);
-                                } else {
-                                    plain.push(echo);
-                                }
-                            }
-                            Err(error) => {
-                                progress(&format!("{what}: FAILED {error:#}"));
-                                results.failures.push(format!("{what}: {error:#}"));
-                            }
-                        }
-                    }
-                }
+                        args
+                    },
+                    |json| {
+                        let echo = Echo::from_json(json);
+                        (echo, format!("{:.0} msg/s", echo.msgs_per_sec))
+                    },
+                );
                 results.deflate.push((
                     cell,
                     payload,
@@ -729,53 +717,44 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     }
 
     if options.deflate && options.idle > 0 {
-        let mut plain = Vec::new();
-        let mut compressed = Vec::new();
-        for round in 1..=options.rounds {
-            for deflate in [false, true] {
-                let mut args = vec![
-                    "--mode".to_owned(),
-                    "idle".to_owned(),
+        let (plain, compressed) = off_and_on(
+            &setup,
+            &mut results.failures,
+            &mut progress,
+            &format!("deflate idle {}", options.idle),
+            options.idle + 100,
+            |deflate| {
+                let mut args: Vec<String> = [
+                    "--mode",
+                    "idle",
+                    "--duration",
+                    IDLE_HOLD,
+                    "--idle-echo",
+                    "--payload",
+                    "json",
+                    "--text",
+                ]
+                .map(str::to_owned)
+                .into();
+                args.extend([
                     "--connections".to_owned(),
                     options.idle.to_string(),
-                    "--duration".to_owned(),
-                    IDLE_HOLD.to_owned(),
-                    "--idle-echo".to_owned(),
-                    "--payload".to_owned(),
-                    "json".to_owned(),
-                    "--text".to_owned(),
                     "--size".to_owned(),
                     DEFLATE_IDLE_MESSAGE.to_string(),
-                ];
+                ]);
                 if deflate {
                     args.extend(["--deflate".to_owned(), "--browser-offer".to_owned()]);
                 }
-                let what = format!(
-                    "deflate idle {} {} round {round}",
-                    options.idle,
-                    if deflate { "on" } else { "off" }
-                );
-                match setup.run(Contender::WsServer, &args, options.idle + 100) {
-                    Ok(json) => {
-                        let idle = Idle::from_json(&json);
-                        progress(&format!(
-                            "{what}: {} B per connection",
-                            idle.per_connection
-                                .map_or("?".to_owned(), |b| format!("{b:.0}"))
-                        ));
-                        if deflate {
-                            compressed.push(idle);
-                        } else {
-                            plain.push(idle);
-                        }
-                    }
-                    Err(error) => {
-                        progress(&format!("{what}: FAILED {error:#}"));
-                        results.failures.push(format!("{what}: {error:#}"));
-                    }
-                }
-            }
-        }
+                args
+            },
+            |json| {
+                let idle = Idle::from_json(json);
+                let per = idle
+                    .per_connection
+                    .map_or("?".to_owned(), |b| format!("{b:.0}"));
+                (idle, format!("{per} B per connection"))
+            },
+        );
         results.deflate_idle = Some((Idle::median_of(&plain), Idle::median_of(&compressed)));
     }
 
@@ -792,6 +771,41 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
         results.failures.len()
     );
     Ok(())
+}
+
+/// Runs ws-server without and then with deflate in every round, the load
+/// generator getting `args(deflate)`; `parse` turns its JSON into a figure
+/// and a progress note. Failed runs are listed in `failures`.
+fn off_and_on<T>(
+    setup: &Setup,
+    failures: &mut Vec<String>,
+    progress: &mut impl FnMut(&str),
+    label: &str,
+    max_connections: usize,
+    args: impl Fn(bool) -> Vec<String>,
+    parse: impl Fn(&Value) -> (T, String),
+) -> (Vec<T>, Vec<T>) {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=setup.options.rounds {
+        for deflate in [false, true] {
+            let what = format!(
+                "{label} {} round {round}",
+                if deflate { "on" } else { "off" }
+            );
+            match setup.run(Contender::WsServer, &args(deflate), max_connections) {
+                Ok(json) => {
+                    let (figure, note) = parse(&json);
+                    progress(&format!("{what}: {note}"));
+                    if deflate { &mut on } else { &mut off }.push(figure);
+                }
+                Err(error) => {
+                    progress(&format!("{what}: FAILED {error:#}"));
+                    failures.push(format!("{what}: {error:#}"));
+                }
+            }
+        }
+    }
+    (off, on)
 }
 
 /// The servers of a cell: the TCP floor has nothing to echo with 0 bytes.
