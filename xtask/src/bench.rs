@@ -1485,6 +1485,29 @@ mod tests {
     }
 
     #[test]
+    fn deflate_idle_memory_is_judged_against_the_idle_cost_without_deflate() {
+        let idle = |after: f64, per_connection: f64| Idle {
+            open: 10_000.0,
+            before: Some(4.0 * 1048576.0),
+            after: Some(after * 1048576.0),
+            per_connection: Some(per_connection),
+        };
+        let mut results = Results {
+            deflate_idle: Some((idle(28.0, 2500.0), idle(23.0, 1950.0))),
+            ..Results::default()
+        };
+        results.idle.insert(Contender::WsServer, idle(21.0, 1800.0));
+        let options = Options::parse(&[]).unwrap().unwrap();
+        let report = render("Date: today.", &options, &results, Duration::from_secs(5));
+        assert!(
+            report.contains("| on | 4.0 MiB | 23.0 MiB ✓ | 1950 B ✓ |"),
+            "{report}"
+        );
+        assert!(report.contains("150 B per connection above"), "{report}");
+        assert!(report.contains("when it ran) ✓."), "{report}");
+    }
+
+    #[test]
     fn sizes_are_labelled_in_bytes_or_kib() {
         assert_eq!(Cell::new(10, 16384).label(), "10 × 16 KiB");
         assert_eq!(Cell::new(100, 0).label(), "100 × 0 B");
