@@ -48,13 +48,14 @@ options:
   --cells LIST       only these echo cells, e.g. 100x20,10x16KiB (CONNxSIZE)
   --idle N           idle connections for the memory figure; 0 skips [default: 10000]
   --handshakes N     concurrent loops for handshakes/s; 0 skips [default: 8]
-  --deflate          add the permessage-deflate table (ws-server with and
-                     without deflate, JSON-like and random payloads)
+  --deflate          add the permessage-deflate tables (ws-server with and
+                     without deflate, JSON-like and random payloads; and
+                     with --idle, its idle memory after one message each)
   --no-echo          skip the echo matrix
   -h, --help         this text";
 
-/// The matrix of the issue: connections × payload bytes.
-const MATRIX: [Cell; 8] = [
+/// The matrix of the issues: connections × payload bytes.
+const MATRIX: [Cell; 11] = [
     Cell::new(100, 0),
     Cell::new(100, 20),
     Cell::new(10, 1024),
@@ -63,10 +64,15 @@ const MATRIX: [Cell; 8] = [
     Cell::new(500, 16 * 1024),
     Cell::new(1, 20),
     Cell::new(1000, 20),
+    Cell::new(64, 1024),
+    Cell::new(1024, 1024),
+    Cell::new(1024, 64 * 1024),
 ];
 
 /// The deflate table's cells.
-const DEFLATE_CELLS: [Cell; 2] = [Cell::new(10, 1024), Cell::new(10, 16 * 1024)];
+const DEFLATE_CELLS: [Cell; 2] = [Cell::new(100, 1024), Cell::new(100, 16 * 1024)];
+/// The message each connection of the deflate idle cell echoes first.
+const DEFLATE_IDLE_MESSAGE: usize = 1024;
 
 /// How long a server gets to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -543,6 +549,8 @@ struct Results {
     handshakes: BTreeMap<Contender, Echo>,
     /// (cell, payload) → (plain, deflate).
     deflate: Vec<(Cell, &'static str, Echo, Echo)>,
+    /// Idle after one message each: (without deflate, with deflate).
+    deflate_idle: Option<(Idle, Idle)>,
     failures: Vec<String>,
 }
 
@@ -669,10 +677,13 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     if options.deflate {
         for cell in DEFLATE_CELLS {
             for payload in ["json", "random"] {
-                let mut plain = Vec::new();
-                let mut compressed = Vec::new();
-                for round in 1..=options.rounds {
-                    for deflate in [false, true] {
+                let (plain, compressed) = off_and_on(
+                    &setup,
+                    &mut results.failures,
+                    &mut progress,
+                    &format!("deflate {} {payload}", cell.label()),
+                    cell.connections,
+                    |deflate| {
                         let mut args = vec![
                             "--connections".to_owned(),
                             cell.connections.to_string(),
@@ -688,28 +699,13 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
                             args.push("--deflate".to_owned());
                         }
                         args.extend(setup.timing_args());
-                        let what = format!(
-                            "deflate {} {payload} {} round {round}",
-                            cell.label(),
-                            if deflate { "on" } else { "off" }
-                        );
-                        match setup.run(Contender::WsServer, &args, cell.connections) {
-                            Ok(json) => {
-                                let echo = Echo::from_json(&json);
-                                progress(&format!("{what}: {:.0} msg/s", echo.msgs_per_sec));
-                                if deflate {
-                                    compressed.push(echo);
-                                } else {
-                                    plain.push(echo);
-                                }
-                            }
-                            Err(error) => {
-                                progress(&format!("{what}: FAILED {error:#}"));
-                                results.failures.push(format!("{what}: {error:#}"));
-                            }
-                        }
-                    }
-                }
+                        args
+                    },
+                    |json| {
+                        let echo = Echo::from_json(json);
+                        (echo, format!("{:.0} msg/s", echo.msgs_per_sec))
+                    },
+                );
                 results.deflate.push((
                     cell,
                     payload,
@@ -718,6 +714,48 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
                 ));
             }
         }
+    }
+
+    if options.deflate && options.idle > 0 {
+        let (plain, compressed) = off_and_on(
+            &setup,
+            &mut results.failures,
+            &mut progress,
+            &format!("deflate idle {}", options.idle),
+            options.idle + 100,
+            |deflate| {
+                let mut args: Vec<String> = [
+                    "--mode",
+                    "idle",
+                    "--duration",
+                    IDLE_HOLD,
+                    "--idle-echo",
+                    "--payload",
+                    "json",
+                    "--text",
+                ]
+                .map(str::to_owned)
+                .into();
+                args.extend([
+                    "--connections".to_owned(),
+                    options.idle.to_string(),
+                    "--size".to_owned(),
+                    DEFLATE_IDLE_MESSAGE.to_string(),
+                ]);
+                if deflate {
+                    args.extend(["--deflate".to_owned(), "--browser-offer".to_owned()]);
+                }
+                args
+            },
+            |json| {
+                let idle = Idle::from_json(json);
+                let per = idle
+                    .per_connection
+                    .map_or("?".to_owned(), |b| format!("{b:.0}"));
+                (idle, format!("{per} B per connection"))
+            },
+        );
+        results.deflate_idle = Some((Idle::median_of(&plain), Idle::median_of(&compressed)));
     }
 
     let report = render(&header, options, &results, started.elapsed());
@@ -733,6 +771,41 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
         results.failures.len()
     );
     Ok(())
+}
+
+/// Runs ws-server without and then with deflate in every round, the load
+/// generator getting `args(deflate)`; `parse` turns its JSON into a figure
+/// and a progress note. Failed runs are listed in `failures`.
+fn off_and_on<T>(
+    setup: &Setup,
+    failures: &mut Vec<String>,
+    progress: &mut impl FnMut(&str),
+    label: &str,
+    max_connections: usize,
+    args: impl Fn(bool) -> Vec<String>,
+    parse: impl Fn(&Value) -> (T, String),
+) -> (Vec<T>, Vec<T>) {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=setup.options.rounds {
+        for deflate in [false, true] {
+            let what = format!(
+                "{label} {} round {round}",
+                if deflate { "on" } else { "off" }
+            );
+            match setup.run(Contender::WsServer, &args(deflate), max_connections) {
+                Ok(json) => {
+                    let (figure, note) = parse(&json);
+                    progress(&format!("{what}: {note}"));
+                    if deflate { &mut on } else { &mut off }.push(figure);
+                }
+                Err(error) => {
+                    progress(&format!("{what}: FAILED {error:#}"));
+                    failures.push(format!("{what}: {error:#}"));
+                }
+            }
+        }
+    }
+    (off, on)
 }
 
 /// The servers of a cell: the TCP floor has nothing to echo with 0 bytes.
@@ -752,10 +825,10 @@ fn count_runs(options: &Options) -> usize {
         .sum();
     let idle = if options.idle > 0 { 3 } else { 0 };
     let handshakes = if options.handshake_loops > 0 { 3 } else { 0 };
-    let deflate = if options.deflate {
-        DEFLATE_CELLS.len() * 2 * 2
-    } else {
-        0
+    let deflate = match (options.deflate, options.idle > 0) {
+        (true, true) => DEFLATE_CELLS.len() * 2 * 2 + 2,
+        (true, false) => DEFLATE_CELLS.len() * 2 * 2,
+        (false, _) => 0,
     };
     (echo + idle + handshakes + deflate) * options.rounds
 }
@@ -1161,11 +1234,17 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
              Same runs as the echo table, ws-server only; `json` is JSON-like text (text \
              messages), `random` incompressible bytes (binary). No context takeover either way \
              (every message compressed on its own). Compression is the wire bytes the client \
-             received per payload byte.\n\n\
+             received per payload byte. Targets: server CPU at 1 KiB ≤ 3.0× the plain echo for \
+             JSON, ≤ 1.3× for random bytes (sent uncompressed).\n\n\
              | cell | payload | msg/s off | msg/s on | on / off | CPU µs/msg off | CPU µs/msg on | on / off | compression |\n\
              |---|---|---:|---:|---:|---:|---:|---:|---:|"
         );
         for (cell, payload, plain, compressed) in &results.deflate {
+            let target = match (cell.size <= 1024, *payload) {
+                (true, "json") => Some((3.0, true)),
+                (true, _) => Some((1.3, true)),
+                (false, _) => None,
+            };
             let _ = writeln!(
                 out,
                 "| {} | {payload} | {} | {} | {} | {} | {} | {} | {} |",
@@ -1179,10 +1258,64 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
                 ),
                 fixed(plain.server_us, 2),
                 fixed(compressed.server_us, 2),
-                ratio(compressed.server_us, plain.server_us, None),
+                ratio(compressed.server_us, plain.server_us, target),
                 fixed(compressed.compression, 3),
             );
         }
+    }
+    if let Some((plain, compressed)) = &results.deflate_idle {
+        let mib = |bytes: Option<f64>| fixed(bytes.map(|b| b / 1048576.0), 1) + " MiB";
+        let per = |idle: &Idle| {
+            idle.per_connection
+                .map_or("–".to_owned(), |bytes| format!("{bytes:.0} B"))
+        };
+        // Above the idle cost without deflate: the idle table's, where it ran
+        // (no message exchanged), else this table's.
+        let baseline = results
+            .idle
+            .get(&Contender::WsServer)
+            .and_then(|idle| idle.per_connection)
+            .or(plain.per_connection);
+        let extra = compressed
+            .per_connection
+            .zip(baseline)
+            .map(|(on, off)| on - off);
+        let mark = |met: bool| if met { "✓" } else { "✗" };
+        let _ = writeln!(
+            out,
+            "\n### permessage-deflate: idle memory after one message ({} connections)\n\n\
+             ws-server with its defaults; each connection offers what browsers offer \
+             (`permessage-deflate; client_max_window_bits`) or nothing, echoes one {} JSON text \
+             message, then idles. Targets with deflate: ≤ 2 KiB per connection, ≤ 0.25 KiB above \
+             the same without deflate, and under 64 MiB of server RSS for 10,000 \
+             connections.\n\n\
+             | deflate | RSS before | RSS with connections | per connection |\n\
+             |---|---:|---:|---:|\n\
+             | off | {} | {} | {} |\n\
+             | on | {} | {} {} | {} {} |\n\n\
+             With deflate, {} per connection above the idle cost without it (the idle table's \
+             ws-server figure, no message exchanged, when it ran) {}.",
+            options.idle,
+            size_label(DEFLATE_IDLE_MESSAGE),
+            mib(plain.before),
+            mib(plain.after),
+            per(plain),
+            mib(compressed.before),
+            mib(compressed.after),
+            if options.idle >= 10_000 {
+                mark(compressed.after.is_some_and(|rss| rss < 64.0 * 1048576.0))
+            } else {
+                ""
+            },
+            per(compressed),
+            mark(
+                compressed
+                    .per_connection
+                    .is_some_and(|bytes| bytes <= 2048.0)
+            ),
+            extra.map_or("–".to_owned(), |bytes| format!("{bytes:.0} B")),
+            mark(extra.is_some_and(|bytes| bytes <= 256.0)),
+        );
     }
     let _ = writeln!(out, "\nThe whole run took {:.0} s.", took.as_secs_f64());
     if !results.failures.is_empty() {
@@ -1349,6 +1482,29 @@ mod tests {
             report.starts_with("## Performance\n\nDate: today."),
             "{report}"
         );
+    }
+
+    #[test]
+    fn deflate_idle_memory_is_judged_against_the_idle_cost_without_deflate() {
+        let idle = |after: f64, per_connection: f64| Idle {
+            open: 10_000.0,
+            before: Some(4.0 * 1048576.0),
+            after: Some(after * 1048576.0),
+            per_connection: Some(per_connection),
+        };
+        let mut results = Results {
+            deflate_idle: Some((idle(28.0, 2500.0), idle(23.0, 1950.0))),
+            ..Results::default()
+        };
+        results.idle.insert(Contender::WsServer, idle(21.0, 1800.0));
+        let options = Options::parse(&[]).unwrap().unwrap();
+        let report = render("Date: today.", &options, &results, Duration::from_secs(5));
+        assert!(
+            report.contains("| on | 4.0 MiB | 23.0 MiB ✓ | 1950 B ✓ |"),
+            "{report}"
+        );
+        assert!(report.contains("150 B per connection above"), "{report}");
+        assert!(report.contains("when it ran) ✓."), "{report}");
     }
 
     #[test]

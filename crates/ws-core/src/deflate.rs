@@ -31,9 +31,19 @@
 //!
 //! # Memory per connection
 //!
-//! Measured with a counting allocator (`cargo test -p ws-core --test
-//! deflate_memory -- --nocapture`), zlib-rs at flate2's default memory level,
-//! after one message:
+//! A direction without context takeover keeps nothing per connection: each
+//! message borrows the thread's shared compressor or decompressor (see
+//! [`pool`]) and gives it back reset, so a connection holds no zlib state
+//! between messages. A server negotiates that by default, answering every
+//! offer with `server_no_context_takeover` and `client_no_context_takeover`
+//! ([`DeflateConfig::context_takeover`]); a thread then holds one compressor
+//! and one decompressor per setting, about 420 KiB, however many
+//! connections it serves.
+//!
+//! With context takeover a connection keeps its own, created on the first
+//! message that needs them. Measured with a counting allocator (`cargo test
+//! -p ws-core --test deflate_memory -- --nocapture`), zlib-rs at flate2's
+//! default memory level, after one message:
 //!
 //! | window bits | compressor | decompressor |
 //! |---|---|---|
@@ -48,13 +58,15 @@
 //! The compressor's hash tables (fixed by the memory level) dominate, so a
 //! smaller window saves less than the window itself suggests; zlib-rs's
 //! decompressor allocates a full 32 KiB window whatever the negotiated size.
-//! With no context takeover in a direction, that direction's state is
-//! dropped between messages: the cheapest setting for many idle connections.
 //!
-//! Both are created on the first message that needs them, not at the
-//! handshake, and [`Connection::shrink_buffers`](crate::Connection::shrink_buffers)
-//! drops them between messages when context takeover is off for their
-//! direction.
+//! # Incompressible data
+//!
+//! A message whose first bytes are spread evenly over the byte values
+//! (random, encrypted or already compressed data) is sent uncompressed
+//! without being compressed first (judged from how evenly its first KiB
+//! spreads over the byte values), and one
+//! compressed on its own that did not shrink is sent as it was: RSV1 is
+//! chosen per message.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -96,6 +108,10 @@ pub struct DeflateConfig {
     /// Ask for no context takeover in both directions. Default false; see
     /// [`no_context_takeover()`](Self::no_context_takeover()).
     pub no_context_takeover: bool,
+    /// A server keeps a compression context per connection when the client
+    /// allows it. Default false; see
+    /// [`context_takeover()`](Self::context_takeover()).
+    pub context_takeover: bool,
     /// The zlib compression level (0–9). Default 2; see
     /// [`level()`](Self::level()).
     pub level: u32,
@@ -109,6 +125,7 @@ impl Default for DeflateConfig {
         Self {
             window_bits: MAX_WINDOW_BITS,
             no_context_takeover: false,
+            context_takeover: false,
             level: 2,
             min_size: 64,
         }
@@ -132,11 +149,32 @@ impl DeflateConfig {
     /// compressed on its own, so no compression state is kept between
     /// messages. Default false.
     ///
-    /// The cheapest setting for many mostly idle connections (their state is
-    /// dropped between messages), at some cost in ratio, since a message can
-    /// no longer refer back to the ones before it.
+    /// A client offers `server_no_context_takeover;
+    /// client_no_context_takeover` and refuses a server that does not grant
+    /// the first; a server grants both even with
+    /// [`context_takeover`](Self::context_takeover()) on (a server without it
+    /// answers with both anyway). The cheapest setting for many mostly idle
+    /// connections, at some cost in ratio, since a message can no longer
+    /// refer back to the ones before it.
     pub fn no_context_takeover(mut self, on: bool) -> Self {
         self.no_context_takeover = on;
+        self
+    }
+
+    /// A server's choice: keep a compression context per connection and
+    /// direction when the client allows it. Default false.
+    ///
+    /// Off, a server answers every offer with `server_no_context_takeover`
+    /// and `client_no_context_takeover` (RFC 7692 §7.1.1.1 and §7.1.1.2 let
+    /// it add both unasked), so its connections hold no zlib state between
+    /// messages: each message borrows the thread's shared compressor or
+    /// decompressor. On, a connection keeps its own (about 420 KiB with
+    /// 15-bit windows, see the table in the [module docs](self)), which pays
+    /// only when consecutive messages repeat each other; a client that asks
+    /// for no context takeover still gets it. A client's offer does not
+    /// depend on it.
+    pub fn context_takeover(mut self, on: bool) -> Self {
+        self.context_takeover = on;
         self
     }
 
@@ -378,11 +416,16 @@ pub fn negotiate_server(offers: &[String], config: &DeflateConfig) -> Option<Def
             None if cap < MAX_WINDOW_BITS => return None,
             None => MAX_WINDOW_BITS,
         };
+        // Without context takeover (the default) both parameters are
+        // answered whatever the offer: RFC 7692 §7.1.1.1 lets a server add
+        // `server_no_context_takeover` unasked, and §7.1.1.2 lets it include
+        // `client_no_context_takeover` in any response. A client that asks
+        // for either always gets it (§7.1.1.1 requires the first; granting
+        // the second saves the decompressor's context).
+        let keep = config.context_takeover && !config.no_context_takeover;
         Some(DeflateParams {
-            server_no_context_takeover: offer.server_no_context_takeover
-                || config.no_context_takeover,
-            client_no_context_takeover: offer.client_no_context_takeover
-                || config.no_context_takeover,
+            server_no_context_takeover: offer.server_no_context_takeover || !keep,
+            client_no_context_takeover: offer.client_no_context_takeover || !keep,
             server_max_window_bits: server_bits,
             client_max_window_bits: client_bits,
         })
@@ -453,7 +496,28 @@ pub(crate) struct StandaloneKey {
     level: u32,
 }
 
-/// A connection's compression state: created lazily, one per direction.
+impl StandaloneKey {
+    fn new_compressor(self) -> Box<Compress> {
+        Box::new(Compress::new_with_window_bits(
+            Compression::new(self.level),
+            false,
+            self.window_bits,
+        ))
+    }
+}
+
+fn new_decompressor(bits: u8) -> Box<Decompress> {
+    Box::new(Decompress::new_with_window_bits(false, bits))
+}
+
+/// A connection's compression state, one per direction.
+///
+/// A direction with context takeover keeps its own compressor or
+/// decompressor, created on the first message that needs it. A direction
+/// without borrows one from the thread's [`pool`] for each message and gives
+/// it back, reset, once the message is done, so that between messages the
+/// connection holds no zlib state at all. (A compressed message that arrives
+/// in pieces keeps the borrowed decompressor until its last frame.)
 pub(crate) struct Deflate {
     params: DeflateParams,
     role: Role,
@@ -461,9 +525,6 @@ pub(crate) struct Deflate {
     min_size: usize,
     compressor: Option<Box<Compress>>,
     decompressor: Option<Box<Decompress>>,
-    /// Compressed output, kept between messages so that sending does not
-    /// allocate every time; released with the compressor by `shrink`.
-    pub(crate) output: Vec<u8>,
 }
 
 impl std::fmt::Debug for Deflate {
@@ -486,14 +547,27 @@ impl Deflate {
             min_size: config.min_size,
             compressor: None,
             decompressor: None,
-            output: Vec::new(),
         }
     }
 
-    /// Whether a message of `len` bytes goes out compressed.
-    pub(crate) fn compresses(&self, len: usize) -> bool {
-        // A window the backend cannot honour: send everything uncompressed.
-        len >= self.min_size && self.params.sending(self.role).0 >= MIN_WINDOW_BITS
+    /// An empty buffer to compress a message into: the thread's, which keeps
+    /// its capacity from message to message (and from connection to
+    /// connection).
+    pub(crate) fn take_output() -> Vec<u8> {
+        pool::take_output()
+    }
+
+    /// Gives back the buffer of [`take_output`](Self::take_output).
+    pub(crate) fn give_output(output: Vec<u8>) {
+        pool::give_output(output);
+    }
+
+    /// Whether `payload` goes out compressed: long enough, a window the
+    /// backend can honour, and bytes that look compressible.
+    pub(crate) fn compresses(&self, payload: &[u8]) -> bool {
+        payload.len() >= self.min_size
+            && self.params.sending(self.role).0 >= MIN_WINDOW_BITS
+            && looks_compressible(payload)
     }
 
     /// What a message this side compresses depends on besides its payload,
@@ -506,52 +580,31 @@ impl Deflate {
     /// compresses once per key.
     pub(crate) fn standalone_key(&self) -> Option<StandaloneKey> {
         let (bits, no_takeover) = self.params.sending(self.role);
-        no_takeover.then(|| StandaloneKey {
+        no_takeover.then(|| self.key(bits))
+    }
+
+    fn key(&self, bits: u8) -> StandaloneKey {
+        StandaloneKey {
             window_bits: bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             level: self.level,
-        })
+        }
     }
 
     /// Compresses a whole message into `out` (sync flush, tail stripped).
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
         let (bits, no_takeover) = self.params.sending(self.role);
-        let level = self.level;
-        let compressor = self.compressor.get_or_insert_with(|| {
-            Box::new(Compress::new_with_window_bits(
-                Compression::new(level),
-                false,
-                bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
-            ))
-        });
-        out.clear();
-        out.reserve(input.len() / 2 + 64);
-        let start = compressor.total_in();
-        loop {
-            let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
-            let rest = input.get(consumed..).unwrap_or_default();
-            compressor
-                .compress_vec(rest, out, FlushCompress::Sync)
-                .map_err(|_| "deflate compression failed")?;
-            let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
-            // The flush is complete once all input is in and output space is left over.
-            if consumed >= input.len() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
-        }
-        if out.ends_with(&SYNC_TAIL) {
-            out.truncate(out.len() - SYNC_TAIL.len());
-        }
-        if out.is_empty() {
-            // zlib emits nothing for a sync flush with no new input (an empty
-            // message after another); RFC 7692 §7.2.3.6 sends a lone 0x00,
-            // the start of an empty stored block the receiver completes.
-            out.push(0x00);
-        }
+        let key = self.key(bits);
         if no_takeover {
-            compressor.reset();
+            let mut compressor = pool::take_compressor(key);
+            let result = deflate_message(&mut compressor, input, out);
+            if result.is_ok() {
+                compressor.reset();
+                pool::give_compressor(key, compressor);
+            }
+            return result;
         }
-        Ok(())
+        let compressor = self.compressor.get_or_insert_with(|| key.new_compressor());
+        deflate_message(compressor, input, out)
     }
 
     /// Inflates a piece of a compressed message into `out`, which may not grow
@@ -567,18 +620,21 @@ impl Deflate {
         limit: usize,
         check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
     ) -> Result<(), ProtocolError> {
-        let (bits, _) = self.params.receiving(self.role);
+        let (bits, no_takeover) = self.params.receiving(self.role);
+        let bits = bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         let decompressor = self.decompressor.get_or_insert_with(|| {
-            Box::new(Decompress::new_with_window_bits(
-                false,
-                bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
-            ))
+            if no_takeover {
+                pool::take_decompressor(bits)
+            } else {
+                new_decompressor(bits)
+            }
         });
         inflate_bounded(decompressor, input, out, limit, check)
     }
 
-    /// Ends a compressed message: inflates the stripped tail and resets the
-    /// decompressor if the peer does not keep its context.
+    /// Ends a compressed message: inflates the stripped tail, and gives a
+    /// borrowed decompressor back (reset) if the peer does not keep its
+    /// context.
     pub(crate) fn finish_message(
         &mut self,
         out: &mut Vec<u8>,
@@ -586,21 +642,181 @@ impl Deflate {
         check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
     ) -> Result<(), ProtocolError> {
         self.decompress(&SYNC_TAIL, out, limit, check)?;
-        let (_, no_takeover) = self.params.receiving(self.role);
-        if let Some(decompressor) = self.decompressor.as_mut().filter(|_| no_takeover) {
+        let (bits, no_takeover) = self.params.receiving(self.role);
+        if let Some(mut decompressor) = self.decompressor.take_if(|_| no_takeover) {
             decompressor.reset(false);
+            pool::give_decompressor(bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS), decompressor);
         }
         Ok(())
     }
 
-    /// Drops state that no later message needs.
+    /// Drops state that no later message needs (with no message being
+    /// received): a decompressor without context takeover.
     pub(crate) fn shrink(&mut self) {
-        self.output = Vec::new();
-        if self.params.sending(self.role).1 {
-            self.compressor = None;
-        }
         if self.params.receiving(self.role).1 {
             self.decompressor = None;
+        }
+    }
+}
+
+/// Compresses `input` as one message into `out` with a sync flush, the
+/// trailing `00 00 ff ff` stripped.
+fn deflate_message(
+    compressor: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    out.clear();
+    out.reserve(input.len() / 2 + 64);
+    let start = compressor.total_in();
+    loop {
+        let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
+        let rest = input.get(consumed..).unwrap_or_default();
+        compressor
+            .compress_vec(rest, out, FlushCompress::Sync)
+            .map_err(|_| "deflate compression failed")?;
+        let consumed = usize::try_from(compressor.total_in() - start).unwrap_or(usize::MAX);
+        // The flush is complete once all input is in and output space is left over.
+        if consumed >= input.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(64));
+    }
+    if out.ends_with(&SYNC_TAIL) {
+        out.truncate(out.len() - SYNC_TAIL.len());
+    }
+    if out.is_empty() {
+        // zlib emits nothing for a sync flush with no new input (an empty
+        // message after another); RFC 7692 §7.2.3.6 sends a lone 0x00,
+        // the start of an empty stored block the receiver completes.
+        out.push(0x00);
+    }
+    Ok(())
+}
+
+/// How many leading bytes [`looks_compressible`] looks at.
+const SAMPLE: usize = 1024;
+
+/// Whether deflate is likely to shrink `payload`, judged in one pass over
+/// its first [`SAMPLE`] bytes, so that random, encrypted or already
+/// compressed data is sent as it is instead of being compressed for nothing
+/// (and inflated for nothing by the peer).
+///
+/// The test is the chance that two bytes of the sample picked at random are
+/// equal (estimated without bias from the byte counts): 1/256 for random
+/// bytes, around 1/20 for JSON or text, 1/64 for base64. Below 1/128 the
+/// bytes are nearly evenly spread, and Huffman coding, most of what deflate
+/// gains on short messages, has almost nothing to save. Data whose bytes are
+/// spread evenly but repeat in long runs would be misjudged; such messages
+/// are rare, and sending them uncompressed is always correct.
+pub(crate) fn looks_compressible(payload: &[u8]) -> bool {
+    /// Evenly spread over more symbols than this: not worth compressing.
+    const SPREAD: u64 = 128;
+    let sample = payload.get(..SAMPLE).unwrap_or(payload);
+    if sample.len() < 2 {
+        return true;
+    }
+    let mut counts = [0u32; 256];
+    for &byte in sample {
+        if let Some(count) = counts.get_mut(usize::from(byte)) {
+            *count += 1;
+        }
+    }
+    let equal_pairs: u64 = counts
+        .iter()
+        .map(|&count| u64::from(count) * u64::from(count.saturating_sub(1)))
+        .sum();
+    let n = sample.len() as u64;
+    equal_pairs * SPREAD >= n * (n - 1)
+}
+
+/// The compressors and decompressors not in use, shared by the connections
+/// of a thread that send or receive without context takeover, and the
+/// buffer compressed messages are built in.
+///
+/// A connection takes one for a message and gives it back reset, so a
+/// thread needs one of each per setting however many connections it serves
+/// (a server's connections all share its settings). At most [`pool::KEEP`]
+/// of each kind are kept; more are dropped when given back.
+mod pool {
+    use std::cell::RefCell;
+
+    use flate2::{Compress, Decompress};
+
+    use super::{StandaloneKey, new_decompressor};
+
+    /// What a pool keeps of each kind.
+    pub(super) const KEEP: usize = 4;
+    /// The largest output buffer kept between messages.
+    const KEEP_OUTPUT: usize = 256 * 1024;
+
+    #[derive(Default)]
+    struct Pool {
+        compressors: Vec<(StandaloneKey, Box<Compress>)>,
+        decompressors: Vec<(u8, Box<Decompress>)>,
+        output: Vec<u8>,
+    }
+
+    thread_local! {
+        static POOL: RefCell<Pool> = RefCell::default();
+    }
+
+    /// Runs `f` on this thread's pool; `None` while the thread is being torn
+    /// down.
+    fn with<T>(f: impl FnOnce(&mut Pool) -> T) -> Option<T> {
+        POOL.try_with(|pool| pool.try_borrow_mut().ok().map(|mut pool| f(&mut pool)))
+            .ok()
+            .flatten()
+    }
+
+    /// A fresh compressor for `key`: the pool's, or a new one.
+    pub(super) fn take_compressor(key: StandaloneKey) -> Box<Compress> {
+        with(|pool| {
+            let index = pool.compressors.iter().position(|(k, _)| *k == key)?;
+            Some(pool.compressors.swap_remove(index).1)
+        })
+        .flatten()
+        .unwrap_or_else(|| key.new_compressor())
+    }
+
+    /// Keeps a compressor that was reset, for the next message.
+    pub(super) fn give_compressor(key: StandaloneKey, compressor: Box<Compress>) {
+        with(|pool| {
+            if pool.compressors.len() < KEEP {
+                pool.compressors.push((key, compressor));
+            }
+        });
+    }
+
+    /// A fresh decompressor for a `bits` window: the pool's, or a new one.
+    pub(super) fn take_decompressor(bits: u8) -> Box<Decompress> {
+        with(|pool| {
+            let index = pool.decompressors.iter().position(|(b, _)| *b == bits)?;
+            Some(pool.decompressors.swap_remove(index).1)
+        })
+        .flatten()
+        .unwrap_or_else(|| new_decompressor(bits))
+    }
+
+    /// Keeps a decompressor that was reset, for the next message.
+    pub(super) fn give_decompressor(bits: u8, decompressor: Box<Decompress>) {
+        with(|pool| {
+            if pool.decompressors.len() < KEEP {
+                pool.decompressors.push((bits, decompressor));
+            }
+        });
+    }
+
+    /// The thread's buffer to compress into, emptied.
+    pub(super) fn take_output() -> Vec<u8> {
+        with(|pool| std::mem::take(&mut pool.output)).unwrap_or_default()
+    }
+
+    /// Gives the buffer back; one that grew past 256 KiB is dropped.
+    pub(super) fn give_output(mut output: Vec<u8>) {
+        if output.capacity() <= KEEP_OUTPUT {
+            output.clear();
+            with(|pool| pool.output = output);
         }
     }
 }
@@ -669,11 +885,43 @@ mod tests {
         header.split(',').map(|s| s.trim().to_owned()).collect()
     }
 
+    /// A server that keeps context when the client allows it.
+    fn keeping_context() -> DeflateConfig {
+        DeflateConfig {
+            context_takeover: true,
+            ..DeflateConfig::default()
+        }
+    }
+
     #[test]
-    fn chromium_offer_is_accepted_with_full_windows() {
+    fn chromium_offer_is_answered_without_context_takeover_both_ways() {
         let params = negotiate_server(
             &offers("permessage-deflate; client_max_window_bits"),
             &DeflateConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            params,
+            DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                ..DeflateParams::default()
+            }
+        );
+        assert_eq!(
+            params.to_header(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        // A bare offer too: both parameters may be added unasked.
+        let bare = negotiate_server(&offers("permessage-deflate"), &DeflateConfig::default());
+        assert_eq!(bare, Some(params));
+    }
+
+    #[test]
+    fn with_context_takeover_chromium_offer_is_accepted_with_full_windows() {
+        let params = negotiate_server(
+            &offers("permessage-deflate; client_max_window_bits"),
+            &keeping_context(),
         )
         .unwrap();
         assert_eq!(params, DeflateParams::default());
@@ -681,10 +929,41 @@ mod tests {
     }
 
     #[test]
+    fn with_context_takeover_a_client_that_asks_for_none_gets_none() {
+        for (offer, server, client) in [
+            (
+                "permessage-deflate; server_no_context_takeover",
+                true,
+                false,
+            ),
+            (
+                "permessage-deflate; client_no_context_takeover",
+                false,
+                true,
+            ),
+            (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                true,
+                true,
+            ),
+        ] {
+            let params = negotiate_server(&offers(offer), &keeping_context()).unwrap();
+            assert_eq!(params.server_no_context_takeover, server, "{offer}");
+            assert_eq!(params.client_no_context_takeover, client, "{offer}");
+        }
+        let insisting = DeflateConfig {
+            no_context_takeover: true,
+            ..keeping_context()
+        };
+        let params = negotiate_server(&offers("permessage-deflate"), &insisting).unwrap();
+        assert!(params.server_no_context_takeover && params.client_no_context_takeover);
+    }
+
+    #[test]
     fn server_caps_the_client_window_when_the_client_allows_it() {
         let config = DeflateConfig {
             window_bits: 10,
-            ..DeflateConfig::default()
+            ..keeping_context()
         };
         let params = negotiate_server(
             &offers("permessage-deflate; client_max_window_bits"),
@@ -846,7 +1125,7 @@ mod tests {
         )
         .unwrap();
         let deflate = Deflate::new(params, Role::Client, &DeflateConfig::default());
-        assert!(!deflate.compresses(10_000));
+        assert!(!deflate.compresses(&[b'a'; 10_000]));
     }
 
     fn codec(role: Role, params: DeflateParams) -> Deflate {
@@ -925,6 +1204,80 @@ mod tests {
             "allocated {}",
             out.capacity()
         );
+    }
+
+    /// Bytes from a fixed pseudo-random sequence (xorshift).
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_bytes_do_not_look_compressible_and_text_does() {
+        for len in [64, 100, 1024, 16 * 1024, 64 * 1024] {
+            assert!(!looks_compressible(&noise(len)), "noise of {len}");
+        }
+        let json = r#"{"id":12345,"user":"someone","tags":["alpha","beta"],"score":0.75}"#;
+        for text in [
+            json.to_owned(),
+            json.repeat(200),
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(30),
+            "日本語のテキストも圧縮できるはずです。".repeat(40),
+            // base64: 64 symbols, which Huffman coding still shrinks by a quarter.
+            "QmFzZTY0IGVuY29kZWQgZGF0YSB3aXRoIGEgc21hbGwgYWxwaGFiZXQ+/w==".repeat(40),
+        ] {
+            assert!(looks_compressible(text.as_bytes()), "{text}");
+        }
+        assert!(looks_compressible(&[0u8; 1000]));
+        assert!(looks_compressible(b""));
+        assert!(looks_compressible(b"x"));
+    }
+
+    #[test]
+    fn incompressible_messages_are_not_compressed() {
+        let deflate = codec(Role::Server, DeflateParams::default());
+        assert!(!deflate.compresses(&noise(1024)));
+        assert!(deflate.compresses(&b"{\"a\":1}".repeat(100)));
+    }
+
+    #[test]
+    fn no_context_takeover_borrows_the_threads_codecs() {
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let mut client = codec(Role::Client, params);
+        let mut server = codec(Role::Server, params);
+        let text = b"{\"hello\": \"world\"} ".repeat(50);
+        for _ in 0..3 {
+            let mut wire = Vec::new();
+            client.compress(&text, &mut wire).unwrap();
+            assert!(client.compressor.is_none());
+            // Arriving in two pieces: the borrowed decompressor stays with
+            // the connection until the message ends.
+            let (first, second) = wire.split_at(wire.len() / 2);
+            let mut out = Vec::new();
+            server
+                .decompress(first, &mut out, 1 << 20, &mut |_| Ok(()))
+                .unwrap();
+            assert!(server.decompressor.is_some());
+            server
+                .decompress(second, &mut out, 1 << 20, &mut |_| Ok(()))
+                .unwrap();
+            server
+                .finish_message(&mut out, 1 << 20, &mut |_| Ok(()))
+                .unwrap();
+            assert!(server.decompressor.is_none());
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

@@ -789,7 +789,7 @@ impl Connection {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(bytes) => (OpCode::Binary, bytes),
         };
-        if self.compresses(payload.len()) {
+        if self.compresses(&payload) {
             return self.queue_compressed(opcode, &payload);
         }
         self.queue_frame_bytes(opcode, payload);
@@ -811,7 +811,7 @@ impl Connection {
     pub fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         self.check_can_send_message()?;
         let opcode = message.opcode();
-        if !self.compresses(message.len()) {
+        if !self.compresses(message.as_bytes()) {
             self.queue_framed(opcode, 0, message.plain());
             return Ok(());
         }
@@ -855,18 +855,18 @@ impl Connection {
 
     /// Queues a whole message, compressed when deflate is on and it pays.
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if self.compresses(payload.len()) {
+        if self.compresses(payload) {
             return self.queue_compressed(opcode, payload);
         }
         self.queue_frame(opcode, true, payload);
         Ok(())
     }
 
-    /// Whether a message of `len` bytes goes out compressed.
-    fn compresses(&self, len: usize) -> bool {
+    /// Whether `payload` goes out compressed.
+    fn compresses(&self, payload: &[u8]) -> bool {
         self.deflate
             .as_deref()
-            .is_some_and(|deflate| deflate.compresses(len))
+            .is_some_and(|deflate| deflate.compresses(payload))
     }
 
     /// Queues a message compressed, RSV1 set on its only frame.
@@ -874,15 +874,20 @@ impl Connection {
         let Some(deflate) = self.deflate.as_deref_mut() else {
             return Err(Error::Compression("permessage-deflate is not enabled"));
         };
-        // The compressor's output buffer is reused from message to message.
-        let mut compressed = std::mem::take(&mut deflate.output);
+        // The thread's output buffer is reused from message to message.
+        let mut compressed = Deflate::take_output();
         let result = deflate.compress(payload, &mut compressed);
+        // A message compressed alone that did not shrink goes out as it is
+        // (with context takeover it is part of the history and must be sent).
+        let alone = deflate.standalone_key().is_some();
         if result.is_ok() {
-            self.queue_frame_rsv(opcode, true, RSV1, &compressed);
+            if alone && compressed.len() >= payload.len() {
+                self.queue_frame(opcode, true, payload);
+            } else {
+                self.queue_frame_rsv(opcode, true, RSV1, &compressed);
+            }
         }
-        if let Some(deflate) = self.deflate.as_deref_mut() {
-            deflate.output = compressed;
-        }
+        Deflate::give_output(compressed);
         result.map_err(Error::Compression)
     }
 

@@ -27,7 +27,11 @@ fn connect_deflate(server: &ServerProcess, deflate: DeflateConfig) -> (common::C
 fn deflate_is_negotiated_and_messages_echo_byte_for_byte() {
     let server = ServerProcess::start(&[]);
     let (mut client, negotiated) = connect_deflate(&server, DeflateConfig::default());
-    assert_eq!(negotiated.extensions.as_deref(), Some("permessage-deflate"));
+    // No context takeover either way unless --deflate-context-takeover.
+    assert_eq!(
+        negotiated.extensions.as_deref(),
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    );
     assert!(client.connection().deflate_enabled());
     let json = r#"{"event":"tick","seq":1,"payload":[0,0,0,0]}"#.repeat(40);
     let random: Vec<u8> = (0..70_000u32)
@@ -42,6 +46,27 @@ fn deflate_is_negotiated_and_messages_echo_byte_for_byte() {
             Event::Binary(random.clone().into())
         );
     }
+}
+
+#[test]
+fn deflate_context_takeover_keeps_context_when_the_client_allows_it() {
+    let server = ServerProcess::start(&["--deflate-context-takeover"]);
+    let (mut client, negotiated) = connect_deflate(&server, DeflateConfig::default());
+    assert_eq!(negotiated.extensions.as_deref(), Some("permessage-deflate"));
+    let json = r#"{"event":"tick","seq":1,"payload":[0,0,0,0]}"#.repeat(40);
+    for _ in 0..3 {
+        client.send_text(&json).unwrap();
+        assert_eq!(next_event(&mut client), Event::Text(json.clone().into()));
+    }
+    // A client that asks for no context takeover gets it all the same.
+    let asking = DeflateConfig::default().no_context_takeover(true);
+    let (mut client, negotiated) = connect_deflate(&server, asking);
+    assert_eq!(
+        negotiated.extensions.as_deref(),
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    );
+    client.send_text(&json).unwrap();
+    assert_eq!(next_event(&mut client), Event::Text(json.into()));
 }
 
 #[test]
@@ -60,7 +85,10 @@ fn window_cap_is_negotiated_down() {
     let (mut client, negotiated) = connect_deflate(&server, DeflateConfig::default());
     assert_eq!(
         negotiated.extensions.as_deref(),
-        Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=10")
+        Some(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=10; client_max_window_bits=10"
+        )
     );
     let text = "window ".repeat(5000);
     client.send_text(&text).unwrap();

@@ -149,6 +149,17 @@ pub struct BenchArgs {
     #[arg(long)]
     pub deflate: bool,
 
+    /// With --deflate, offer it as browsers do (`permessage-deflate;
+    /// client_max_window_bits`), leaving context takeover to the server.
+    #[arg(long, requires = "deflate")]
+    pub browser_offer: bool,
+
+    /// In idle mode, each connection first sends one message (--size,
+    /// --payload, --text) and waits for its echo, then idles: the memory
+    /// figure then includes what a server keeps after a message.
+    #[arg(long)]
+    pub idle_echo: bool,
+
     /// Add a header to every upgrade request; repeatable.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -222,6 +233,9 @@ impl BenchArgs {
     /// The checks that involve more than one option; the message is a usage
     /// error.
     pub fn validate(&self) -> Result<(), String> {
+        if self.idle_echo && self.mode != BenchMode::Idle {
+            return Err("--idle-echo needs --mode idle".to_owned());
+        }
         if self.mode == BenchMode::Tcp {
             if self.size == 0 {
                 return Err("--mode tcp needs --size of at least 1 byte".to_owned());

@@ -63,9 +63,10 @@ impl Target {
         // the run repeats one payload, which a server keeping its context
         // would compress to a back-reference: every message compressed on
         // its own gives the figures real traffic would.
+        // --browser-offer: what Chromium and Python `websockets` offer.
         let deflate = args
             .deflate
-            .then(|| DeflateConfig::default().no_context_takeover(true));
+            .then(|| DeflateConfig::default().no_context_takeover(!args.browser_offer));
         let address = lookup_host((request.host(), request.port()))
             .await
             .map_err(|error| {
