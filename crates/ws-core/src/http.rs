@@ -48,7 +48,12 @@
 //!     Ok((response, accepted)) => {
 //!         assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
 //!         assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-//!         assert_eq!(response.headers()["sec-websocket-extensions"], "permessage-deflate");
+//!         // A server keeps no compression state between messages unless
+//!         // asked to (`DeflateConfig::context_takeover`).
+//!         assert_eq!(
+//!             response.headers()["sec-websocket-extensions"],
+//!             "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+//!         );
 //!         // Send `response`; once the framework has switched protocols:
 //!         let connection = accepted.into_connection(Default::default());
 //!         assert_eq!(connection.role(), Role::Server);
