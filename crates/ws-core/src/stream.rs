@@ -46,6 +46,8 @@ pub struct WebSocket<S> {
     draining: bool,
     /// `recv` is waiting to read, with nothing buffered to process.
     parked: bool,
+    /// `recv` is waiting for a write of what was queued to finish.
+    flushing: bool,
 }
 
 /// Waits until a transport is readable, without reading from it.
@@ -147,6 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             input_ended: false,
             draining: false,
             parked: false,
+            flushing: false,
         }
     }
 
@@ -204,6 +207,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // read unless the application queued something meanwhile.
             let resume_read = std::mem::take(&mut self.parked) && !self.connection.wants_write();
             if !resume_read {
+                if self.flushing {
+                    // A write of what was queued was left waiting: finish it
+                    // before taking in more events, so that a peer that does
+                    // not read cannot make us queue more than what was read
+                    // ahead meanwhile.
+                    ready!(self.poll_write_queued(cx, writer))?;
+                    self.flushing = false;
+                }
                 if self.pending.is_none() {
                     self.pending = self.connection.next_event().transpose();
                 }
@@ -217,7 +228,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(self.pending.take().transpose());
                 }
                 // Everything queued is written before we wait to read.
-                ready!(self.poll_write_queued(cx, writer))?;
+                let buffered = self.connection.buffered_input();
+                match self.poll_write_queued(cx, writer) {
+                    Poll::Ready(written) => written?,
+                    Poll::Pending => {
+                        self.flushing = true;
+                        return Poll::Pending;
+                    }
+                }
+                if self.connection.buffered_input() != buffered {
+                    // Read ahead while the write waited: process that first.
+                    continue;
+                }
                 if self.connection.state() == State::Closed {
                     if self.connection.role() == Role::Client {
                         ready!(self.poll_drain_until_eof(cx))?;
