@@ -7,19 +7,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::workspace::Workspace;
-use crate::{e2e, interop, process};
+use crate::{autobahn, e2e, interop, process};
 
 /// Stops a step that hangs (a deadlocked test, say) well inside CI's budget.
 const CARGO_STEP_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 type Step = (&'static str, fn(&Workspace) -> Result<()>);
 
-const STEPS: [Step; 7] = [
+const STEPS: [Step; 8] = [
     ("cargo fmt --check", |ws| {
         cargo(ws, &["fmt", "--all", "--", "--check"])
     }),
     (
-        "cargo clippy --workspace --all-targets -- -D warnings",
+        "cargo clippy --workspace --all-targets --all-features -- -D warnings",
         |ws| {
             cargo(
                 ws,
@@ -27,6 +27,7 @@ const STEPS: [Step; 7] = [
                     "clippy",
                     "--workspace",
                     "--all-targets",
+                    "--all-features",
                     "--",
                     "-D",
                     "warnings",
@@ -35,14 +36,15 @@ const STEPS: [Step; 7] = [
         },
     ),
     ("ws-core feature combinations", feature_combinations),
-    ("cargo test --workspace", |ws| {
-        cargo(ws, &["test", "--workspace"])
+    ("cargo test --workspace --all-features", |ws| {
+        cargo(ws, &["test", "--workspace", "--all-features"])
     }),
     ("cargo xtask e2e", e2e::run),
     ("cargo xtask hostile --quick", |ws| {
         crate::hostile::run(ws, &["--quick".to_owned()])
     }),
     ("cargo xtask interop", interop::run),
+    ("cargo xtask autobahn", autobahn::ci),
 ];
 
 /// Runs the steps, each under a header on stderr with its duration.
@@ -72,12 +74,14 @@ pub fn run(workspace: &Workspace) -> Result<()> {
 /// leaves an unused import or dead code, when one is off. Clippy (a check
 /// build) is enough: what differs between the combinations is what
 /// compiles, not what runs.
-const FEATURE_COMBINATIONS: [&[&str]; 5] = [
+const FEATURE_COMBINATIONS: [&[&str]; 7] = [
     &["--no-default-features"],
     &["--no-default-features", "--features", "tokio"],
     &["--no-default-features", "--features", "futures"],
     &["--no-default-features", "--features", "deflate"],
     &["--no-default-features", "--features", "url"],
+    &["--no-default-features", "--features", "http"],
+    &["--no-default-features", "--features", "hyper"],
 ];
 
 fn feature_combinations(workspace: &Workspace) -> Result<()> {

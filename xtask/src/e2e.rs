@@ -65,6 +65,7 @@ pub fn run(workspace: &Workspace) -> Result<()> {
         }
     }
     failure_checks(&mut report, &client);
+    crate::examples::checks(&mut report, workspace);
     let [lingering_name, stop_name, going_away_name] = SHUTDOWN_CHECKS;
     let Some(server) = server else {
         for name in SHUTDOWN_CHECKS {
@@ -85,10 +86,16 @@ pub fn run(workspace: &Workspace) -> Result<()> {
     report.finish()
 }
 
-/// Starts `ws-server` on a free loopback port.
+/// Starts `ws-server` (the dev build) on a free loopback port.
 pub fn start_ws_server(workspace: &Workspace) -> Result<Service> {
-    let mut command = Command::new(workspace.binary("ws-server"));
-    command.args(["--listen", "127.0.0.1:0"]);
+    start_ws_server_binary(&workspace.binary("ws-server"), &[])
+}
+
+/// Starts the `ws-server` at `binary` on a free loopback port, with `args`
+/// added to its command line.
+pub fn start_ws_server_binary(binary: &Path, args: &[&str]) -> Result<Service> {
+    let mut command = Command::new(binary);
+    command.args(["--listen", "127.0.0.1:0"]).args(args);
     Service::start("ws-server", &mut command, SERVER_TIMEOUT)
 }
 
@@ -217,7 +224,7 @@ pub fn echo_binary_file(client: &Client<'_>, url: &str, scratch: &Path) -> Resul
 
 fn failure_checks(report: &mut Report, client: &Client<'_>) {
     report.check("no server listening: exit 3 (connection failed)", || {
-        let port = free_port()?;
+        let port = process::free_port()?;
         let url = format!("ws://127.0.0.1:{port}/");
         let output = client.run(&[&url, "hello"], None)?;
         expect_failure(&output, exit::CONNECTION_FAILED, &[])
@@ -384,12 +391,6 @@ pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
-}
-
-/// A loopback port nobody listens on: bound, then released.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("could not bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A `GET` over a fresh connection: the status line and the body.

@@ -148,6 +148,44 @@ fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
         }
         Err(error) => report.fail(group, &format!("{error:#}")),
     }
+    axum_page_check(report, workspace, &prefix, &chromium);
+}
+
+/// The axum example's page, whose socket is upgraded by
+/// `ws_core::hyper::upgrade` at `/ws`, loaded once in the same Chromium and
+/// driven by the same script (the page keeps ws-server's element ids).
+fn axum_page_check(report: &mut Report, workspace: &Workspace, prefix: &Path, chromium: &Path) {
+    let group = "chromium -> axum_echo example page";
+    let Some(examples) = report.check(&format!("{group}: examples build"), || {
+        crate::examples::build(workspace)
+    }) else {
+        return;
+    };
+    let mut command = Command::new(crate::examples::example(&examples, "axum_echo"));
+    command.arg("127.0.0.1:0");
+    match Service::start("axum_echo", &mut command, QUICK) {
+        Ok(server) => {
+            let page = format!("{}/", server.http_url());
+            let mut command = Command::new("node");
+            command
+                .arg(workspace.path("xtask/interop/browser_check.mjs"))
+                .arg(&page)
+                .arg(prefix)
+                .arg(chromium);
+            let output = process::run(&mut command, None, BROWSER_TIMEOUT);
+            relay_script(report, group, output, Some(&server));
+            report.check(&format!("{group}: axum_echo exits 0 on Ctrl-C"), || {
+                let exited = server.interrupt(QUICK)?;
+                ensure!(
+                    exited.status.success(),
+                    "axum_echo exited with {}",
+                    exited.status
+                );
+                Ok(())
+            });
+        }
+        Err(error) => report.fail(group, &format!("{error:#}")),
+    }
 }
 
 /// Relays a helper script's check lines under `group`; a script that

@@ -8,12 +8,12 @@
 //! The certificates are made here with rcgen: a test CA, and a leaf for
 //! `localhost` only, so that `wss://127.0.0.1` is the wrong host name.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
@@ -489,7 +489,7 @@ fn proxy_checks(
             report.check(
                 &name("closed port: exit 3 showing the SOCKS5 reply"),
                 || {
-                    let closed = format!("wss://localhost:{}/", free_port()?);
+                    let closed = format!("wss://localhost:{}/", process::free_port()?);
                     let proxy_url = format!("socks5h://{}", proxy.addr);
                     let output = client.run(&[&closed, "--proxy", &proxy_url, "hello"], None)?;
                     expect_failure(
@@ -525,7 +525,7 @@ impl ProxyProcess {
 /// for 127.0.0.1 only, with Basic credentials required.
 fn start_tinyproxy(dir: &Path, ports: &[&str]) -> Result<ProxyProcess> {
     let program = ensure_program("tinyproxy", &["-v"], "tinyproxy")?;
-    let port = free_port()?;
+    let port = process::free_port()?;
     let connect_ports: String = ports
         .iter()
         .map(|port| format!("ConnectPort {port}\n"))
@@ -548,7 +548,7 @@ fn start_tinyproxy(dir: &Path, ports: &[&str]) -> Result<ProxyProcess> {
 /// from 127.0.0.0/8 only, connections out through the loopback interface.
 fn start_dante(dir: &Path) -> Result<ProxyProcess> {
     let program = ensure_program("danted", &["-v"], "dante-server")?;
-    let port = free_port()?;
+    let port = process::free_port()?;
     let root = process::run(Command::new("id").arg("-u"), None, Duration::from_secs(10))
         .is_ok_and(|output| output.stdout_text().trim() == "0");
     // As root, Dante insists on dropping privileges for the work it can.
@@ -576,44 +576,9 @@ fn start_dante(dir: &Path) -> Result<ProxyProcess> {
 /// Starts a proxy with its output in `log`, and waits until its port takes
 /// connections.
 fn start_proxy(name: &str, mut command: Command, port: u16, log: &Path) -> Result<ProxyProcess> {
-    let log_file = std::fs::File::create(log)
-        .with_context(|| format!("could not create {}", log.display()))?;
-    let log_err = log_file
-        .try_clone()
-        .context("could not share the log file")?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(log_err));
-    let mut process = Guarded::spawn(name, &mut command)?;
+    let process = process::start_listening(name, &mut command, port, log, PROXY_START)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + PROXY_START;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(ProxyProcess { addr, process });
-        }
-        if let Some(status) = process.wait_timeout(Duration::ZERO)? {
-            bail!(
-                "`{name}` exited ({status}) before listening on {addr}; its log: {}",
-                log_tail(log)
-            );
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "`{name}` did not listen on {addr} within {} s; its log: {}",
-                PROXY_START.as_secs(),
-                log_tail(log)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(5).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    one_line(&tail.join("\n"))
+    Ok(ProxyProcess { addr, process })
 }
 
 /// The program, installed from the Debian package when it is not on PATH.
@@ -647,13 +612,6 @@ fn ensure_program(program: &str, probe: &[&str], package: &str) -> Result<PathBu
     )
     .with_context(|| format!("`{} {}` does not run", path.display(), probe.join(" ")))?;
     Ok(path)
-}
-
-/// A loopback port free at the time of asking.
-fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not bind a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! (SIGTERM first so it can clean up after itself, then SIGKILL).
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -197,8 +199,13 @@ impl Guarded {
 
     /// Sends SIGTERM, through the `kill` command to stay free of `unsafe`.
     pub fn terminate(&self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with the `kill` command.
+    pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -206,7 +213,7 @@ impl Guarded {
             .context("could not run `kill`")?;
         ensure!(
             status.success(),
-            "`kill -TERM` on `{}` failed ({status})",
+            "`kill -{name}` on `{}` failed ({status})",
             self.name
         );
         Ok(())
@@ -368,6 +375,12 @@ impl Service {
         self.exit_within(timeout, "after SIGTERM")
     }
 
+    /// Sends SIGINT (Ctrl-C) and waits up to `timeout` for the exit.
+    pub fn interrupt(self, timeout: Duration) -> Result<Exited> {
+        self.process.signal("INT")?;
+        self.exit_within(timeout, "after Ctrl-C (SIGINT)")
+    }
+
     /// Waits up to `timeout` for the process to exit by itself (`why` says
     /// after what, for the error).
     pub fn exit_within(mut self, timeout: Duration, why: &str) -> Result<Exited> {
@@ -453,6 +466,64 @@ impl StderrTail {
         let _ = self.done.recv_timeout(GRACE);
         self.text()
     }
+}
+
+/// A loopback port free at the time of asking: bound, then released.
+pub fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not bind a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `command` with its output in `log`, and waits up to `timeout`
+/// until 127.0.0.1:`port` takes connections: for programs that announce
+/// nothing on stdout (a proxy, a test suite's server).
+pub fn start_listening(
+    name: &str,
+    command: &mut Command,
+    port: u16,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Guarded> {
+    let log_file = std::fs::File::create(log)
+        .with_context(|| format!("could not create {}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .context("could not share the log file")?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(log_err));
+    let mut process = Guarded::spawn(name, command)?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(process);
+        }
+        if let Some(status) = process.wait_timeout(Duration::ZERO)? {
+            bail!(
+                "`{name}` exited ({status}) before listening on {addr}; its log: {}",
+                log_tail(log)
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "`{name}` did not listen on {addr} within {} s; its log: {}",
+                timeout.as_secs(),
+                log_tail(log)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The last lines of a log file, on one line.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    one_line(&tail.join("\n"))
 }
 
 /// The `ws://HOST:PORT` of a line `listening on ws://HOST:PORT`.

@@ -52,8 +52,17 @@ impl Workspace {
     /// The path of a binary of the dev profile, which `cargo test` has built
     /// already in `cargo xtask ci`.
     pub fn binary(&self, name: &str) -> PathBuf {
+        self.binary_in("debug", name)
+    }
+
+    /// The path of a binary of the release profile.
+    pub fn release_binary(&self, name: &str) -> PathBuf {
+        self.binary_in("release", name)
+    }
+
+    fn binary_in(&self, profile_dir: &str, name: &str) -> PathBuf {
         self.target
-            .join("debug")
+            .join(profile_dir)
             .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
     }
 
@@ -80,19 +89,36 @@ impl Workspace {
     /// Builds `ws-server` and `ws-client` (dev profile), cargo's progress on
     /// stderr so that stdout keeps one line per check.
     pub fn build_binaries(&self) -> Result<()> {
-        eprintln!("xtask: cargo build -p ws-server -p ws-client");
+        self.build(false)
+    }
+
+    /// Builds `ws-server` and `ws-client` with the release profile.
+    pub fn build_release_binaries(&self) -> Result<()> {
+        self.build(true)
+    }
+
+    fn build(&self, release: bool) -> Result<()> {
+        let mut args = vec!["build", "-p", "ws-server", "-p", "ws-client"];
+        let profile_dir = if release {
+            args.push("--release");
+            "release"
+        } else {
+            "debug"
+        };
+        let shown = args.join(" ");
+        eprintln!("xtask: cargo {shown}");
         let mut command = self.cargo_command();
         command
-            .args(["build", "-p", "ws-server", "-p", "ws-client"])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
         let status = process::status_within(&mut command, BUILD_TIMEOUT)?;
         if !status.success() {
-            bail!("`cargo build -p ws-server -p ws-client` failed ({status})");
+            bail!("`cargo {shown}` failed ({status})");
         }
         for name in ["ws-server", "ws-client"] {
-            let path = self.binary(name);
+            let path = self.binary_in(profile_dir, name);
             if !path.is_file() {
                 bail!("the build succeeded but {} does not exist", path.display());
             }

@@ -4,19 +4,38 @@
 //! The adapter only moves bytes: every protocol decision is the
 //! [`Connection`]'s. Replies the protocol owes the peer are written before
 //! [`recv`](WebSocket::recv) returns or reads again.
+//!
+//! ```no_run
+//! use std::net::TcpListener;
+//! use ws_core::blocking::WebSocket;
+//!
+//! # fn main() -> Result<(), ws_core::Error> {
+//! let listener = TcpListener::bind("127.0.0.1:8000")?;
+//! for stream in listener.incoming() {
+//!     std::thread::spawn(move || -> Result<(), ws_core::Error> {
+//!         let mut socket = WebSocket::accept(stream?)?;
+//!         while let Some(event) = socket.recv()? {
+//!             if let Some(message) = event.into_message() {
+//!                 socket.send(message)?;
+//!             }
+//!         }
+//!         Ok(())
+//!     });
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 
 use bytes::{Buf, BytesMut};
 
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
-    UpgradeRequest, validate_response,
-};
-use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeError, Negotiated, ServerHandshake,
+    UpgradeRequest,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -48,33 +67,26 @@ impl<S: Read + Write> WebSocket<S> {
     where
         F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let request = loop {
-            match head.parse_request() {
-                Ok(Some(request)) => break request,
+        let mut handshake = ServerHandshake::new(config);
+        let answer = loop {
+            match handshake.request() {
+                Ok(Some(_)) => break handshake.accept(choose),
                 Ok(None) => {}
-                Err(error) => {
-                    stream.write_all(&crate::handshake::reject_response(&error))?;
-                    return Err(error.into());
-                }
+                Err(refused) => break Err(refused),
             }
-            if read_into(&mut stream, head.read_buffer())? == 0 {
+            if read_into(&mut stream, handshake.read_buffer())? == 0 {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
-        match answer_upgrade(request, &config, choose) {
-            Ok(upgrade) => {
-                stream.write_all(&upgrade.response)?;
-                stream.flush()?;
-                let connection = upgrade.connection(config, head.into_remaining());
-                Ok((Self { stream, connection }, upgrade.request))
-            }
-            Err((error, response)) => {
-                stream.write_all(&response)?;
-                stream.flush()?;
-                Err(error.into())
-            }
-        }
+        let response = match &answer {
+            Ok(accepted) => &accepted.response,
+            Err(refused) => &refused.response,
+        };
+        stream.write_all(response)?;
+        stream.flush()?;
+        let accepted = answer.map_err(HandshakeError::from)?;
+        let socket = Self::from_connection(stream, accepted.connection);
+        Ok((socket, accepted.request))
     }
 
     /// Performs the client side of the opening handshake on a connected
@@ -84,26 +96,20 @@ impl<S: Read + Write> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &with_deflate_offer(request, &config);
-        stream.write_all(&request.to_bytes())?;
+        let mut handshake = ClientHandshake::new(request, config);
+        stream.write_all(handshake.request_bytes())?;
         stream.flush()?;
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let response = loop {
-            if let Some(response) = head.parse_response()? {
-                break response;
+        loop {
+            if read_into(&mut stream, handshake.read_buffer())? == 0 {
+                handshake.receive_eof();
             }
-            if read_into(&mut stream, head.read_buffer())? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-            }
-        };
-        while rejection_body_incomplete(&response, head.remaining().len()) {
-            if read_into(&mut stream, head.read_buffer())? == 0 {
-                break;
+            match handshake.step()? {
+                ControlFlow::Continue(more) => handshake = more,
+                ControlFlow::Break((connection, negotiated)) => {
+                    return Ok((Self::from_connection(stream, connection), negotiated));
+                }
             }
         }
-        let negotiated = validate_response(request, response, head.remaining())?;
-        let connection = client_connection(config, &negotiated, head.into_remaining())?;
-        Ok((Self { stream, connection }, negotiated))
     }
 
     /// Wraps a stream whose handshake is already done.

@@ -1,6 +1,20 @@
 //! permessage-deflate (RFC 7692): negotiation, and the compressor and
 //! decompressor a connection keeps.
 //!
+//! Switch it on in the [`Config`](crate::Config); the handshake then offers
+//! it (client) or accepts a compatible offer (server), and the connection
+//! compresses and inflates as negotiated:
+//!
+//! ```
+//! use ws_core::Config;
+//! use ws_core::deflate::DeflateConfig;
+//!
+//! // Level 1, and no context takeover: nothing is kept between messages.
+//! let deflate = DeflateConfig::default().level(1).no_context_takeover(true);
+//! let config = Config::default().deflate(Some(deflate));
+//! # let _ = config;
+//! ```
+//!
 //! Messages are compressed with raw deflate and a sync flush; the trailing
 //! `00 00 ff ff` is stripped on send and put back on receive. The
 //! decompressor writes into a buffer that never grows past the message size

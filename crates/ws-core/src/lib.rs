@@ -24,8 +24,11 @@
 //! - [`handshake`]: the HTTP/1.1 opening handshake without I/O, for servers
 //!   that route plain HTTP themselves and clients that build their request.
 //! - [`deflate`]: permessage-deflate settings and negotiation.
+//! - [`http`](mod@http) and [`hyper`](mod@hyper): the server's handshake
+//!   on the `http` crate's types, and a hyper 1.x (or axum) request upgraded
+//!   to a [`stream::WebSocket`] (features `http` and `hyper`, off by default).
 //! - [`low_level`]: building blocks for writing your own adapter or test
-//!   peer (frame headers, masking, the handshake driven from a byte stream);
+//!   peer (frame headers, masking, the key exchange);
 //!   less stable than the rest.
 //!
 //! # Features
@@ -36,6 +39,8 @@
 //! | `futures` | on | `Stream` and `Sink` for the tokio adapter and its halves (turns `tokio` on) | `futures-core`, `futures-sink` |
 //! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
+//! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
+//! | `hyper` | off | [`hyper::upgrade`]: a hyper 1.x or axum request upgraded to a [`stream::WebSocket`] (turns `http` and `tokio` on) | `hyper` (no features), `hyper-util` (`tokio`) |
 //!
 //! With none of them the crate is the protocol, the handshake and the
 //! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
@@ -43,6 +48,68 @@
 //! offered or accepted; without `url`,
 //! [`ClientRequest::from_parts`](handshake::ClientRequest::from_parts) takes
 //! the host, port and path.
+//!
+//! # Example: tokio, with the read and write halves in two tasks
+//!
+//! ```
+//! # #[cfg(all(feature = "tokio", feature = "url"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio::net::{TcpListener, TcpStream};
+//! use ws_core::handshake::ClientRequest;
+//! use ws_core::stream::WebSocket;
+//! use ws_core::{CloseCode, Config, Event};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("ws://{}/", listener.local_addr()?);
+//!
+//! // The server echoes; pings and the closing handshake are answered by the
+//! // protocol itself.
+//! let server = tokio::spawn(async move {
+//!     let (stream, _) = listener.accept().await?;
+//!     let mut socket = WebSocket::accept(stream).await?;
+//!     while let Some(event) = socket.recv().await? {
+//!         if let Some(message) = event.into_message() {
+//!             socket.send(message).await?;
+//!         }
+//!     }
+//!     Ok::<_, ws_core::Error>(())
+//! });
+//!
+//! // The client reads in one task and writes in another.
+//! let request = ClientRequest::new(&url)?;
+//! let stream = TcpStream::connect((request.host(), request.port())).await?;
+//! let (socket, _) = WebSocket::connect(stream, &request, Config::default()).await?;
+//! let (mut read, mut write) = socket.split();
+//! let writer = tokio::spawn(async move {
+//!     for text in ["one", "two", "three"] {
+//!         write.send_text(text).await?;
+//!     }
+//!     Ok::<_, ws_core::Error>(write)
+//! });
+//! let mut replies = Vec::new();
+//! while replies.len() < 3 {
+//!     if let Some(Event::Text(text)) = read.recv().await? {
+//!         replies.push(text.as_str().to_owned());
+//!     }
+//! }
+//! assert_eq!(replies, ["one", "two", "three"]);
+//! let mut write = writer.await??;
+//! write.close(CloseCode::NORMAL, "done").await?;
+//! // The server's close, then the end of TCP.
+//! while read.recv().await?.is_some() {}
+//! server.await??;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(all(feature = "tokio", feature = "url")))]
+//! # fn main() {}
+//! ```
+//!
+//! `split` halves, `futures::Stream`/`Sink` (feature `futures`), write
+//! backpressure ([`Config::write_high_water`]) and
+//! [`PreparedMessage`] (one message framed once for many connections) are
+//! in [`stream`] and [`prepared`]; `crates/ws-core/examples` has an echo
+//! server, a client and a broadcasting chat room.
 //!
 //! # Example: a blocking echo server
 //!
@@ -86,8 +153,6 @@
 //! # fn main() {}
 //! ```
 //!
-//! The same with tokio is in the crate's README.
-//!
 //! # Memory
 //!
 //! Buffers are allocated on demand and follow the traffic: reads reserve a
@@ -103,7 +168,13 @@
 // The crate docs link to feature-gated items; without those features the
 // links have no target, which is expected.
 #![cfg_attr(
-    not(all(feature = "tokio", feature = "deflate", feature = "url")),
+    not(all(
+        feature = "tokio",
+        feature = "deflate",
+        feature = "url",
+        feature = "http",
+        feature = "hyper"
+    )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
@@ -118,6 +189,12 @@ mod error;
 mod frame;
 pub mod handshake;
 mod head_buffer;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 pub mod low_level;
 mod mask;
 mod message;

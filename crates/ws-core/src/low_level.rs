@@ -8,11 +8,6 @@
 //! (another runtime, a custom transport, a server that routes plain HTTP
 //! itself), and what a test needs to play a peer that misbehaves on purpose:
 //!
-//! - the handshake driven from a byte stream: [`HeadBuffer`] collects a head,
-//!   [`answer_upgrade`] answers a request and returns the [`Upgrade`] whose
-//!   [`connection`](Upgrade::connection) takes over the bytes behind it;
-//!   [`with_deflate_offer`], [`rejection_body_incomplete`] and
-//!   [`client_connection`] are the client's side of the same;
 //! - the key exchange by hand: [`accept_key`], [`generate_key`],
 //!   [`WEBSOCKET_GUID`];
 //! - frames by hand: [`FrameHeader`], [`encode_frame`], [`apply_mask`],
@@ -24,6 +19,29 @@
 //! - for transports: [`is_disconnect`] and, with the `tokio` feature,
 //!   [`shutdown_and_drain`].
 //!
+//! The handshake driven from a byte stream is not here but in
+//! [`handshake`](crate::handshake): [`ServerHandshake`] and
+//! [`ClientHandshake`] are what both adapters run, and what an adapter of
+//! your own runs too.
+//!
+//! ```
+//! use ws_core::low_level::{FrameHeader, encode_frame};
+//! use ws_core::{Config, Connection, Event, OpCode, Role};
+//!
+//! // A test peer writes a masked text frame by hand...
+//! let header = FrameHeader {
+//!     mask: Some([1, 2, 3, 4]),
+//!     ..FrameHeader::new(OpCode::Text, 0)
+//! };
+//! let mut wire = bytes::BytesMut::new();
+//! encode_frame(&mut wire, header, b"hi");
+//! // ...and a server connection reads it.
+//! let mut server = Connection::new(Role::Server, Config::default());
+//! server.receive(&wire);
+//! assert_eq!(server.next_event()?, Some(Event::Text("hi".into())));
+//! # Ok::<(), ws_core::Error>(())
+//! ```
+//!
 //! These items follow semver like every public item, but they show more of
 //! how the crate works than the rest of the API does, so they are the first
 //! to change when the crate's insides do: expect breaking releases to touch
@@ -32,6 +50,8 @@
 //! [`blocking::WebSocket`]: crate::blocking::WebSocket
 //! [`stream::WebSocket`]: crate::stream::WebSocket
 //! [`Connection`]: crate::Connection
+//! [`ServerHandshake`]: crate::handshake::ServerHandshake
+//! [`ClientHandshake`]: crate::handshake::ClientHandshake
 //! [`Connection::outbound`]: crate::Connection::outbound
 //! [`Connection::replies_backlogged`]: crate::Connection::replies_backlogged
 
@@ -39,10 +59,6 @@ pub use crate::close::parse_close_payload;
 pub use crate::error::is_disconnect;
 pub use crate::frame::{FrameHeader, encode_frame};
 pub use crate::handshake::accept::{WEBSOCKET_GUID, accept_key, generate_key};
-pub use crate::head_buffer::{
-    HeadBuffer, Upgrade, answer_upgrade, client_connection, rejection_body_incomplete,
-    with_deflate_offer,
-};
 pub use crate::mask::apply_mask;
 pub use crate::outbound::Outbound;
 pub use crate::protocol::MAX_UNWRITTEN_PONGS;

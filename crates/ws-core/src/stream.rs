@@ -14,6 +14,7 @@ mod split;
 
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -25,11 +26,8 @@ pub use split::{ReadHalf, ReuniteError, WriteHalf};
 use crate::close::CloseCode;
 use crate::error::{Error, is_disconnect};
 use crate::handshake::{
-    AcceptOptions, ClientRequest, DEFAULT_MAX_HEAD_SIZE, HandshakeError, Negotiated,
-    UpgradeRequest, reject_response, validate_response,
-};
-use crate::head_buffer::{
-    HeadBuffer, answer_upgrade, client_connection, rejection_body_incomplete, with_deflate_offer,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeError, Negotiated, ServerHandshake,
+    UpgradeRequest,
 };
 use crate::message::{Event, Message};
 use crate::protocol::{Config, Connection, Role, State};
@@ -46,6 +44,8 @@ pub struct WebSocket<S> {
     input_ended: bool,
     /// A sender found the write queue full and waits for the low-water mark.
     draining: bool,
+    /// `recv` is waiting to read, with nothing buffered to process.
+    parked: bool,
 }
 
 /// Waits until a transport is readable, without reading from it.
@@ -93,31 +93,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     where
         F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
     {
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let request = loop {
-            match head.parse_request() {
-                Ok(Some(request)) => break request,
+        let mut handshake = ServerHandshake::new(config);
+        let answer = loop {
+            match handshake.request() {
+                Ok(Some(_)) => break handshake.accept(choose),
                 Ok(None) => {}
-                Err(error) => {
-                    stream.write_all(&reject_response(&error)).await?;
-                    return Err(error.into());
-                }
+                Err(refused) => break Err(refused),
             }
-            if stream.read_buf(head.read_buffer()).await? == 0 {
+            if stream.read_buf(handshake.read_buffer()).await? == 0 {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         };
-        match answer_upgrade(request, &config, choose) {
-            Ok(upgrade) => {
-                stream.write_all(&upgrade.response).await?;
-                let connection = upgrade.connection(config, head.into_remaining());
-                Ok((Self::from_connection(stream, connection), upgrade.request))
-            }
-            Err((error, response)) => {
-                stream.write_all(&response).await?;
-                Err(error.into())
-            }
-        }
+        let response = match &answer {
+            Ok(accepted) => &accepted.response,
+            Err(refused) => &refused.response,
+        };
+        stream.write_all(response).await?;
+        let accepted = answer.map_err(HandshakeError::from)?;
+        let socket = Self::from_connection(stream, accepted.connection);
+        Ok((socket, accepted.request))
     }
 
     /// Performs the client side of the opening handshake on a connected
@@ -127,25 +121,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, Negotiated), Error> {
-        let request = &with_deflate_offer(request, &config);
-        stream.write_all(&request.to_bytes()).await?;
-        let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-        let response = loop {
-            if let Some(response) = head.parse_response()? {
-                break response;
+        let mut handshake = ClientHandshake::new(request, config);
+        stream.write_all(handshake.request_bytes()).await?;
+        loop {
+            if stream.read_buf(handshake.read_buffer()).await? == 0 {
+                handshake.receive_eof();
             }
-            if stream.read_buf(head.read_buffer()).await? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-            }
-        };
-        while rejection_body_incomplete(&response, head.remaining().len()) {
-            if stream.read_buf(head.read_buffer()).await? == 0 {
-                break;
+            match handshake.step()? {
+                ControlFlow::Continue(more) => handshake = more,
+                ControlFlow::Break((connection, negotiated)) => {
+                    return Ok((Self::from_connection(stream, connection), negotiated));
+                }
             }
         }
-        let negotiated = validate_response(request, response, head.remaining())?;
-        let connection = client_connection(config, &negotiated, head.into_remaining())?;
-        Ok((Self::from_connection(stream, connection), negotiated))
     }
 
     /// Wraps a stream whose handshake is already done (a server that routes
@@ -158,6 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             pending: None,
             input_ended: false,
             draining: false,
+            parked: false,
         }
     }
 
@@ -209,29 +198,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         writer: Writer<'_>,
     ) -> Poll<Result<Option<Event>, Error>> {
         loop {
-            if self.pending.is_none() {
-                self.pending = self.connection.next_event().transpose();
-            }
-            if let Some(pending) = &self.pending {
-                // Replies the protocol owes go out before the event is
-                // handed over, and a failure's close frame before its error.
-                if pending.is_err() || self.connection.reply_pending() {
-                    ready!(self.poll_write_queued(cx, writer))?;
+            // Woken while waiting to read: nothing was buffered or queued
+            // when the wait began, and nothing can have been buffered since
+            // (reading ahead clears the flag), so go straight back to the
+            // read unless the application queued something meanwhile.
+            let resume_read = std::mem::take(&mut self.parked) && !self.connection.wants_write();
+            if !resume_read {
+                if self.pending.is_none() {
+                    self.pending = self.connection.next_event().transpose();
                 }
-                return Poll::Ready(self.pending.take().transpose());
-            }
-            // Everything queued is written before we wait to read.
-            ready!(self.poll_write_queued(cx, writer))?;
-            if self.connection.state() == State::Closed {
-                if self.connection.role() == Role::Client {
-                    ready!(self.poll_drain_until_eof(cx))?;
+                if let Some(pending) = &self.pending {
+                    // Replies the protocol owes go out before the event is
+                    // handed over, and a failure's close frame before its
+                    // error.
+                    if pending.is_err() || self.connection.reply_pending() {
+                        ready!(self.poll_write_queued(cx, writer))?;
+                    }
+                    return Poll::Ready(self.pending.take().transpose());
                 }
-                return Poll::Ready(Ok(None));
+                // Everything queued is written before we wait to read.
+                ready!(self.poll_write_queued(cx, writer))?;
+                if self.connection.state() == State::Closed {
+                    if self.connection.role() == Role::Client {
+                        ready!(self.poll_drain_until_eof(cx))?;
+                    }
+                    return Poll::Ready(Ok(None));
+                }
             }
             let read = if self.input_ended {
                 0
             } else {
-                ready!(self.poll_read_more(cx, ready))?
+                match self.poll_read_more(cx, ready) {
+                    Poll::Ready(read) => read?,
+                    Poll::Pending => {
+                        self.parked = true;
+                        return Poll::Pending;
+                    }
+                }
             };
             if read == 0 {
                 self.connection.receive_eof()?;
@@ -446,6 +449,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Reads whatever the peer has sent into the connection's buffer,
     /// without processing it, up to `limit` buffered bytes.
     fn poll_read_ahead(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<usize>> {
+        // What is read here waits for `recv` to process it.
+        self.parked = false;
         let buffer = self.connection.read_buffer();
         let start = buffer.len();
         // Zero-filled rather than uninitialised: this path runs only while
@@ -509,6 +514,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The protocol state, to queue frames (fragments, pongs) directly.
     pub fn connection_mut(&mut self) -> &mut Connection {
+        // The caller may feed input (`receive`): `recv` must look at it.
+        self.parked = false;
         &mut self.connection
     }
 

@@ -1198,6 +1198,33 @@ impl tokio::io::AsyncWrite for AsyncScripted {
     }
 }
 
+/// An adapter run over a scripted peer that closes when it pauses:
+/// (role, deflate, peer's bytes, read sizes, close point) -> (events, the
+/// end of the receive loop, what was written).
+type AdapterRun = fn(
+    Role,
+    Option<DeflateParams>,
+    Vec<u8>,
+    Vec<usize>,
+    usize,
+) -> (Vec<Event>, Result<(), Error>, Vec<u8>);
+
+/// The adapters' property: `run` over `source`, closing after the prefix
+/// `close_at` picks, ends without an error, as [`check_closed_midway`] says.
+fn adapter_closes_midway(
+    run: AdapterRun,
+    source: &Source,
+    role: Role,
+    sizes: Vec<usize>,
+    close_at: prop::sample::Index,
+) -> Result<(), TestCaseError> {
+    let (bytes, deflate, expected) = source.encode_with_close(role);
+    let close_at = close_at.index(bytes.len() + 1);
+    let (events, result, wire) = run(role, deflate, bytes, sizes, close_at);
+    prop_assert!(result.is_ok(), "{:?} after {:?}", result, events);
+    check_closed_midway(&events, &expected, &wire, role)
+}
+
 /// Runs the blocking adapter over a scripted peer; closes when it pauses.
 fn blocking_closing_at(
     role: Role,
@@ -1297,11 +1324,7 @@ proptest! {
         sizes in read_sizes(),
         close_at in any::<prop::sample::Index>(),
     ) {
-        let (bytes, deflate, expected) = source.encode_with_close(role);
-        let close_at = close_at.index(bytes.len() + 1);
-        let (events, result, wire) = blocking_closing_at(role, deflate, bytes, sizes, close_at);
-        prop_assert!(result.is_ok(), "{:?} after {:?}", result, events);
-        check_closed_midway(&events, &expected, &wire, role)?;
+        adapter_closes_midway(blocking_closing_at, &source, role, sizes, close_at)?;
     }
 
     /// The same through the tokio adapter: the application closes while a
@@ -1313,11 +1336,7 @@ proptest! {
         sizes in read_sizes(),
         close_at in any::<prop::sample::Index>(),
     ) {
-        let (bytes, deflate, expected) = source.encode_with_close(role);
-        let close_at = close_at.index(bytes.len() + 1);
-        let (events, result, wire) = tokio_closing_at(role, deflate, bytes, sizes, close_at);
-        prop_assert!(result.is_ok(), "{:?} after {:?}", result, events);
-        check_closed_midway(&events, &expected, &wire, role)?;
+        adapter_closes_midway(tokio_closing_at, &source, role, sizes, close_at)?;
     }
 }
 

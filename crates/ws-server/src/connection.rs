@@ -18,8 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
-use ws_core::handshake::DEFAULT_MAX_HEAD_SIZE;
-use ws_core::low_level::{HeadBuffer, answer_upgrade};
+use ws_core::handshake::ServerHandshake;
 use ws_core::stream::WebSocket;
 use ws_core::{CloseCode, Error, Event, Message};
 
@@ -157,17 +156,18 @@ async fn handshake(
     let Some(mut stream) = tls::accept(stream, peer, tls).await else {
         return Opening::Dropped;
     };
-    let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-    let request = loop {
-        match head.parse_request() {
-            Ok(Some(request)) => break request,
+    let mut handshake = ServerHandshake::new(shared.config.core_config());
+    loop {
+        match handshake.request() {
+            Ok(Some(_)) => break,
             Ok(None) => {}
-            Err(error) => {
+            Err(refused) => {
+                let error = &refused.error;
                 tracing::warn!(%peer, status = error.status(), %error, "bad request");
-                return Opening::Respond(stream, ws_core::handshake::reject_response(&error));
+                return Opening::Respond(stream, refused.response);
             }
         }
-        match stream.read_buf(head.read_buffer()).await {
+        match stream.read_buf(handshake.read_buffer()).await {
             Ok(0) => {
                 tracing::debug!(%peer, "connection closed before a complete request");
                 return Opening::Dropped;
@@ -178,27 +178,25 @@ async fn handshake(
                 return Opening::Dropped;
             }
         }
-    };
-    if !request.is_upgrade() {
-        let (status, response) = http::route(&request);
+    }
+    if let Some(request) = handshake.head().filter(|head| !head.is_upgrade()) {
+        let (status, response) = http::route(request);
         // Client-supplied text is logged with Debug so it cannot forge log lines.
         tracing::debug!(%peer, method = ?request.method, path = ?request.path(), status, "http request");
         return Opening::Respond(stream, response);
     }
-    let core_config = shared.config.core_config();
-    match answer_upgrade(request, &core_config, |request| {
-        shared.config.choose(request)
-    }) {
-        Err((error, response)) => {
+    match handshake.accept(|request| shared.config.choose(request)) {
+        Err(refused) => {
+            let error = &refused.error;
             tracing::warn!(%peer, status = error.status(), %error, "upgrade refused");
-            Opening::Respond(stream, response)
+            Opening::Respond(stream, refused.response)
         }
-        Ok(upgrade) => {
-            if let Err(error) = stream.write_all(&upgrade.response).await {
+        Ok(accepted) => {
+            if let Err(error) = stream.write_all(&accepted.response).await {
                 tracing::debug!(%peer, %error, "writing the 101 response failed");
                 return Opening::Dropped;
             }
-            let request = &upgrade.request;
+            let request = &accepted.request;
             tracing::debug!(
                 %peer,
                 path = ?request.path(),
@@ -206,9 +204,8 @@ async fn handshake(
                 origin = ?request.origin,
                 "connection opened"
             );
-            let connection = upgrade.connection(core_config, head.into_remaining());
             let stream = WriteDeadline::new(Metered::new(stream), shared.config.close_timeout);
-            let socket = WebSocket::from_connection(stream, connection);
+            let socket = WebSocket::from_connection(stream, accepted.connection);
             // The request head (all its headers) is not kept for the
             // connection's lifetime.
             Opening::Upgraded(Box::new(socket))

@@ -18,9 +18,9 @@
 use libfuzzer_sys::fuzz_target;
 use ws_core::deflate::DeflateConfig;
 use ws_core::handshake::{
-    AcceptOptions, DEFAULT_MAX_HEAD_SIZE, HandshakeError, UpgradeRequest, parse_response_head,
+    AcceptOptions, DEFAULT_MAX_HEAD_SIZE, HandshakeError, ServerHandshake, UpgradeRequest,
+    parse_response_head,
 };
-use ws_core::low_level::{HeadBuffer, answer_upgrade};
 use ws_core::{CloseCode, Config};
 use ws_core_fuzz::{ChunkPlan, Driver};
 
@@ -80,35 +80,35 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = limits.deflate((control & 0x10 == 0).then(DeflateConfig::default));
     let mut chunks = plan.chunks(&stream);
-    let mut head = HeadBuffer::new(DEFAULT_MAX_HEAD_SIZE);
-    let request = loop {
-        match head.parse_request() {
-            Ok(Some(request)) => break request,
+    let mut handshake = ServerHandshake::new(config.clone());
+    loop {
+        match handshake.request() {
+            Ok(Some(_)) => break,
             Ok(None) => {}
-            Err(error) => {
-                check_response(&ws_core::handshake::reject_response(&error), error.status());
+            Err(refused) => {
+                check_response(&refused.response, refused.error.status());
                 return;
             }
         }
         match chunks.next() {
-            Some(chunk) => head.receive(chunk),
+            Some(chunk) => handshake.receive(chunk),
             None => return,
         }
-    };
-    let upgrade = match answer_upgrade(request, &config, choose) {
-        Ok(upgrade) => upgrade,
-        Err((error, response)) => {
-            check_response(&response, error.status());
+    }
+    let accepted = match handshake.accept(choose) {
+        Ok(accepted) => accepted,
+        Err(refused) => {
+            check_response(&refused.response, refused.error.status());
             return;
         }
     };
-    check_response(&upgrade.response, 101);
-    assert_eq!(upgrade.request.accept_key().len(), 28);
-    if upgrade.deflate.is_some() {
+    check_response(&accepted.response, 101);
+    assert_eq!(accepted.request.accept_key().len(), 28);
+    if accepted.deflate.is_some() {
         assert!(config.deflate.is_some(), "deflate negotiated while off");
     }
-    let deflate = upgrade.deflate.zip(config.deflate.clone());
-    let connection = upgrade.connection(config, head.into_remaining());
+    let deflate = accepted.deflate.zip(config.deflate.clone());
+    let connection = accepted.connection;
     let mut driver = Driver::new(connection, deflate, true);
     let close_after = (control & 0x20 != 0).then_some(3);
     for chunk in chunks {
