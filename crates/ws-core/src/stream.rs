@@ -567,7 +567,8 @@ pub(crate) enum Writer<'a> {
     /// The socket is used from one task: `recv` waits for every write.
     Own,
     /// A read half: writes register this waker, which wakes whichever half
-    /// waits, and `recv` does not wait for them unless the queue is full.
+    /// waits, and `recv` does not wait for them unless the peer floods pings
+    /// faster than it reads the pongs ([`Connection::replies_backlogged`]).
     Shared(&'a Waker),
 }
 
