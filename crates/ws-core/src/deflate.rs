@@ -33,7 +33,7 @@
 //!
 //! A direction without context takeover keeps nothing per connection: each
 //! message borrows the thread's shared compressor or decompressor (see
-//! [`pool`]) and gives it back reset, so a connection holds no zlib state
+//! `pool`) and gives it back reset, so a connection holds no zlib state
 //! between messages. A server negotiates that by default, answering every
 //! offer with `server_no_context_takeover` and `client_no_context_takeover`
 //! ([`DeflateConfig::context_takeover`]); a thread then holds one compressor

@@ -568,7 +568,7 @@ pub(crate) enum Writer<'a> {
     Own,
     /// A read half: writes register this waker, which wakes whichever half
     /// waits, and `recv` does not wait for them unless the peer floods pings
-    /// faster than it reads the pongs ([`Connection::replies_backlogged`]).
+    /// faster than it reads the pongs (`Connection::replies_backlogged`).
     Shared(&'a Waker),
 }
 
