@@ -36,7 +36,7 @@ use crate::stream::WebSocket;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:8000").await?;
-/// let (client, connection) = Client::handshake(tcp, &Settings::default()).await?;
+/// let (client, connection) = Client::handshake(tcp, Settings::default()).await?;
 /// tokio::spawn(connection);
 /// let request = ClientRequest::from_parts(false, "127.0.0.1", 8000, "/chat")?;
 /// let (mut first, _) = client.connect(&request, Config::default()).await?;
@@ -95,7 +95,7 @@ impl Client {
     /// never answers keeps this waiting: put a timeout around it.
     pub async fn handshake<S>(
         io: S,
-        settings: &Settings,
+        settings: Settings,
     ) -> Result<(Self, ClientConnection<S>), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use h2::{Reason, RecvStream, SendStream};
+use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::stream::ReadReady;
@@ -26,10 +26,12 @@ use crate::stream::ReadReady;
 ///   a TCP socket whose peer stops reading.
 /// - **Ending** follows RFC 8441 §5: once the closing handshake has been
 ///   both sent and received, `END_STREAM` goes out at once (the TCP FIN of
-///   RFC 6455); dropped before that (a failed WebSocket, a task that gave
-///   up), the stream is reset with `CANCEL`, and only that stream: the
-///   connection and its other WebSockets go on. `shutdown` sends
-///   `END_STREAM` explicitly.
+///   RFC 6455). Dropped before that with a close frame sent (a WebSocket
+///   that failed with 1002, 1007 …), `END_STREAM` follows the close frame
+///   as FIN does over TCP, and HTTP/2 resets the stream if the peer goes
+///   on sending; dropped without one (a task that gave up), the stream is
+///   reset with `CANCEL`. Only that stream ends: the connection and its
+///   other WebSockets go on. `shutdown` sends `END_STREAM` explicitly.
 ///
 /// To know when the closing handshake is done, the transport follows the
 /// WebSocket frame boundaries in both directions, reading frame headers
@@ -88,10 +90,22 @@ impl Http2Stream {
 
 impl Drop for Http2Stream {
     fn drop(&mut self) {
-        if !self.send_ended {
-            // No orderly end: RST_STREAM(CANCEL), RFC 8441 §5.
-            self.send.send_reset(Reason::CANCEL);
+        if self.send_ended {
+            return;
         }
+        if self.written.closed {
+            // Our close frame went out but the peer's never came: a failure
+            // (1002, 1007 ...) or a closing handshake given up. As over TCP,
+            // where the close frame is followed by FIN, END_STREAM follows
+            // it here, so that the frame is delivered: h2 discards the data
+            // of a stream it resets with CANCEL. If the peer still sends,
+            // h2 then resets the stream (a server with NO_ERROR, RFC 9113
+            // §8.1).
+            self.end_stream();
+        }
+        // Otherwise (no close frame at all: a task that gave up, a
+        // transport error) h2 resets the stream with CANCEL as its handles
+        // go (RFC 8441 §5). Either way only this stream ends.
     }
 }
 

@@ -63,7 +63,7 @@
 //!     }
 //! }));
 //!
-//! let (client, connection) = Client::handshake(client_io, &Settings::default()).await?;
+//! let (client, connection) = Client::handshake(client_io, Settings::default()).await?;
 //! tokio::spawn(connection);
 //! let request = ClientRequest::from_parts(false, "localhost", 80, "/echo")?;
 //! let (mut socket, _negotiated) = client.connect(&request, Config::default()).await?;

@@ -32,7 +32,7 @@ use crate::stream::WebSocket;
 /// use ws_core::http2::{Incoming, ServerConnection, Settings};
 ///
 /// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), ws_core::Error> {
-/// let mut connection = ServerConnection::handshake(tcp, Config::default(), &Settings::default()).await?;
+/// let mut connection = ServerConnection::handshake(tcp, Config::default(), Settings::default()).await?;
 /// while let Some(request) = connection.next_request().await {
 ///     match request? {
 ///         Incoming::WebSocket(request) => {
@@ -75,7 +75,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     ///
     /// A peer that is not speaking HTTP/2 fails it with [`Error::Io`]; one
     /// that says nothing keeps it waiting, so put a timeout around it.
-    pub async fn handshake(io: S, config: Config, settings: &Settings) -> Result<Self, Error> {
+    pub async fn handshake(io: S, config: Config, settings: Settings) -> Result<Self, Error> {
         let mut builder = h2::server::Builder::new();
         builder
             .enable_connect_protocol()
@@ -403,7 +403,7 @@ where
     W: FnMut(WebSocketRequest),
     H: FnMut(HttpRequest),
 {
-    let mut connection = ServerConnection::handshake(io, config, &settings).await?;
+    let mut connection = ServerConnection::handshake(io, config, settings).await?;
     while let Some(request) = connection.next_request().await {
         match request? {
             Incoming::WebSocket(request) => on_websocket(request),
