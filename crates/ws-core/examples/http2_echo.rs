@@ -9,56 +9,68 @@
 //!
 //! Prints `listening on ADDR` once it accepts connections and stops on
 //! Ctrl-C. permessage-deflate is accepted when a client offers it; at most
-//! 100 WebSockets at once per connection.
+//! 100 WebSockets at once per connection. One line on stderr per refused
+//! request and per failed connection or WebSocket.
 
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use ws_core::deflate::DeflateConfig;
 use ws_core::http2::{Http2WebSocket, Settings, WebSocketRequest};
 use ws_core::{Config, Error};
 
-fn on_websocket(request: WebSocketRequest) {
-    // A refusal (400, 426 naming version 13) has been answered on the
-    // stream when `accept` fails.
-    match request.accept() {
-        Ok(socket) => drop(tokio::spawn(echo(socket))),
-        Err(error) => eprintln!("refused: {error}"),
+/// Serves one HTTP/2 connection: each WebSocket stream in a task of its
+/// own, until the client goes away.
+async fn connection(tcp: TcpStream, peer: SocketAddr, config: Config) {
+    let on_websocket = |request: WebSocketRequest| {
+        let stream = request.stream_id();
+        // A refusal (400, 426 naming version 13) has been answered on the
+        // stream when `accept` fails.
+        match request.accept() {
+            Ok(socket) => {
+                tokio::spawn(async move {
+                    if let Err(error) = echo_stream(socket).await {
+                        eprintln!("{peer} stream {stream}: {error}");
+                    }
+                });
+            }
+            Err(error) => eprintln!("{peer} stream {stream}: refused: {error}"),
+        }
+    };
+    let served = ws_core::http2::serve(tcp, config, Settings::default(), on_websocket);
+    if let Err(error) = served.await {
+        eprintln!("{peer}: {error}");
     }
 }
 
-async fn echo(mut socket: Http2WebSocket) -> Result<(), Error> {
-    // Pings are answered and the closing handshake completed by `recv`.
-    while let Some(event) = socket.recv().await? {
-        if let Some(message) = event.into_message() {
-            socket.send(message).await?;
-        }
+/// Sends every data message back; pings are answered and the closing
+/// handshake completed inside `recv`, which then returns `None`.
+async fn echo_stream(mut socket: Http2WebSocket) -> Result<(), Error> {
+    loop {
+        let Some(event) = socket.recv().await? else {
+            return Ok(());
+        };
+        let Some(message) = event.into_message() else {
+            continue;
+        };
+        socket.send(message).await?;
     }
-    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let address = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8000".to_owned());
-    let listener = TcpListener::bind(&address).await?;
+    let listen = std::env::args().nth(1);
+    let listener = TcpListener::bind(listen.as_deref().unwrap_or("127.0.0.1:8000")).await?;
     println!("listening on {}", listener.local_addr()?);
     let config = Config::default().deflate(Some(DeflateConfig::default()));
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = accepted?;
-                stream.set_nodelay(true)?;
-                let config = config.clone();
-                tokio::spawn(async move {
-                    let served =
-                        ws_core::http2::serve(stream, config, Settings::default(), on_websocket);
-                    if let Err(error) = served.await {
-                        eprintln!("{peer}: {error}");
-                    }
-                });
-            }
-            _ = tokio::signal::ctrl_c() => break,
-        }
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = &mut stop => return Ok(()),
+        };
+        tcp.set_nodelay(true)?;
+        tokio::spawn(connection(tcp, peer, config.clone()));
     }
-    Ok(())
 }

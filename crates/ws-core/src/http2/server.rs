@@ -141,19 +141,12 @@ pub enum Incoming {
 /// and answer it with [`accept`](Self::accept) or
 /// [`accept_with`](Self::accept_with), or [`reject`](Self::reject) it.
 /// Dropped unanswered, the stream is reset.
+#[derive(Debug)]
 pub struct WebSocketRequest {
     head: Request<()>,
     body: RecvStream,
     respond: SendResponse<Bytes>,
     config: Config,
-}
-
-impl fmt::Debug for WebSocketRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebSocketRequest")
-            .field("head", &self.head)
-            .finish_non_exhaustive()
-    }
 }
 
 impl WebSocketRequest {
@@ -247,17 +240,8 @@ impl WebSocketRequest {
 /// and body of [`crate::http::refusal`] (so HTTP/1.1 and HTTP/2 refuse
 /// alike), less the fields HTTP/2 forbids (`Connection`, `Upgrade`).
 fn send_refusal(respond: &mut SendResponse<Bytes>, error: &HandshakeError) -> Result<(), Error> {
-    let refusal = crate::http::refusal(error);
-    let (parts, body) = refusal.into_parts();
-    let mut headers = HeaderMap::new();
-    header_map(
-        &mut headers,
-        parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
-    );
-    send_text(respond, parts.status, headers, &body)
+    let (parts, body) = crate::http::refusal(error).into_parts();
+    send(respond, Response::from_parts(parts, ()), Bytes::from(body))
 }
 
 /// Answers a stream with `status`, `headers` and a `text/plain` `body`.
@@ -306,17 +290,10 @@ fn send(
 /// A plain HTTP request on an HTTP/2 connection (not a WebSocket): answer
 /// it with [`respond`](Self::respond) or [`not_found`](Self::not_found).
 /// Dropped unanswered, the stream is reset.
+#[derive(Debug)]
 pub struct HttpRequest {
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
-}
-
-impl fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpRequest")
-            .field("request", &self.request)
-            .finish_non_exhaustive()
-    }
 }
 
 impl HttpRequest {
