@@ -241,3 +241,42 @@ async fn futures_and_sockets_are_send() {
     drop(client);
     server.abort();
 }
+
+/// A port that serves HTTP/1.1 too: the server reads the first bytes with
+/// the HTTP/1.1 handshake, sees the HTTP/2 preface, and hands the bytes it
+/// read and the socket to HTTP/2 (RFC 9113 §3.3, prior knowledge).
+#[tokio::test]
+async fn prior_knowledge_is_told_from_http_1_1_by_its_first_bytes() {
+    use tokio::io::AsyncReadExt as _;
+    use ws_core::handshake::ServerHandshake;
+    use ws_core::http2::{Preface, Prefixed, detect_preface};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut handshake = ServerHandshake::new(Config::default());
+        loop {
+            assert_ne!(tcp.read_buf(handshake.read_buffer()).await.unwrap(), 0);
+            match detect_preface(handshake.read_buffer()) {
+                Preface::Partial => continue,
+                Preface::Http2 => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        let io = Prefixed::new(handshake.into_leftover(), tcp);
+        serve(io, Config::default(), Settings::default(), |request| {
+            tokio::spawn(http2_support::echo(request.accept().unwrap()));
+        })
+        .await
+        .unwrap();
+    });
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (client, connection) = Client::handshake(tcp, Settings::default()).await.unwrap();
+    tokio::spawn(connection);
+    let (mut socket, _) = client
+        .connect(&request("/"), Config::default())
+        .await
+        .unwrap();
+    round_trip(&mut socket, Message::Text("prior knowledge".into())).await;
+}

@@ -24,7 +24,8 @@
 //! # Server
 //!
 //! [`ServerConnection::handshake`] takes an accepted connection (TLS after
-//! ALPN chose `h2`, or plaintext whose first bytes are the HTTP/2 preface),
+//! ALPN chose `h2`, or plaintext whose first bytes are the HTTP/2 preface:
+//! [`detect_preface`] tells, and [`Prefixed`] gives the bytes read back),
 //! announces `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` with the limits of
 //! [`Settings`] (at most 100 concurrent streams by default), and yields
 //! each request as [`Incoming`]: a [`WebSocketRequest`] to accept with the
@@ -84,12 +85,14 @@
 
 mod client;
 mod io;
+mod preface;
 mod server;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use client::{Client, ClientConnection};
 pub use io::Http2Stream;
+pub use preface::{PREFACE, Preface, Prefixed, detect_preface};
 pub use server::{HttpRequest, Incoming, ServerConnection, WebSocketRequest, serve, serve_with};
 
 use crate::handshake::DEFAULT_MAX_HEAD_SIZE;

@@ -91,6 +91,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerConnection<S> {
     /// The next request on the connection, driving the connection (and so
     /// every stream on it) meanwhile; `None` once the connection has ended.
     ///
+    /// Cancel-safe: dropping the future (in a `tokio::select!` with a
+    /// shutdown signal) loses no request.
+    ///
     /// A stream past [`Settings::max_concurrent_streams`] is refused by
     /// HTTP/2 itself (`RST_STREAM` with `REFUSED_STREAM`) and never shows up
     /// here. An error is the connection's: it has ended.
