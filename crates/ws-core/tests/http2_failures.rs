@@ -361,3 +361,90 @@ async fn a_websocket_dropped_without_closing_resets_its_stream_only() {
         .unwrap();
     round_trip(&mut next, Message::Text("connection alive".into())).await;
 }
+
+/// A server shutting down the way ws-server will: close 1001 on every
+/// WebSocket, then GOAWAY; the connection ends once the streams have, and
+/// a new WebSocket is refused meanwhile without hurting the open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_closes_the_websockets_then_the_connection() {
+    use ws_core::http2::{Incoming, ServerConnection};
+
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let server = tokio::spawn(async move {
+        let mut connection =
+            ServerConnection::handshake(server_io, Config::default(), Settings::default())
+                .await
+                .unwrap();
+        let (close_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let mut tasks = Vec::new();
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                request = connection.next_request() => match request {
+                    Some(Ok(Incoming::WebSocket(request))) => {
+                        let mut socket = request.accept().unwrap();
+                        let mut close_rx = close_tx.subscribe();
+                        tasks.push(tokio::spawn(async move {
+                            loop {
+                                tokio::select! {
+                                    event = socket.recv() => match event {
+                                        Ok(Some(event)) => {
+                                            if let Some(message) = event.into_message() {
+                                                socket.send(message).await.unwrap();
+                                            }
+                                        }
+                                        Ok(None) | Err(_) => return,
+                                    },
+                                    _ = close_rx.recv() => {
+                                        socket.close(CloseCode::GOING_AWAY, "shutdown").await.unwrap();
+                                        while let Ok(Some(_)) = socket.recv().await {}
+                                        return;
+                                    }
+                                }
+                            }
+                        }));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => panic!("{error}"),
+                    None => return tasks.len(),
+                },
+                _ = shutdown_rx.recv(), if !shutting_down => {
+                    shutting_down = true;
+                    let _ = close_tx.send(());
+                    connection.graceful_shutdown();
+                }
+            }
+        }
+    });
+    let (client, connection) = Client::handshake(client_io, Settings::default())
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let (mut socket, _) = client
+        .connect(&request("/"), Config::default())
+        .await
+        .unwrap();
+    round_trip(&mut socket, Message::Text("before".into())).await;
+
+    shutdown_tx.send(()).await.unwrap();
+    match finish(&mut socket).await {
+        Some(Event::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+        other => panic!("expected 1001, got {other:?}"),
+    }
+    // GOAWAY: no new streams on this connection.
+    let refused = client.connect(&request("/"), Config::default()).await;
+    assert!(refused.is_err(), "a stream opened after GOAWAY");
+    drop(socket);
+    drop(client);
+    let served = tokio::time::timeout(TIMEOUT, server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(served, 1);
+    tokio::time::timeout(TIMEOUT, connection)
+        .await
+        .expect("the client's connection ends after GOAWAY")
+        .unwrap()
+        .unwrap();
+}

@@ -141,6 +141,14 @@ impl Client {
         self.send.is_extended_connect_protocol_enabled()
     }
 
+    /// How many streams, and so WebSockets, the server lets this client
+    /// have open at once (its `SETTINGS_MAX_CONCURRENT_STREAMS`; `usize::MAX`
+    /// when it sets no limit). [`connect`](Self::connect) past it waits for
+    /// a stream to end.
+    pub fn max_concurrent_streams(&self) -> usize {
+        self.send.current_max_send_streams()
+    }
+
     /// Opens a WebSocket on a new stream: sends the extended CONNECT for
     /// `request` (its host and port as `:authority`, its resource as
     /// `:path`, `https` as `:scheme` when it is `wss`, its subprotocols,
