@@ -152,6 +152,32 @@ async fn raw_requests_get_the_precise_status_on_their_stream_only() {
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains(reason), "{status}: {text:?}");
     }
+
+    // A valid one: 200 without content-length, the subprotocol chosen; the
+    // server role then requires masked frames, exactly as over TCP.
+    let valid = Request::builder()
+        .method(Method::CONNECT)
+        .uri("http://localhost/chat")
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat")
+        .body(())
+        .unwrap();
+    let (response, mut stream) = send.send_request(valid, false).unwrap();
+    let response = tokio::time::timeout(TIMEOUT, response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers().contains_key("content-length"));
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    // An unmasked text frame "hi".
+    stream
+        .send_data(Bytes::from_static(&[0x81, 0x02, b'h', b'i']), false)
+        .unwrap();
+    let mut body = response.into_body();
+    let close = poll_fn(|cx| body.poll_data(cx)).await.unwrap().unwrap();
+    assert_eq!(&close[..4], &[0x88, close[1], 0x03, 0xEA], "{close:?}");
 }
 
 #[tokio::test]
