@@ -13,10 +13,10 @@ use tokio::time::timeout;
 use ws_core::stream::WebSocket;
 use ws_core::{Connection, Event, Message};
 
-use crate::bench::context::Context;
-use crate::bench::open::close;
+use crate::context::Context;
+use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::output::describe_close;
+use crate::open::close;
 
 /// One held connection.
 pub async fn connection(context: Rc<Context>, index: usize) {

@@ -12,9 +12,9 @@ use ws_core::handshake::{ClientRequest, HandshakeError};
 use ws_core::stream::WebSocket;
 use ws_core::{CloseCode, Config, Connection};
 
-use crate::bench::args::{BenchArgs, BenchMode, MAX_SIZE};
-use crate::bench::stats::OpenFailure;
+use crate::args::{BenchArgs, BenchMode, MAX_SIZE};
 use crate::failure::{Exit, Failure, io_message};
+use crate::stats::OpenFailure;
 
 /// How long the closing handshake at the end of a run may take.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ impl Target {
             return Err(Failure::new(
                 Exit::Usage,
                 format!(
-                    "ws-client bench speaks plain ws:// only, not wss://: point it at the \
+                    "the load generator speaks plain ws:// only, not wss://: point it at the \
                      server's ws:// listener ({})",
                     args.url
                 ),

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use tokio::time::Instant;
 
-use crate::bench::stats::Shared;
+use crate::stats::Shared;
 
 /// Prints the progress of a run.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::cli::{parse_duration, parse_header, parse_protocol, parse_size};
+use crate::parse::{parse_duration, parse_header, parse_protocol, parse_size};
 
 /// The most connections one run may open.
 pub const MAX_CONNECTIONS: usize = 100_000;

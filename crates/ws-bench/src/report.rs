@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::bench::args::{BenchMode, PayloadKind};
-use crate::bench::progress::group_thousands;
-use crate::bench::stats::Latency;
+use crate::args::{BenchMode, PayloadKind};
+use crate::progress::group_thousands;
+use crate::stats::Latency;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,12 +16,12 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use ws_core::{Connection, Event};
 
-use crate::bench::context::Context;
-use crate::bench::open::close;
-use crate::bench::payload::FramePool;
-use crate::bench::stats::Window;
+use crate::context::Context;
+use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::output::describe_close;
+use crate::open::close;
+use crate::payload::FramePool;
+use crate::stats::Window;
 
 /// Frames at most this long are gathered into one write when several are
 /// due; longer ones are written one by one, straight from the pool.

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! `ws-client bench` against small in-process servers on loopback.
+//! `ws-bench` against small in-process servers on loopback (ws-client's
+//! tests/bench.rs checks that `ws-client bench` runs the same program).
 //!
 //! Test helpers may panic: a failed setup step or assertion fails the test.
 //! Every run is about a second long, has an `assert_cmd` timeout, and every
@@ -25,20 +26,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// The longest a server connection waits for the client.
 const SERVER_LIMIT: Duration = Duration::from_secs(20);
 
-/// `ws-client bench URL` for about one second, quietly, with JSON output.
+/// `ws-bench URL` for about one second, quietly, with JSON output.
 fn bench(url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-client"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-bench"));
     command
-        .args([
-            "bench",
-            url,
-            "--warmup",
-            "0",
-            "--duration",
-            "1s",
-            "--json",
-            "-q",
-        ])
+        .args([url, "--warmup", "0", "--duration", "1s", "--json", "-q"])
         .args(args)
         .timeout(RUN_LIMIT);
     command
@@ -266,10 +258,9 @@ fn connect_mode_counts_handshakes() {
 #[test]
 fn idle_mode_announces_the_open_connections_and_closes_them() {
     let url = server(echo);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-client"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-bench"));
     let output = command
         .args([
-            "bench",
             &url,
             "--mode",
             "idle",
@@ -349,13 +340,13 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn bench_help_explains_the_mask_key_reuse() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ws-client"))
-        .args(["bench", "--help"])
+    let output = Command::new(env!("CARGO_BIN_EXE_ws-bench"))
+        .arg("--help")
         .timeout(RUN_LIMIT)
         .output()
         .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    assert!(help.contains("Usage: ws-client bench"), "{help}");
+    assert!(help.contains("Usage: ws-bench"), "{help}");
     assert!(help.contains("Mask keys are therefore reused"), "{help}");
 }
