@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
@@ -19,7 +18,7 @@ use ws_core::{Connection, Event};
 use crate::context::Context;
 use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::open::close;
+use crate::open::{close, flush_protocol};
 use crate::payload::FramePool;
 use crate::stats::Window;
 
@@ -196,19 +195,7 @@ impl Echo<'_> {
 
     /// Writes what the protocol queued (pongs).
     async fn flush_protocol(&mut self) -> Result<(), String> {
-        while self.connection.wants_write() {
-            let outbound = self.connection.outbound();
-            let written = self
-                .stream
-                .write(outbound.chunk())
-                .await
-                .map_err(|error| format!("write failed: {}", io_message(&error)))?;
-            if written == 0 {
-                return Err("write failed: the socket accepts no more data".to_owned());
-            }
-            outbound.advance(written);
-        }
-        Ok(())
+        flush_protocol(self.stream, self.connection).await
     }
 }
 

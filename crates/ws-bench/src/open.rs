@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Buf;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use ws_core::deflate::{DeflateConfig, DeflateParams, negotiate_client};
@@ -213,6 +215,25 @@ pub async fn close(stream: TcpStream, connection: Connection) -> Result<(), Stri
             CLOSE_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// Writes what the protocol queued on its own (pongs the server is owed).
+pub async fn flush_protocol(
+    stream: &mut TcpStream,
+    connection: &mut Connection,
+) -> Result<(), String> {
+    while connection.wants_write() {
+        let outbound = connection.outbound();
+        let written = stream
+            .write(outbound.chunk())
+            .await
+            .map_err(|error| format!("write failed: {}", io_message(&error)))?;
+        if written == 0 {
+            return Err("write failed: the socket accepts no more data".to_owned());
+        }
+        outbound.advance(written);
+    }
+    Ok(())
 }
 
 /// A URL that cannot be used, as a usage error.

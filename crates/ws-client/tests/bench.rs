@@ -1,52 +1,41 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// A failed setup step or assertion fails the test.
+#![allow(clippy::unwrap_used)]
 //! `ws-client bench` is the ws-bench load generator under another name: the
 //! same options and JSON output, its own name in help and error lines. The
 //! load generator itself is tested in crates/ws-bench/tests/bench.rs.
 //!
-//! Every run has an `assert_cmd` timeout and the server socket a read
+//! The runs go to the real ws-server, in-process, and have an `assert_cmd`
 //! timeout, so a hang fails instead of blocking CI.
 
-use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::Value;
-use ws_core::blocking::WebSocket;
+use ws_server::{Server, ServerConfig};
 
 /// The longest a run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
-/// An echo server on a loopback port, a thread per connection; its URL.
-fn echo_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
+/// ws-server on a loopback port, in a thread of its own that lives as long
+/// as the test process; its URL.
+fn ws_server() -> String {
+    let (address_tx, address_rx) = mpsc::channel();
     thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            stream.set_read_timeout(Some(RUN_LIMIT)).unwrap();
-            thread::spawn(move || echo(stream));
-        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+                .await
+                .unwrap();
+            address_tx.send(server.local_addr().unwrap()).unwrap();
+            server.run(std::future::pending()).await;
+        });
     });
-    url
-}
-
-fn echo(stream: TcpStream) {
-    let Ok(mut socket) = WebSocket::accept(stream) else {
-        return;
-    };
-    while let Ok(Some(event)) = socket.recv() {
-        if let Some(message) = event.into_message()
-            && socket.send(message).is_err()
-        {
-            return;
-        }
-    }
+    format!("ws://{}/", address_rx.recv_timeout(RUN_LIMIT).unwrap())
 }
 
 fn ws_client() -> Command {
@@ -57,7 +46,7 @@ fn ws_client() -> Command {
 
 #[test]
 fn bench_subcommand_runs_the_load_generator_with_its_options_and_json() {
-    let url = echo_server();
+    let url = ws_server();
     let output = ws_client()
         .args([
             "bench",
