@@ -52,7 +52,7 @@ mod idle;
 mod tcp;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -169,12 +169,12 @@ pub async fn run(args: BenchArgs) -> Result<Outcome, Failure> {
 /// Prints the summary and decides the exit status.
 fn finish(name: &str, args: &BenchArgs, outcome: &Outcome) -> u8 {
     let summary = &outcome.summary;
+    let mut stdout = std::io::stdout().lock();
     let text = if args.json {
         format!("{}\n", summary.to_json())
     } else {
-        summary.to_text()
+        summary.to_text(stdout.is_terminal())
     };
-    let mut stdout = std::io::stdout().lock();
     if stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
@@ -257,6 +257,7 @@ impl Driver {
     async fn closed_loop(mut self) -> Result<Outcome, Failure> {
         let context = Rc::clone(&self.context);
         let mode = context.args.mode;
+        self.progress.phase("connecting", Instant::now());
         context.start_opening();
         for index in 0..context.args.connections {
             let context = Rc::clone(&context);
@@ -265,7 +266,7 @@ impl Driver {
                 _ => self.tasks.spawn_local(echo::connection(context, index)),
             };
         }
-        if self.wait_settled("connecting").await {
+        if self.wait_settled().await {
             let _ = self.go.send(Go::Abort);
             self.join().await;
             return Ok(self.outcome(true, CpuSamples::none(), None));
@@ -313,12 +314,13 @@ impl Driver {
         let server = context.args.server_pid.map(Pid::Other);
         let rss_before = server.and_then(rss_bytes);
         let opening = Instant::now();
+        self.progress.phase("opening", opening);
         context.start_opening();
         for index in 0..context.args.connections {
             self.tasks
                 .spawn_local(idle::connection(Rc::clone(&context), index));
         }
-        let mut interrupted = self.wait_settled("opening").await;
+        let mut interrupted = self.wait_settled().await;
         let open_time = opening.elapsed();
         let open = context.shared.open.get();
         if open == 0 && !interrupted {
@@ -327,14 +329,15 @@ impl Driver {
         }
         self.announce_open(open);
         let holding = Instant::now();
+        self.progress.phase("holding", holding);
         let end = context.args.measure().map(|duration| holding + duration);
         let settled = end.map_or(holding + SETTLE, |end| end.min(holding + SETTLE));
         if !interrupted {
-            interrupted = self.wait_until(Some(settled), "holding").await;
+            interrupted = self.wait_until(Some(settled)).await;
         }
         let rss_after = server.and_then(rss_bytes);
         if !interrupted {
-            interrupted = self.wait_until(end, "holding").await;
+            interrupted = self.wait_until(end).await;
         }
         let held = holding.elapsed();
         let _ = self.stop.send(true);
@@ -350,9 +353,12 @@ impl Driver {
     }
 
     /// Runs the warmup and the measurement, sampling CPU time at the edges
-    /// of the window; returns whether a signal cut it short.
+    /// of the window; returns whether a signal cut it short. The progress
+    /// clock starts again with the measurement.
     async fn measure(&mut self, window: Window) -> (bool, CpuSamples) {
-        let mut interrupted = self.wait_until(Some(window.start), "warmup").await;
+        self.progress.phase("warmup", Instant::now());
+        let mut interrupted = self.wait_until(Some(window.start)).await;
+        self.progress.phase("measuring", window.start);
         let client = CpuWindow::start(Pid::Own);
         let server = self
             .context
@@ -360,7 +366,7 @@ impl Driver {
             .server_pid
             .map(|pid| CpuWindow::start(Pid::Other(pid)));
         if !interrupted {
-            interrupted = self.wait_until(Some(window.end), "measuring").await;
+            interrupted = self.wait_until(Some(window.end)).await;
         }
         self.context.shared.stop(Instant::now());
         let cpu = CpuSamples {
@@ -372,7 +378,7 @@ impl Driver {
 
     /// Waits until `deadline` (`None`: until a signal), printing progress;
     /// true if a signal came first.
-    async fn wait_until(&mut self, deadline: Option<Instant>, phase: &str) -> bool {
+    async fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
         let mut next_tick = Instant::now() + TICK;
         loop {
             let wake = deadline.map_or(next_tick, |deadline| deadline.min(next_tick));
@@ -382,7 +388,7 @@ impl Driver {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.tick(phase);
+                self.tick();
                 next_tick = (next_tick + TICK).max(now);
             }
             if deadline.is_some_and(|deadline| now >= deadline) {
@@ -393,7 +399,7 @@ impl Driver {
 
     /// Waits until every connection attempt is over, printing progress; true
     /// if a signal came first.
-    async fn wait_settled(&mut self, phase: &str) -> bool {
+    async fn wait_settled(&mut self) -> bool {
         let context = Rc::clone(&self.context);
         let mut next_tick = Instant::now() + TICK;
         loop {
@@ -403,7 +409,7 @@ impl Driver {
             tokio::select! {
                 () = context.all_settled.notified() => {}
                 () = sleep_until(next_tick) => {
-                    self.tick(phase);
+                    self.tick();
                     next_tick += TICK;
                 }
                 () = self.signals.recv() => return true,
@@ -411,17 +417,13 @@ impl Driver {
         }
     }
 
-    fn tick(&mut self, phase: &str) {
+    fn tick(&mut self) {
         let unit = match self.context.args.mode {
             BenchMode::Connect => "handshakes",
             _ => "msg",
         };
-        self.progress.tick(
-            phase,
-            &self.context.shared,
-            self.context.args.connections,
-            unit,
-        );
+        self.progress
+            .tick(&self.context.shared, self.context.args.connections, unit);
     }
 
     /// Waits for every task to close its connection, within a bound; tasks

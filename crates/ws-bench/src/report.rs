@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::args::{BenchMode, PayloadKind};
-use crate::progress::group_thousands;
+use crate::progress::count;
 use crate::stats::Latency;
 
 /// Everything a run measured.
@@ -193,13 +193,15 @@ impl Summary {
         value
     }
 
-    /// The summary for a person, a few aligned lines.
-    pub fn to_text(&self) -> String {
+    /// The summary for a person, a few aligned lines. `grouped` groups the
+    /// digits of counts and rates by thousands (`12 345`), for a terminal;
+    /// without it, as for a pipe or a file, every number is plain digits.
+    pub fn to_text(&self, grouped: bool) -> String {
         let mut lines = Vec::new();
         match self.mode {
             BenchMode::Idle => self.idle_lines(&mut lines),
-            BenchMode::Connect => self.connect_lines(&mut lines),
-            BenchMode::Echo | BenchMode::Tcp => self.echo_lines(&mut lines),
+            BenchMode::Connect => self.connect_lines(&mut lines, grouped),
+            BenchMode::Echo | BenchMode::Tcp => self.echo_lines(&mut lines, grouped),
         }
         let errors = self.total_errors();
         if errors > 0 {
@@ -225,7 +227,7 @@ impl Summary {
         text
     }
 
-    fn echo_lines(&self, lines: &mut Vec<String>) {
+    fn echo_lines(&self, lines: &mut Vec<String>, grouped: bool) {
         let kind = if self.mode == BenchMode::Tcp {
             "plain TCP".to_owned()
         } else {
@@ -247,8 +249,8 @@ impl Summary {
         ));
         lines.push(format!(
             "messages     {} ({} msg/s, {:.2} MB/s)",
-            group_thousands(self.count),
-            group_thousands(self.rate().round() as u64),
+            count(self.count, grouped),
+            count(self.rate().round() as u64, grouped),
             self.mb_per_sec()
         ));
         lines.push(latency_line(self.latency));
@@ -266,7 +268,7 @@ impl Summary {
         self.cpu_lines(lines, "message");
     }
 
-    fn connect_lines(&self, lines: &mut Vec<String>) {
+    fn connect_lines(&self, lines: &mut Vec<String>, grouped: bool) {
         lines.push(format!(
             "connect {}: {} concurrent loops, {:.1} s measured after {:.1} s warmup",
             self.url,
@@ -276,8 +278,8 @@ impl Summary {
         ));
         lines.push(format!(
             "handshakes   {} ({} per second: connect, upgrade, close)",
-            group_thousands(self.count),
-            group_thousands(self.rate().round() as u64)
+            count(self.count, grouped),
+            count(self.rate().round() as u64, grouped)
         ));
         lines.push(latency_line(self.latency));
         self.cpu_lines(lines, "handshake");
@@ -473,7 +475,7 @@ mod tests {
         };
         assert_eq!(summary.total_errors(), 6);
         assert_eq!(summary.to_json()["errors"], 6);
-        let text = summary.to_text();
+        let text = summary.to_text(false);
         assert!(
             text.contains("errors       6 (2 failed to connect, 3 failed the handshake)"),
             "{text}"
@@ -497,12 +499,12 @@ mod tests {
             ..summary()
         };
         assert_eq!(summary.to_json()["server_rss_per_connection_bytes"], 2048.0);
-        assert!(summary.to_text().contains("2048 B per connection"));
+        assert!(summary.to_text(false).contains("2048 B per connection"));
     }
 
     #[test]
     fn human_summary_names_the_figures() {
-        let text = summary().to_text();
+        let text = summary().to_text(true);
         assert!(
             text.contains("messages     2 000 (500 msg/s, 0.05 MB/s)"),
             "{text}"
@@ -510,5 +512,27 @@ mod tests {
         assert!(text.contains("p50 40.0 us"), "{text}");
         assert!(text.contains("max 1500 us"), "{text}");
         assert!(text.contains("50.00 us per message"), "{text}");
+    }
+
+    #[test]
+    fn summary_for_a_pipe_has_plain_digits() {
+        let summary = Summary {
+            count: 1_234_567,
+            ..summary()
+        };
+        let text = summary.to_text(false);
+        assert!(
+            text.contains("messages     1234567 (308642 msg/s, 0.05 MB/s)"),
+            "{text}"
+        );
+        let connect = Summary {
+            mode: BenchMode::Connect,
+            ..summary
+        };
+        let text = connect.to_text(false);
+        assert!(
+            text.contains("handshakes   1234567 (308642 per second"),
+            "{text}"
+        );
     }
 }

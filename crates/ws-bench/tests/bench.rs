@@ -256,6 +256,49 @@ fn connect_mode_counts_handshakes() {
 }
 
 #[test]
+fn progress_clock_starts_again_with_the_measurement_and_its_digits_are_plain() {
+    let url = server(echo);
+    // Not quiet: the progress lines go to stderr, a pipe here, one a second.
+    let output = Command::new(env!("CARGO_BIN_EXE_ws-bench"))
+        .args([
+            &url,
+            "-c",
+            "4",
+            "--in-flight",
+            "8",
+            "--warmup",
+            "2s",
+            "--duration",
+            "1500ms",
+            "--json",
+        ])
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines = |phase: &str| -> Vec<Vec<String>> {
+        stderr
+            .lines()
+            .filter(|line| line.contains(&format!(" {phase} ")))
+            .map(|line| line.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    let (warmup, measuring) = (lines("warmup"), lines("measuring"));
+    assert!(!warmup.is_empty() && !measuring.is_empty(), "{stderr}");
+    // `   1.0 s  measuring  4/4 open  12345 msg/s  0 errors  0 mismatches`:
+    // eleven words, the rate one number (no thousands separator).
+    for words in warmup.iter().chain(&measuring) {
+        assert_eq!(words.len(), 11, "{words:?} in {stderr}");
+        assert!(words[5].parse::<u64>().is_ok(), "{words:?} in {stderr}");
+    }
+    // The first measuring line comes one second into the window; a clock
+    // counting from the start of the run would read 3 s or more there.
+    let first: f64 = measuring[0][0].parse().unwrap();
+    assert!(first < 2.0, "{stderr}");
+}
+
+#[test]
 fn idle_mode_announces_the_open_connections_and_closes_them() {
     let url = server(echo);
     let mut command = Command::new(env!("CARGO_BIN_EXE_ws-bench"));
