@@ -34,6 +34,8 @@ pub struct Target {
     protocols: Vec<String>,
     /// Extra request headers.
     headers: Vec<(String, String)>,
+    /// The Origin header, if any.
+    origin: Option<String>,
     /// The limits of every connection, and the deflate settings to offer.
     pub config: Config,
     /// Bound on connect plus handshake.
@@ -90,6 +92,7 @@ impl Target {
             request_url: url,
             protocols: args.protocols.clone(),
             headers: args.headers.clone(),
+            origin: args.origin.clone(),
             config: Config::default()
                 .max_frame_size(MAX_SIZE.max(Config::default().max_frame_size))
                 .max_message_size(MAX_SIZE.max(Config::default().max_message_size))
@@ -176,6 +179,9 @@ impl Target {
             .map_err(|error| (OpenFailure::Handshake, error.to_string()))?;
         for protocol in &self.protocols {
             request = request.protocol(protocol.clone());
+        }
+        if let Some(origin) = &self.origin {
+            request = request.origin(origin.clone());
         }
         for (name, value) in &self.headers {
             request = request.header(name.clone(), value.clone());

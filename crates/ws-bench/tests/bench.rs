@@ -19,6 +19,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use serde_json::Value;
 use ws_core::blocking::WebSocket;
+use ws_core::handshake::{AcceptOptions, HandshakeError};
 use ws_core::{Config, Message};
 
 /// The longest a run may take before the test fails.
@@ -98,6 +99,34 @@ fn deflate_echo(stream: TcpStream) {
     let config = Config::default().deflate(Some(ws_core::deflate::DeflateConfig::default()));
     let Ok((mut socket, _)) = WebSocket::accept_with(stream, config, |_| Ok(Default::default()))
     else {
+        return;
+    };
+    while let Ok(Some(event)) = socket.recv() {
+        if let Some(message) = event.into_message()
+            && socket.send(message).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Echoes only for upgrades from Origin `http://bench.example` that offer
+/// the `chat` subprotocol and carry `X-Token: 42`; refuses others with 403.
+fn picky_echo(stream: TcpStream) {
+    let accepted = WebSocket::accept_with(stream, Config::default(), |request| {
+        let token = request.headers().get_str("X-Token");
+        if request.origin.as_deref() == Some("http://bench.example")
+            && request.protocols.iter().any(|protocol| protocol == "chat")
+            && token == Some("42")
+        {
+            Ok(AcceptOptions::default())
+        } else {
+            Err(HandshakeError::ForbiddenOrigin(
+                request.origin.clone().unwrap_or_default(),
+            ))
+        }
+    });
+    let Ok((mut socket, _)) = accepted else {
         return;
     };
     while let Ok(Some(event)) = socket.recv() {
@@ -240,6 +269,43 @@ fn deflate_against_a_server_without_it_fails_the_handshake() {
         stderr.contains("did not accept permessage-deflate"),
         "{stderr}"
     );
+}
+
+#[test]
+fn origin_subprotocol_and_headers_reach_the_server() {
+    let url = server(picky_echo);
+    let options = [
+        "-o",
+        "http://bench.example",
+        "-s",
+        "chat",
+        "-H",
+        "X-Token: 42",
+    ];
+    for mode in ["echo", "connect"] {
+        let output = bench(&url, &[&["--mode", mode, "-c", "2"][..], &options].concat())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{mode}: {output:?}");
+        assert_eq!(json_of(&output)["errors"], 0, "{mode}: {output:?}");
+    }
+    // The same long names, and without the Origin the server refuses.
+    let output = bench(
+        &url,
+        &[
+            "-c",
+            "1",
+            "--subprotocol",
+            "chat",
+            "--header",
+            "X-Token: 42",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("403"), "{stderr}");
 }
 
 #[test]
