@@ -464,6 +464,113 @@ mod tests {
         assert_eq!(json["errors"], 0);
     }
 
+    /// The field names are an interface (`cargo xtask bench`, scripts, the
+    /// README): a renamed or lost field fails here.
+    #[test]
+    fn json_field_names_are_stable_in_every_mode() {
+        fn keys(summary: &Summary) -> Vec<String> {
+            let json = summary.to_json();
+            let mut keys: Vec<String> = json
+                .as_object()
+                .map(|map| map.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        }
+        let common = [
+            "connect_failures",
+            "connections",
+            "errors",
+            "first_error",
+            "handshake_failures",
+            "interrupted",
+            "mode",
+            "url",
+        ];
+        let expect = |extra: &[&str]| {
+            let mut all: Vec<String> = common.iter().chain(extra).map(|k| k.to_string()).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(
+            keys(&summary()),
+            expect(&[
+                "client_cpu_seconds",
+                "compression_ratio",
+                "connected",
+                "deflate",
+                "duration_s",
+                "first_mismatch",
+                "frame_bytes",
+                "in_flight",
+                "latency_us",
+                "mb_per_sec",
+                "messages",
+                "mismatches",
+                "msgs_per_sec",
+                "payload",
+                "payload_bytes",
+                "server_cpu_seconds",
+                "server_cpu_us_per_message",
+                "server_pid",
+                "size",
+                "type",
+                "warmup_s",
+                "wire_bytes",
+                "wire_bytes_sent",
+            ])
+        );
+        let connect = Summary {
+            mode: BenchMode::Connect,
+            ..summary()
+        };
+        assert_eq!(
+            keys(&connect),
+            expect(&[
+                "client_cpu_seconds",
+                "deflate",
+                "duration_s",
+                "handshakes",
+                "handshakes_per_sec",
+                "latency_us",
+                "server_cpu_seconds",
+                "server_cpu_us_per_handshake",
+                "server_pid",
+                "warmup_s",
+            ])
+        );
+        let idle = Summary {
+            mode: BenchMode::Idle,
+            idle: Some(IdleFigures {
+                open: 1,
+                open_time: Duration::from_secs(1),
+                held: Duration::from_secs(1),
+                rss_before: None,
+                rss_after: None,
+            }),
+            ..summary()
+        };
+        assert_eq!(
+            keys(&idle),
+            expect(&[
+                "held_seconds",
+                "open",
+                "open_seconds",
+                "server_pid",
+                "server_rss_after_bytes",
+                "server_rss_before_bytes",
+                "server_rss_per_connection_bytes",
+            ])
+        );
+        let latency = summary().to_json()["latency_us"].clone();
+        for field in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                latency.get(field).is_some(),
+                "{field} missing from {latency}"
+            );
+        }
+    }
+
     #[test]
     fn errors_add_up_connection_failures() {
         let summary = Summary {
