@@ -3,7 +3,8 @@
 //! The binary is a thin `main` over [`run`]; the pieces live here so that
 //! they can be tested: argument parsing ([`cli`]), slash commands
 //! ([`command`]), exit statuses ([`failure`]), output formats ([`output`]),
-//! the connection ([`connect`], [`proxy`], [`tls`], [`transport`]) and the conversation
+//! the connection ([`connect`], over `ws_core::client`: resolution, proxies,
+//! TLS; [`transport`]) and the conversation
 //! ([`session`]), and the load generator `ws-client bench` ([`bench`]). All
 //! protocol decisions (handshake validation, framing, pongs, the closing
 //! handshake, limits) are `ws-core`'s.
@@ -31,10 +32,8 @@ pub mod connect;
 pub mod failure;
 pub mod input;
 pub mod output;
-pub mod proxy;
 pub mod session;
 pub mod signals;
-pub mod tls;
 pub mod transport;
 
 use std::collections::VecDeque;
