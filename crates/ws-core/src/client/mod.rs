@@ -1,5 +1,5 @@
 //! Opening a connection from a URL: `connect("wss://...")` to a
-//! [`stream::WebSocket`] (feature `client`).
+//! [`stream::WebSocket`](crate::stream::WebSocket) (feature `client`).
 //!
 //! [`connect`] does every step a client needs before the first message:
 //!
