@@ -132,8 +132,9 @@ impl TlsOptions {
     }
 
     /// The passphrase of an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt
-    /// with AES-CBC, what `openssl pkcs8 -topk8` and `openssl genpkey
-    /// -aes256` write). Ignored for a key that is not encrypted.
+    /// with AES-CBC or DES-EDE3-CBC, what `openssl pkcs8 -topk8`, `openssl
+    /// genpkey -aes256` and `openssl req -newkey` without `-nodes` write).
+    /// Ignored for a key that is not encrypted.
     pub fn key_passphrase(mut self, passphrase: impl Into<String>) -> Self {
         self.passphrase = Some(passphrase.into());
         self
