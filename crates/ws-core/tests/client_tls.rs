@@ -454,6 +454,40 @@ async fn without_the_demanded_client_certificate_the_error_is_tls() {
 }
 
 #[test]
+fn a_key_encrypted_as_openssl_3_req_does_by_default_is_opened() {
+    // `openssl req -newkey rsa:2048` without `-nodes`: PBES2 with
+    // PBKDF2-SHA256 and DES-EDE3-CBC.
+    use pkcs8::pkcs5::pbes2;
+    let scratch = Scratch::new("des3");
+    let ca = Ca::new();
+    let client = ca.leaf(&["client.test"]);
+    let der = client.key.serialize_der();
+    let params = pbes2::Parameters {
+        kdf: pbes2::Pbkdf2Params::hmac_with_sha256(2048, b"saltsalt")
+            .unwrap()
+            .into(),
+        encryption: pbes2::EncryptionScheme::DesEde3Cbc { iv: &[3u8; 8] },
+    };
+    let pem = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+        .unwrap()
+        .encrypt_with_params(params, "s3cret")
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap();
+    let cert = scratch.write("client.pem", &client.pem);
+    let key = scratch.write("client.key", &pem);
+    let options = TlsOptions::new()
+        .client_certificate_pem_file(&cert)
+        .client_key_pem_file(&key);
+    assert!(options.clone().key_passphrase("s3cret").build().is_ok());
+    let wrong = options.key_passphrase("secret").build().unwrap_err();
+    assert!(
+        matches!(&wrong, TlsConfigError::Decrypt { .. }),
+        "{wrong:?}"
+    );
+}
+
+#[test]
 fn a_key_that_does_not_match_its_certificate_is_named() {
     let scratch = Scratch::new("mismatch");
     let ca = Ca::new();
