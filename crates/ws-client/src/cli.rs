@@ -15,7 +15,7 @@ pub use ws_bench::parse::{
     parse_auth, parse_duration, parse_header, parse_origin, parse_protocol, parse_size,
 };
 
-use crate::proxy::Proxy;
+use ws_core::client::Proxy;
 
 /// The exit status table, interactive commands and examples shown by `--help`.
 const AFTER_HELP: &str = "\
@@ -149,9 +149,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_deflate: bool,
 
-    /// Also trust the CA certificates in this PEM file for wss:// (besides
-    /// the bundled Mozilla roots); repeatable.
-    #[arg(long, value_name = "PATH")]
+    /// Also trust the certificates in this PEM file for wss:// (besides
+    /// the bundled Mozilla roots): a CA's, or the server's own self-signed
+    /// one (even a CA:TRUE one, as `openssl req -x509` makes); repeatable.
+    #[arg(long, value_name = "PATH", visible_alias = "ca")]
     pub cafile: Vec<PathBuf>,
 
     /// Do not verify the server's certificate (wss://): anyone on the path
@@ -164,9 +165,21 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
 
-    /// The PEM private key of --cert (PKCS#8, RSA or EC).
+    /// The PEM private key of --cert (PKCS#8, RSA or EC; an encrypted
+    /// PKCS#8 key needs --passphrase).
     #[arg(long, value_name = "PATH", requires = "cert")]
     pub key: Option<PathBuf>,
+
+    /// The passphrase of an encrypted --key (or of the key in --cert);
+    /// better given in the environment, where `ps` does not show it.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        env = "WS_CLIENT_KEY_PASSPHRASE",
+        hide_env_values = true,
+        requires = "cert"
+    )]
+    pub passphrase: Option<String>,
 
     /// Connect through a proxy: http://[USER:PASSWORD@]HOST[:PORT] (HTTP
     /// CONNECT), socks5://... (the client resolves the server's name) or
@@ -230,7 +243,7 @@ pub enum OutputFormat {
 
 /// Parses a proxy URL (see [`Proxy::parse`]).
 pub fn parse_proxy(arg: &str) -> Result<Proxy, String> {
-    Proxy::parse(arg)
+    Proxy::parse(arg).map_err(|error| error.to_string())
 }
 
 /// Parses a non-zero duration (for intervals).

@@ -3,9 +3,10 @@
 //! The binary is a thin `main` over [`run`]; the pieces live here so that
 //! they can be tested: argument parsing ([`cli`]), slash commands
 //! ([`command`]), exit statuses ([`failure`]), output formats ([`output`]),
-//! the connection ([`connect`], [`proxy`], [`tls`], [`transport`]) and the conversation
-//! ([`session`]). All protocol decisions (handshake validation, framing,
-//! pongs, the closing handshake, limits) are `ws-core`'s.
+//! the connection ([`connect`], over `ws_core::client`: resolution, proxies,
+//! TLS; [`transport`]) and the conversation ([`session`]). All protocol
+//! decisions (handshake validation, framing, pongs, the closing handshake,
+//! limits) are `ws-core`'s.
 //!
 //! `ws-client bench` is the load generator of the `ws-bench` crate, run
 //! under this name: ws-client depends on it, so the pieces both binaries
@@ -33,9 +34,7 @@ pub mod command;
 pub mod connect;
 pub mod input;
 pub mod output;
-pub mod proxy;
 pub mod session;
-pub mod tls;
 pub mod transport;
 
 pub use ws_bench::{failure, signals};

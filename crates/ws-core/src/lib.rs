@@ -27,6 +27,8 @@
 //! - [`http`](mod@http) and [`hyper`](mod@hyper): the server's handshake
 //!   on the `http` crate's types, and a hyper 1.x (or axum) request upgraded
 //!   to a [`stream::WebSocket`] (features `http` and `hyper`, off by default).
+//! - [`client`]: `connect(url)` with name resolution, Happy Eyeballs,
+//!   proxies and TLS (feature `client`, off by default).
 //! - [`low_level`]: building blocks for writing your own adapter or test
 //!   peer (frame headers, masking, the key exchange);
 //!   less stable than the rest.
@@ -41,6 +43,7 @@
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
 //! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
 //! | `hyper` | off | [`hyper::upgrade`]: a hyper 1.x or axum request upgraded to a [`stream::WebSocket`] (turns `http` and `tokio` on) | `hyper` (no features), `hyper-util` (`tokio`) |
+//! | `client` | off | [`client::connect`]: a `ws://` or `wss://` URL to a [`stream::WebSocket`], through HTTP CONNECT or SOCKS5 proxies (also from `*_proxy`/`no_proxy`), with TLS, client certificates and timeouts (turns `tokio` and `url` on) | `tokio` (`time`), `rustls` and `tokio-rustls` (ring), `rustls-webpki`, `webpki-roots`, `pkcs8` (encrypted keys) |
 //!
 //! With none of them the crate is the protocol, the handshake and the
 //! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
@@ -173,12 +176,16 @@
         feature = "deflate",
         feature = "url",
         feature = "http",
-        feature = "hyper"
+        feature = "hyper",
+        feature = "client"
     )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
 pub mod blocking;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 mod close;
 #[cfg(feature = "deflate")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
