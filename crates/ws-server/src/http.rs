@@ -154,14 +154,31 @@ mod tests {
     #[test]
     fn page_is_self_contained_and_keeps_its_test_ids() {
         for id in [
-            "id=\"message\"",
-            "id=\"send\"",
-            "id=\"log\"",
-            "id=\"status\"",
-            "id=\"close\"",
+            "message",
+            "send",
+            "log",
+            "status",
+            "close",
+            "connect",
+            "extensions",
+            // The URL field, binary sends, the round trip, the close code
+            // and reason, the message counter.
+            "url",
+            "hex",
+            "send-hex",
+            "file",
+            "send-file",
+            "ping",
+            "rtt",
+            "close-code",
+            "close-reason",
+            "counter",
         ] {
-            assert!(PAGE.contains(id), "page lacks {id}");
+            assert!(PAGE.contains(&format!("id=\"{id}\"")), "page lacks #{id}");
         }
+        // Honest about what its round trip measures.
+        assert!(PAGE.contains("Browsers cannot send WebSocket pings"));
+        assert!(PAGE.contains("not a ping frame"));
         for external in [
             "src=\"http",
             "href=\"http",

@@ -39,7 +39,19 @@ fn root_serves_the_built_in_page() {
         Some(response.body.len().to_string().as_str())
     );
     assert!(response.body.contains("new WebSocket("));
-    for id in ["message", "send", "log", "status", "close"] {
+    for id in [
+        "message",
+        "send",
+        "log",
+        "status",
+        "close",
+        "url",
+        "send-hex",
+        "send-file",
+        "ping",
+        "close-reason",
+        "counter",
+    ] {
         assert!(
             response.body.contains(&format!("id=\"{id}\"")),
             "page lacks #{id}"
