@@ -320,10 +320,12 @@ impl Ending {
 struct Report<'a> {
     peer: SocketAddr,
     started: Instant,
-    messages_in: u64,
-    bytes_in: u64,
-    messages_out: u64,
-    bytes_out: u64,
+    /// Messages received and sent back, and their payload bytes.
+    messages_echoed: u64,
+    bytes_echoed: u64,
+    /// Messages received but not sent back (after the server's close).
+    messages_not_echoed: u64,
+    bytes_not_echoed: u64,
     ending: Ending,
     /// Both close frames were exchanged and nothing failed (see
     /// `Connection::closed_cleanly`).
@@ -339,10 +341,10 @@ impl Drop for Report<'_> {
         tracing::info!(
             peer = %self.peer,
             duration = ?self.started.elapsed(),
-            messages_in = self.messages_in,
-            bytes_in = self.bytes_in,
-            messages_out = self.messages_out,
-            bytes_out = self.bytes_out,
+            messages_in = self.messages_echoed + self.messages_not_echoed,
+            bytes_in = self.bytes_echoed + self.bytes_not_echoed,
+            messages_out = self.messages_echoed,
+            bytes_out = self.bytes_echoed,
             close_code,
             closed_by = closed_by.label(),
             clean = self.clean,
@@ -378,10 +380,10 @@ impl<'a> Session<'a> {
             report: Report {
                 peer,
                 started: Instant::now(),
-                messages_in: 0,
-                bytes_in: 0,
-                messages_out: 0,
-                bytes_out: 0,
+                messages_echoed: 0,
+                bytes_echoed: 0,
+                messages_not_echoed: 0,
+                bytes_not_echoed: 0,
                 ending: Ending::Open,
                 clean: false,
                 shared,
@@ -517,17 +519,19 @@ impl<'a> Session<'a> {
             _ => return,
         };
         let len = message.len() as u64;
-        self.report.messages_in += 1;
-        self.report.bytes_in += len;
-        self.traffic.received(len);
         match self.socket.queue(message) {
             Ok(()) => {
-                self.report.messages_out += 1;
-                self.report.bytes_out += len;
-                self.traffic.sent(len);
+                self.report.messages_echoed += 1;
+                self.report.bytes_echoed += len;
+                self.traffic.echoed(len);
             }
             // Only possible once a close was sent, and then data is not echoed.
-            Err(error) => tracing::debug!(peer = %self.report.peer, %error, "message not echoed"),
+            Err(error) => {
+                self.report.messages_not_echoed += 1;
+                self.report.bytes_not_echoed += len;
+                self.traffic.not_echoed(len);
+                tracing::debug!(peer = %self.report.peer, %error, "message not echoed");
+            }
         }
     }
 

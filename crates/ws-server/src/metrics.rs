@@ -60,29 +60,34 @@ impl ClosedBy {
 
 /// The per-message counters of the connections assigned to one shard, on a
 /// cache line of their own.
+///
+/// An echo server sends back what it receives, so a message costs two
+/// atomic additions: one message and its bytes, received and sent. The
+/// rare message received but not echoed (one that arrives after the server
+/// sent its close) is counted apart; received is the sum of both.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct Traffic {
-    messages_received: AtomicU64,
-    bytes_received: AtomicU64,
-    messages_sent: AtomicU64,
-    bytes_sent: AtomicU64,
+    messages_echoed: AtomicU64,
+    bytes_echoed: AtomicU64,
+    messages_not_echoed: AtomicU64,
+    bytes_not_echoed: AtomicU64,
 }
 
 impl Traffic {
-    /// Counts a data message received, of `len` payload bytes.
+    /// Counts a data message of `len` payload bytes received and sent back
+    /// (queued for the wire).
     #[inline]
-    pub fn received(&self, len: u64) {
-        self.messages_received.fetch_add(1, Ordering::Relaxed);
-        self.bytes_received.fetch_add(len, Ordering::Relaxed);
+    pub fn echoed(&self, len: u64) {
+        self.messages_echoed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_echoed.fetch_add(len, Ordering::Relaxed);
     }
 
-    /// Counts a data message sent (queued for the wire), of `len` payload
-    /// bytes.
-    #[inline]
-    pub fn sent(&self, len: u64) {
-        self.messages_sent.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(len, Ordering::Relaxed);
+    /// Counts a data message of `len` payload bytes received but not sent
+    /// back.
+    pub fn not_echoed(&self, len: u64) {
+        self.messages_not_echoed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_not_echoed.fetch_add(len, Ordering::Relaxed);
     }
 }
 
@@ -213,7 +218,7 @@ impl Metrics {
     pub fn messages_sent(&self) -> u64 {
         self.traffic
             .iter()
-            .map(|shard| shard.messages_sent.load(Ordering::Relaxed))
+            .map(|shard| shard.messages_echoed.load(Ordering::Relaxed))
             .sum()
     }
 
@@ -225,6 +230,8 @@ impl Metrics {
         let sum = |field: fn(&Traffic) -> &AtomicU64| -> u64 {
             self.traffic.iter().map(|shard| load(field(shard))).sum()
         };
+        let echoed = sum(|shard| &shard.messages_echoed);
+        let echoed_bytes = sum(|shard| &shard.bytes_echoed);
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -261,25 +268,25 @@ impl Metrics {
             "ws_server_messages_received_total",
             "counter",
             "Text and binary messages received from clients.",
-            &one(sum(|shard| &shard.messages_received)),
+            &one(echoed.saturating_add(sum(|shard| &shard.messages_not_echoed))),
         );
         metric(
             "ws_server_messages_sent_total",
             "counter",
             "Text and binary messages sent to clients (echoes).",
-            &one(sum(|shard| &shard.messages_sent)),
+            &one(echoed),
         );
         metric(
             "ws_server_message_bytes_received_total",
             "counter",
             "Payload bytes of the messages received (after decompression).",
-            &one(sum(|shard| &shard.bytes_received)),
+            &one(echoed_bytes.saturating_add(sum(|shard| &shard.bytes_not_echoed))),
         );
         metric(
             "ws_server_message_bytes_sent_total",
             "counter",
             "Payload bytes of the messages sent (before compression).",
-            &one(sum(|shard| &shard.bytes_sent)),
+            &one(echoed_bytes),
         );
         metric(
             "ws_server_upgrades_refused_total",
@@ -395,28 +402,36 @@ mod tests {
         let metrics = Metrics::new();
         for _ in 0..SHARDS + 3 {
             let traffic = metrics.opened(false);
-            traffic.received(10);
-            traffic.sent(10);
+            traffic.echoed(10);
         }
+        metrics.opened(true).not_echoed(7);
         let text = metrics.render();
-        let connections = (SHARDS + 3) as u64;
+        let echoing = (SHARDS + 3) as u64;
         assert_eq!(
             sample(&text, "ws_server_connections_total"),
-            Some(connections)
+            Some(echoing + 1)
         );
         assert_eq!(
             sample(&text, "ws_server_connections_open"),
-            Some(connections)
+            Some(echoing + 1)
         );
         assert_eq!(
             sample(&text, "ws_server_messages_received_total"),
-            Some(connections)
+            Some(echoing + 1)
+        );
+        assert_eq!(
+            sample(&text, "ws_server_messages_sent_total"),
+            Some(echoing)
+        );
+        assert_eq!(
+            sample(&text, "ws_server_message_bytes_received_total"),
+            Some(10 * echoing + 7)
         );
         assert_eq!(
             sample(&text, "ws_server_message_bytes_sent_total"),
-            Some(10 * connections)
+            Some(10 * echoing)
         );
-        assert_eq!(metrics.messages_sent(), connections);
+        assert_eq!(metrics.messages_sent(), echoing);
     }
 
     #[test]
