@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{ServerConfig, default_max_backlog};
@@ -32,8 +33,8 @@ const MIN_FRAME_SIZE: usize = 125;
 ///
 /// Every option can also be set with the environment variable shown beside
 /// it (`WS_SERVER_LISTEN=0.0.0.0:8000`); an option on the command line wins
-/// over its variable. Boolean variables take true/false (or 1/0, yes/no,
-/// on/off); list variables take comma-separated values.
+/// over its variable. Boolean variables take true/false, 1/0, yes/no or
+/// on/off; list variables take comma-separated values.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ws-server", version)]
 pub struct Args {
@@ -121,7 +122,7 @@ pub struct Args {
 
     /// Decline permessage-deflate (RFC 7692): every message goes out as it
     /// is, and no compression state is kept per connection.
-    #[arg(long, env = "WS_SERVER_NO_DEFLATE")]
+    #[arg(long, env = "WS_SERVER_NO_DEFLATE", value_parser = BoolishValueParser::new())]
     pub no_deflate: bool,
 
     /// Largest deflate window (9-15 bits) the server compresses with and
@@ -139,7 +140,7 @@ pub struct Args {
     /// server_no_context_takeover and client_no_context_takeover and
     /// compresses with one shared state per thread: nothing is kept per
     /// connection between messages.
-    #[arg(long, env = "WS_SERVER_DEFLATE_CONTEXT_TAKEOVER")]
+    #[arg(long, env = "WS_SERVER_DEFLATE_CONTEXT_TAKEOVER", value_parser = BoolishValueParser::new())]
     pub deflate_context_takeover: bool,
 
     /// Serve `wss://` (and the page over https://) with this PEM certificate
@@ -457,6 +458,16 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn boolean_flags_need_no_value_on_the_command_line() {
+        let args = parse(&["--no-deflate", "--deflate-context-takeover"]).unwrap();
+        assert!(args.no_deflate && args.deflate_context_takeover);
+        assert_eq!(args.server_config().deflate, None);
+        let args = parse(&["--deflate-context-takeover"]).unwrap();
+        assert!(!args.no_deflate);
+        assert!(args.server_config().deflate.is_some());
     }
 
     #[test]

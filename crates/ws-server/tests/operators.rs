@@ -305,7 +305,7 @@ fn boolean_and_list_variables_take_their_values() {
     let plain = start_with_env(
         &[
             ("WS_SERVER_LISTEN", "127.0.0.1:0"),
-            ("WS_SERVER_NO_DEFLATE", "true"),
+            ("WS_SERVER_NO_DEFLATE", "yes"),
             ("WS_SERVER_PROTOCOL", "mqtt,chat"),
         ],
         &[],
@@ -317,7 +317,7 @@ fn boolean_and_list_variables_take_their_values() {
     let deflating = start_with_env(
         &[
             ("WS_SERVER_LISTEN", "127.0.0.1:0"),
-            ("WS_SERVER_NO_DEFLATE", "false"),
+            ("WS_SERVER_NO_DEFLATE", "0"),
         ],
         &[],
     );
