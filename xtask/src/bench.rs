@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: ws-server side by side with reference servers on
 //! `fastwebsockets` and `tokio-tungstenite` (and a plain TCP echo as the
-//! floor), driven by `ws-client bench`.
+//! floor), driven by the `ws-bench` load generator.
 //!
 //! Fairness: every server runs a single-thread tokio runtime (ws-server with
 //! `--threads 1`, and `--log-level warn` since the peers log nothing per
@@ -37,7 +37,7 @@ use crate::workspace::Workspace;
 
 const USAGE: &str = "usage: cargo xtask bench [OPTIONS]
 
-Builds ws-server and ws-client (release) and the reference servers in
+Builds ws-server and ws-bench (release) and the reference servers in
 bench/peers, runs the matrix, and writes target/bench/report.md (also printed).
 
 options:
@@ -276,7 +276,7 @@ impl Contender {
 /// Where the binaries are, and whether pinning is available.
 struct Setup {
     ws_server: PathBuf,
-    ws_client: PathBuf,
+    ws_bench: PathBuf,
     peers: PathBuf,
     logs: PathBuf,
     pinning: bool,
@@ -304,8 +304,8 @@ impl Setup {
 
     /// The load generator, pinned to CPU 1 when possible.
     fn client_command(&self, url: &str, pid: u32) -> Command {
-        let mut command = self.pinned(1, &self.ws_client);
-        command.args(["bench", url, "--json", "--quiet", "--server-pid"]);
+        let mut command = self.pinned(1, &self.ws_bench);
+        command.args([url, "--json", "--quiet", "--server-pid"]);
         command.arg(pid.to_string());
         command
     }
@@ -347,7 +347,7 @@ impl Setup {
             (Some(0), Some(json)) => Ok(json),
             // Errors or mismatches: the figures are there, the caller flags them.
             (Some(1), Some(json)) => Ok(json),
-            _ => bail!("ws-client bench failed: {}", output.describe()),
+            _ => bail!("ws-bench failed: {}", output.describe()),
         }
     }
 }
@@ -835,15 +835,15 @@ fn count_runs(options: &Options) -> usize {
 
 /// Builds the binaries (release) and checks what the runs need.
 fn prepare(workspace: &Workspace, options: &Options) -> Result<Setup> {
-    eprintln!("xtask bench: cargo build --release -p ws-server -p ws-client");
+    eprintln!("xtask bench: cargo build --release -p ws-server -p ws-bench");
     let mut build = workspace.cargo_command();
     build
-        .args(["build", "--release", "-p", "ws-server", "-p", "ws-client"])
+        .args(["build", "--release", "-p", "ws-server", "-p", "ws-bench"])
         .stdin(Stdio::null());
     let status = process::status_within(&mut build, BUILD_TIMEOUT)?;
     ensure!(
         status.success(),
-        "building ws-server and ws-client failed ({status})"
+        "building ws-server and ws-bench failed ({status})"
     );
 
     let peers_dir = workspace.path("bench/peers");
@@ -887,7 +887,7 @@ fn prepare(workspace: &Workspace, options: &Options) -> Result<Setup> {
     let release = workspace.target.join("release");
     Ok(Setup {
         ws_server: release.join("ws-server"),
-        ws_client: release.join("ws-client"),
+        ws_bench: release.join("ws-bench"),
         peers: peers_dir.join("target").join("release"),
         logs,
         pinning,
@@ -930,7 +930,7 @@ fn machine_header(workspace: &Workspace, setup: &Setup) -> String {
         "Date: {date}. Machine: {cpu}, {cores} cores{memory}, Linux {kernel}, load average at start {load}.\n\
          ws-server {revision} (`--threads 1 --log-level warn`: like the peers, no log line per connection) \
          against fastwebsockets {} and tokio-tungstenite {} (bench/peers), \
-         each on a single-thread tokio runtime{}; `ws-client bench` as the load generator{}. \
+         each on a single-thread tokio runtime{}; `ws-bench` as the load generator{}. \
          {} round(s), servers alternating, medians; each run {} s warmup + {} s measured, on a fresh server process.",
         version("fastwebsockets"),
         version("tokio-tungstenite"),

@@ -80,8 +80,9 @@ struct Setup {
     examples: PathBuf,
 }
 
-/// Builds ws-core's examples, the hyper and axum ones included (feature
-/// `hyper`), and returns the directory that holds them.
+/// Builds ws-core's examples, the hyper and axum ones (feature `hyper`) and
+/// the client (feature `client`) included, and returns the directory that
+/// holds them.
 pub(crate) fn build(workspace: &Workspace) -> Result<PathBuf> {
     let mut build = workspace.cargo_command();
     build
@@ -90,7 +91,7 @@ pub(crate) fn build(workspace: &Workspace) -> Result<PathBuf> {
             "-p",
             "ws-core",
             "--features",
-            "hyper",
+            "hyper,client",
             "--examples",
         ])
         .stdin(Stdio::null())
@@ -99,7 +100,7 @@ pub(crate) fn build(workspace: &Workspace) -> Result<PathBuf> {
     let status = process::status_within(&mut build, Duration::from_secs(40 * 60))?;
     ensure!(
         status.success(),
-        "`cargo build -p ws-core --features hyper --examples` failed ({status})"
+        "`cargo build -p ws-core --features hyper,client --examples` failed ({status})"
     );
     Ok(workspace.target.join("debug").join("examples"))
 }

@@ -1,24 +1,29 @@
-//! Opening the connection: the request from the arguments, the route
-//! (direct or through a proxy, TLS for `wss://`), name resolution, TCP, and
-//! the handshake (validated by ws-core).
+//! Opening the connection: the request from the arguments and the route
+//! (direct or through a proxy, TLS for `wss://`), then ws-core's
+//! `client::Connector` for name resolution, TCP, the proxy's tunnel, TLS
+//! and the handshake. Its errors become exit statuses and one-line
+//! messages here.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokio::net::{TcpStream, lookup_host};
-use tokio::time::{Instant, timeout_at};
+use rustls::{AlertDescription, CertificateError};
+use tokio::time::Instant;
 use tracing::debug;
 use ws_core::Config;
+use ws_core::client::{self, Connector, PemFile, Phase, Proxy, TlsConfigError, TlsOptions};
 use ws_core::handshake::{ClientRequest, HandshakeError, Negotiated};
 use ws_core::stream::WebSocket;
 
 use crate::cli::Cli;
 use crate::failure::{Exit, Failure, io_message};
 use crate::output::note;
-use crate::proxy::{self, Proxy};
-use crate::tls::{self, TlsOptions};
 use crate::transport::Transport;
+
+/// The warning `-k/--insecure` prints (unless `-q`) before connecting.
+pub const INSECURE_WARNING: &str = "warning: --insecure: the server's certificate is not verified";
 
 /// Builds the upgrade request the arguments describe.
 ///
@@ -74,43 +79,6 @@ pub fn authority(request: &ClientRequest) -> String {
     }
 }
 
-/// Resolves the host and connects to the first address that answers.
-pub async fn connect_tcp(request: &ClientRequest) -> Result<TcpStream, Failure> {
-    let target = authority(request);
-    let addresses = lookup_host((request.host(), request.port()))
-        .await
-        .map_err(|error| {
-            Failure::new(
-                Exit::Connect,
-                format!("cannot resolve {}: {}", request.host(), io_message(&error)),
-            )
-        })?;
-    let mut last_error = None;
-    for address in addresses {
-        debug!(%address, "connecting");
-        match TcpStream::connect(address).await {
-            Ok(stream) => {
-                // Interactive lines and pings are small: send them at once.
-                if let Err(error) = stream.set_nodelay(true) {
-                    debug!(%error, "cannot set TCP_NODELAY");
-                }
-                return Ok(stream);
-            }
-            Err(error) => {
-                debug!(%address, %error, "connection failed");
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(Failure::new(
-        Exit::Connect,
-        match last_error {
-            Some(error) => format!("cannot connect to {target}: {}", io_message(&error)),
-            None => format!("cannot resolve {}: no addresses found", request.host()),
-        },
-    ))
-}
-
 /// How to reach the server: through a proxy or not, with TLS or not.
 #[derive(Debug, Clone, Default)]
 pub struct Route {
@@ -129,26 +97,128 @@ pub fn route(cli: &Cli, request: &ClientRequest) -> Result<Route, Failure> {
     } else if let Some(proxy) = &cli.proxy {
         Some(proxy.clone())
     } else {
-        proxy::from_env(
+        Proxy::from_env(
             request.is_secure(),
             request.host(),
             request.port(),
             |name| std::env::var(name).ok(),
         )
-        .map_err(|error| Failure::new(Exit::Usage, error))?
+        .map_err(|error| Failure::new(Exit::Usage, error.to_string()))?
     };
     if let Some(proxy) = &proxy {
         debug!(%proxy, "using a proxy");
     }
     let tls = if request.is_secure() {
         if cli.insecure && !cli.quiet {
-            note(&format!("ws-client: {}", tls::INSECURE_WARNING));
+            note(&format!("ws-client: {INSECURE_WARNING}"));
         }
-        Some(tls::client_config(&TlsOptions::from_cli(cli))?)
+        let config = tls_options(cli)
+            .build()
+            .map_err(|error| tls_config_failure(cli, error))?;
+        Some(config)
     } else {
         None
     };
     Ok(Route { proxy, tls })
+}
+
+/// What the TLS options say: `--cafile`, `-k`, `--cert`, `--key`,
+/// `--passphrase`.
+pub fn tls_options(cli: &Cli) -> TlsOptions {
+    let mut options = TlsOptions::new();
+    for path in &cli.cafile {
+        options = options.trust_pem_file(path);
+    }
+    if cli.insecure {
+        options = options.danger_accept_invalid_certificates();
+    }
+    if let Some(cert) = &cli.cert {
+        options = options.client_certificate_pem_file(cert);
+    }
+    if let Some(key) = &cli.key {
+        options = options.client_key_pem_file(key);
+    }
+    if let Some(passphrase) = &cli.passphrase {
+        options = options.key_passphrase(passphrase.clone());
+    }
+    options
+}
+
+/// A TLS file that cannot be used is exit status 1, naming the option
+/// and the file.
+fn tls_config_failure(cli: &Cli, error: TlsConfigError) -> Failure {
+    let option = |file: PemFile| match file {
+        PemFile::Trusted => "--cafile",
+        PemFile::ClientKey if cli.key.is_some() => "--key",
+        _ => "--cert",
+    };
+    let key_option = option(PemFile::ClientKey);
+    let shown = |path: &Path| path.display().to_string();
+    let message = match error {
+        TlsConfigError::Read { file, path, source } => {
+            format!(
+                "cannot read {} {}: {}",
+                option(file),
+                shown(&path),
+                io_message(&source)
+            )
+        }
+        TlsConfigError::TooLarge { file, path, .. } => {
+            format!(
+                "cannot read {} {}: larger than 16 MiB",
+                option(file),
+                shown(&path)
+            )
+        }
+        TlsConfigError::InvalidPem { file, path, reason } => {
+            format!(
+                "{} {} is not valid PEM: {reason}",
+                option(file),
+                shown(&path)
+            )
+        }
+        TlsConfigError::NoCertificate { file, path } => format!(
+            "{} {} holds no certificate (expected a PEM \"BEGIN CERTIFICATE\" section)",
+            option(file),
+            shown(&path)
+        ),
+        TlsConfigError::NotATrustAnchor {
+            path,
+            index,
+            source,
+        } => format!(
+            "--cafile {}: certificate {index} cannot be a trust anchor: {source}",
+            shown(&path)
+        ),
+        TlsConfigError::NoPrivateKey { path } => format!(
+            "{key_option} {} holds no private key (expected PEM \"BEGIN PRIVATE KEY\", \"BEGIN ENCRYPTED PRIVATE KEY\", \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\"{})",
+            shown(&path),
+            if cli.key.is_none() {
+                "; give it with --key"
+            } else {
+                ""
+            }
+        ),
+        TlsConfigError::PassphraseRequired { path } => format!(
+            "the private key in {key_option} {} is encrypted: give its passphrase with --passphrase (or WS_CLIENT_KEY_PASSPHRASE)",
+            shown(&path)
+        ),
+        TlsConfigError::Decrypt { path, reason } => format!(
+            "cannot decrypt the private key in {key_option} {}: {reason} (see --passphrase)",
+            shown(&path)
+        ),
+        TlsConfigError::KeyMismatch { certificate, key } => format!(
+            "the key in {} does not match the certificate in --cert {}",
+            shown(&key),
+            shown(&certificate)
+        ),
+        TlsConfigError::ClientCertificate {
+            certificate,
+            source,
+        } => format!("cannot use --cert {}: {source}", shown(&certificate)),
+        other => other.to_string(),
+    };
+    Failure::new(Exit::Other, message)
 }
 
 /// Connects (through the route's proxy, if any), runs the TLS handshake for
@@ -161,75 +231,120 @@ pub async fn open(
     deadline: Option<Instant>,
     timeout_text: &str,
 ) -> Result<(WebSocket<Transport>, Negotiated), Failure> {
-    let target = authority(request);
-    let stream = match &route.proxy {
-        None => {
-            with_deadline(deadline, connect_tcp(request), || {
-                Failure::new(
-                    Exit::Timeout,
-                    format!("timed out after {timeout_text} connecting to {target}"),
-                )
-            })
-            .await??
-        }
-        Some(proxy) => {
-            let tunnel = proxy::connect(proxy, request.host(), request.port());
-            with_deadline(deadline, tunnel, || {
-                Failure::new(
-                    Exit::Timeout,
-                    format!("timed out after {timeout_text} connecting to {target} through proxy {proxy}"),
-                )
-            })
-            .await??
-        }
+    let mut connector = Connector::new()
+        .config(config)
+        .connect_timeout(None)
+        .handshake_timeout(None)
+        .open_timeout(deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())));
+    connector = match &route.proxy {
+        Some(proxy) => connector.proxy(proxy.clone()),
+        None => connector.no_proxy(),
     };
-    let transport = match &route.tls {
-        None => Transport::Plain(stream),
-        Some(config) => {
-            let handshake = tls::connect(stream, request.host(), Arc::clone(config));
-            let stream = with_deadline(deadline, handshake, || {
-                Failure::new(
-                    Exit::Timeout,
-                    format!("timed out after {timeout_text} in the TLS handshake with {target}"),
-                )
-            })
-            .await??;
-            Transport::Tls(Box::new(stream))
-        }
-    };
-    let handshake = WebSocket::connect(transport, request, config);
-    let opened = with_deadline(deadline, handshake, || {
-        Failure::new(
-            Exit::Timeout,
-            format!(
-                "timed out after {timeout_text} waiting for the handshake response from {target}"
-            ),
-        )
-    })
-    .await?;
-    opened.map_err(|error| match &error {
-        // With TLS 1.3 the server checks a client certificate after the
-        // client's side of the TLS handshake is done, so its refusal comes
-        // with the first read: during the WebSocket handshake.
-        ws_core::Error::Io(io) if tls::tls_error(io).is_some() => Failure::new(
-            Exit::Handshake,
-            format!(
-                "TLS handshake failed: {}",
-                tls::describe(io, request.host())
-            ),
-        ),
-        _ => Failure::from_handshake(error),
-    })
+    if let Some(tls) = &route.tls {
+        connector = connector.tls_config(Arc::clone(tls));
+    }
+    let (socket, response) = connector
+        .connect_request(request)
+        .await
+        .map_err(|error| failure(error, request, route.proxy.as_ref(), timeout_text))?;
+    debug!(peer = %response.peer_addr(), "connected");
+    Ok((socket, response.negotiated().clone()))
 }
 
-async fn with_deadline<F: Future>(
-    deadline: Option<Instant>,
-    future: F,
-    on_timeout: impl FnOnce() -> Failure,
-) -> Result<F::Output, Failure> {
-    match deadline {
-        Some(deadline) => timeout_at(deadline, future).await.map_err(|_| on_timeout()),
-        None => Ok(future.await),
+/// A connection failure as an exit status and one line, `timeout_text`
+/// being the `--timeout` as the user wrote it.
+pub fn failure(
+    error: client::Error,
+    request: &ClientRequest,
+    proxy: Option<&Proxy>,
+    timeout_text: &str,
+) -> Failure {
+    use client::Error;
+    let target = authority(request);
+    let last_error = |attempts: &[(std::net::SocketAddr, std::io::Error)]| {
+        attempts
+            .last()
+            .map(|(_, error)| io_message(error))
+            .unwrap_or_default()
+    };
+    match error {
+        Error::Url(_) | Error::ProxyEnv { .. } | Error::InvalidServerName { .. } => {
+            Failure::new(Exit::Usage, error.to_string())
+        }
+        Error::Resolve { host, source } => Failure::new(
+            Exit::Connect,
+            format!("cannot resolve {host}: {}", io_message(&source)),
+        ),
+        Error::NoAddresses { .. } => Failure::new(Exit::Connect, error.to_string()),
+        Error::Connect { attempts, .. } => Failure::new(
+            Exit::Connect,
+            format!("cannot connect to {target}: {}", last_error(&attempts)),
+        ),
+        Error::ProxyUnreachable { proxy, source } => Failure::new(
+            Exit::Connect,
+            match *source {
+                Error::Resolve { source, .. } => format!(
+                    "cannot resolve proxy {}: {}",
+                    proxy.host(),
+                    io_message(&source)
+                ),
+                Error::NoAddresses { .. } => {
+                    format!("cannot resolve proxy {}: no addresses found", proxy.host())
+                }
+                Error::Connect { attempts, .. } => {
+                    format!("cannot connect to proxy {proxy}: {}", last_error(&attempts))
+                }
+                other => format!("cannot reach proxy {proxy}: {other}"),
+            },
+        ),
+        Error::ProxyRefused { message, .. } => {
+            Failure::new(Exit::Connect, format!("proxy refused: {message}"))
+        }
+        Error::ProxyIo { proxy, source } => Failure::new(
+            Exit::Connect,
+            format!("proxy {proxy} failed: {}", io_message(&source)),
+        ),
+        Error::ProxyProtocol { .. } => Failure::new(Exit::Connect, error.to_string()),
+        Error::Timeout { phase, .. } => Failure::new(
+            Exit::Timeout,
+            match (phase, proxy) {
+                (Phase::Connect, None) => {
+                    format!("timed out after {timeout_text} connecting to {target}")
+                }
+                (Phase::Connect, Some(proxy)) => format!(
+                    "timed out after {timeout_text} connecting to {target} through proxy {proxy}"
+                ),
+                (Phase::Tls, _) => {
+                    format!("timed out after {timeout_text} in the TLS handshake with {target}")
+                }
+                (Phase::Handshake, _) => format!(
+                    "timed out after {timeout_text} waiting for the handshake response from {target}"
+                ),
+                (other, _) => format!("timed out after {timeout_text} {other}"),
+            },
+        ),
+        Error::Tls { .. } => {
+            let hint = match error.rustls_error() {
+                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                    " (trust its CA with --cafile, or skip verification with -k)"
+                }
+                Some(rustls::Error::AlertReceived(
+                    AlertDescription::CertificateRequired
+                    | AlertDescription::HandshakeFailure
+                    | AlertDescription::BadCertificate
+                    | AlertDescription::UnknownCA,
+                )) => " (if the server wants a client certificate, give it with --cert and --key)",
+                _ => "",
+            };
+            Failure::new(Exit::Handshake, format!("{error}{hint}"))
+        }
+        Error::Rejected(rejection) => Failure::from_handshake(ws_core::Error::Handshake(
+            HandshakeError::Rejected(rejection),
+        )),
+        Error::Handshake(error) => Failure::from_handshake(ws_core::Error::Handshake(error)),
+        Error::Io(error) => Failure::from_handshake(ws_core::Error::Io(error)),
+        Error::TlsConfig(error) => Failure::new(Exit::Other, error.to_string()),
+        other => Failure::new(Exit::Other, other.to_string()),
     }
 }
 

@@ -3,10 +3,15 @@
 //! The binary is a thin `main` over [`run`]; the pieces live here so that
 //! they can be tested: argument parsing ([`cli`]), slash commands
 //! ([`command`]), exit statuses ([`failure`]), output formats ([`output`]),
-//! the connection ([`connect`], [`proxy`], [`tls`], [`transport`]) and the conversation
-//! ([`session`]), and the load generator `ws-client bench` ([`bench`]). All
-//! protocol decisions (handshake validation, framing, pongs, the closing
-//! handshake, limits) are `ws-core`'s.
+//! the connection ([`connect`], over `ws_core::client`: resolution, proxies,
+//! TLS; [`transport`]) and the conversation ([`session`]). All protocol
+//! decisions (handshake validation, framing, pongs, the closing handshake,
+//! limits) are `ws-core`'s.
+//!
+//! `ws-client bench` is the load generator of the `ws-bench` crate, run
+//! under this name: ws-client depends on it, so the pieces both binaries
+//! use live there ([`failure`] and [`signals`] are re-exported from it, as
+//! are some of [`cli`]'s value parsers and [`output`]'s descriptions).
 //!
 //! # Example
 //!
@@ -24,18 +29,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod bench;
 pub mod cli;
 pub mod command;
 pub mod connect;
-pub mod failure;
 pub mod input;
 pub mod output;
-pub mod proxy;
 pub mod session;
-pub mod signals;
-pub mod tls;
 pub mod transport;
+
+pub use ws_bench::{failure, signals};
 
 use std::collections::VecDeque;
 

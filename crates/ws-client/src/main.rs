@@ -10,11 +10,12 @@ use ws_client::cli::Cli;
 use ws_client::failure::Exit;
 
 fn main() -> ExitCode {
-    // `ws-client bench ...` is the load generator, with a command line of its
-    // own; "bench" is never a URL, so the client's interface is unchanged.
+    // `ws-client bench ...` is the load generator (the ws-bench crate, also
+    // its own `ws-bench` binary), with a command line of its own; "bench" is
+    // never a URL, so the client's interface is unchanged.
     if std::env::args_os().nth(1).is_some_and(|arg| arg == "bench") {
         init_logging();
-        return ws_client::bench::main(std::env::args_os().skip(1));
+        return ws_bench::main("ws-client bench", std::env::args_os().skip(1));
     }
     let cli = Cli::parse();
     init_logging();

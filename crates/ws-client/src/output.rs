@@ -8,9 +8,11 @@ use std::io::{self, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ws_core::{CloseCode, CloseFrame};
 
 use crate::cli::OutputFormat;
+// Shared with the load generator, so they live in ws-bench (ws-client
+// depends on it); re-exported where they always were.
+pub use ws_bench::describe::{describe_close, describe_payload, encode_hex};
 
 /// Writes received data messages.
 #[derive(Debug)]
@@ -55,43 +57,6 @@ impl<W: Write> Printer<W> {
     /// The underlying writer.
     pub fn get_ref(&self) -> &W {
         &self.out
-    }
-}
-
-/// Lowercase hexadecimal, two digits per byte.
-pub fn encode_hex(data: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(data.len() * 2);
-    for byte in data {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            text.push(char::from(
-                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'?'),
-            ));
-        }
-    }
-    text
-}
-
-/// A control frame payload for a diagnostic line: the text when it is
-/// printable UTF-8, `0x`-prefixed hex otherwise.
-pub fn describe_payload(payload: &[u8]) -> String {
-    match std::str::from_utf8(payload) {
-        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
-        _ => format!("0x{}", encode_hex(payload)),
-    }
-}
-
-/// A close frame for a diagnostic line: `1000 (normal closure) reason`;
-/// a close without a code shows as 1005.
-pub fn describe_close(frame: Option<&CloseFrame>) -> String {
-    match frame {
-        None => CloseCode::NO_STATUS.to_string(),
-        Some(frame) if frame.reason.is_empty() => frame.code.to_string(),
-        Some(frame) => format!(
-            "{} {}",
-            frame.code,
-            describe_payload(frame.reason.as_bytes())
-        ),
     }
 }
 
@@ -145,25 +110,5 @@ mod tests {
             p.binary(b"\xff").unwrap();
         });
         assert_eq!(out, b"\x00\n\xff");
-    }
-
-    #[test]
-    fn printable_payload_is_shown_as_text_else_hex() {
-        assert_eq!(describe_payload(b"keepalive"), "keepalive");
-        assert_eq!(describe_payload(b"\x00\x01"), "0x0001");
-        assert_eq!(describe_payload(b""), "");
-    }
-
-    #[test]
-    fn close_is_described_with_code_name_and_reason() {
-        assert_eq!(
-            describe_close(Some(&CloseFrame::new(CloseCode::NORMAL, "bye"))),
-            "1000 (normal closure) bye"
-        );
-        assert_eq!(
-            describe_close(Some(&CloseFrame::new(CloseCode(4000), ""))),
-            "4000"
-        );
-        assert_eq!(describe_close(None), "1005 (no status received)");
     }
 }

@@ -401,3 +401,117 @@ fn wss_goes_through_an_http_connect_proxy_end_to_end() {
         "{head}"
     );
 }
+
+/// What `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost
+/// -addext subjectAltName=DNS:localhost` makes: a self-signed certificate
+/// with `CA:TRUE`, written with its key into `dir`.
+fn self_signed_ca_true(dir: &std::path::Path) -> Leaf {
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    let cert_pem = dir.join("self-signed.pem");
+    let key_pem = dir.join("self-signed.key");
+    std::fs::write(&cert_pem, certificate.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    Leaf {
+        chain: vec![certificate.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        cert_pem,
+        key_pem,
+    }
+}
+
+#[test]
+fn a_self_signed_ca_certificate_is_trusted_with_ca_as_wscat_does() {
+    // #17 defect 5: this failed with "certificate is a CA certificate, not a
+    // server certificate".
+    let ca = Ca::new("selfsigned");
+    let leaf = self_signed_ca_true(&ca.dir);
+    let server = WssServer::start(&leaf);
+    for option in ["--ca", "--cafile"] {
+        client(&server.url("localhost"))
+            .args([option, leaf.cert_pem.to_str().unwrap(), "self-signed"])
+            .assert()
+            .code(0)
+            .stdout("self-signed\n")
+            .stderr("");
+    }
+}
+
+#[test]
+fn a_self_signed_ca_certificate_that_is_not_trusted_says_what_to_do() {
+    let ca = Ca::new("selfuntrusted");
+    let leaf = self_signed_ca_true(&ca.dir);
+    let server = WssServer::start(&leaf);
+    client(&server.url("localhost"))
+        .arg("hello")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("trust the certificate itself"));
+}
+
+/// The key of `leaf` as encrypted PKCS#8 (PBES2, PBKDF2-SHA256 and
+/// AES-256-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it).
+fn encrypted_key(leaf: &Leaf, dir: &std::path::Path, passphrase: &str) -> PathBuf {
+    use pkcs8::pkcs5::pbes2;
+    let PrivateKeyDer::Pkcs8(der) = &leaf.key else {
+        panic!("rcgen keys are PKCS#8");
+    };
+    let info = pkcs8::PrivateKeyInfo::try_from(der.secret_pkcs8_der()).unwrap();
+    let params = pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"saltsalt", &[9u8; 16]).unwrap();
+    let pem = info
+        .encrypt_with_params(params, passphrase)
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap();
+    let path = dir.join("client-encrypted.key");
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    path
+}
+
+#[test]
+fn an_encrypted_client_key_is_opened_with_the_passphrase() {
+    let ca = Ca::new("mtlsencrypted");
+    let server_leaf = ca.leaf("server", &["localhost"], false);
+    let client_leaf = ca.leaf("client", &["client.test"], false);
+    let key = encrypted_key(&client_leaf, &ca.dir, "open sesame");
+    let with_key = |command: &mut Command| {
+        command
+            .args(["--ca", ca.pem.to_str().unwrap()])
+            .args(["--cert", client_leaf.cert_pem.to_str().unwrap()])
+            .args(["--key", key.to_str().unwrap()]);
+    };
+
+    let mut missing = client("wss://localhost:9/");
+    with_key(&mut missing);
+    missing
+        .env_remove("WS_CLIENT_KEY_PASSPHRASE")
+        .arg("hello")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is encrypted: give its passphrase with --passphrase",
+        ));
+    let mut wrong = client("wss://localhost:9/");
+    with_key(&mut wrong);
+    wrong
+        .args(["--passphrase", "open barley", "hello"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("wrong passphrase"));
+
+    let (port, server) = mutual_tls_server(&server_leaf, ca.der.clone());
+    let mut right = client(&format!("wss://localhost:{port}/"));
+    with_key(&mut right);
+    right
+        .env("WS_CLIENT_KEY_PASSPHRASE", "open sesame")
+        .arg("encrypted key")
+        .assert()
+        .code(0)
+        .stdout("encrypted key\n");
+    server.join().unwrap();
+}

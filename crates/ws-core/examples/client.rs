@@ -1,25 +1,21 @@
-//! A client: connects to the `ws://` URL given as the first argument, sends
-//! three messages, prints the replies, closes with 1000 and exits 0.
+//! A client: connects to the `ws://` or `wss://` URL given as the first
+//! argument (through the proxy the environment names, if any), sends three
+//! messages, prints the replies, closes with 1000 and exits 0.
 //!
 //! ```sh
-//! cargo run -p ws-core --example client -- ws://127.0.0.1:8000/
+//! cargo run -p ws-core --features client --example client -- ws://127.0.0.1:8000/
 //! ```
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use ws_core::handshake::ClientRequest;
-use ws_core::stream::WebSocket;
-use ws_core::{CloseCode, Config, Event};
+use ws_core::{CloseCode, Event};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args()
         .nth(1)
-        .ok_or("usage: client ws://HOST:PORT/PATH")?;
-    let request = ClientRequest::new(&url)?;
-    let stream = TcpStream::connect((request.host(), request.port())).await?;
-    let (mut socket, _negotiated) = WebSocket::connect(stream, &request, Config::default()).await?;
+        .ok_or("usage: client ws://HOST:PORT/PATH or wss://...")?;
+    let (mut socket, _response) = ws_core::client::connect(&url).await?;
     for text in ["one", "two", "three"] {
         socket.send_text(text).await?;
     }

@@ -31,6 +31,8 @@
 //!   server for accepted HTTP/2 connections and a client that opens many
 //!   WebSockets on one, both ending in a [`stream::WebSocket`] (feature
 //!   `http2`, off by default).
+//! - [`client`]: `connect(url)` with name resolution, Happy Eyeballs,
+//!   proxies and TLS (feature `client`, off by default).
 //! - [`low_level`]: building blocks for writing your own adapter or test
 //!   peer (frame headers, masking, the key exchange);
 //!   less stable than the rest.
@@ -46,6 +48,7 @@
 //! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
 //! | `http2` | off | [`http2`](mod@http2): RFC 8441 extended CONNECT, server ([`http2::serve`]) and client ([`http2::Client`]), over any `AsyncRead + AsyncWrite` (turns `http` and `tokio` on) | `h2` |
 //! | `hyper` | off | [`hyper::upgrade`]: a hyper 1.x or axum request upgraded to a [`stream::WebSocket`] (turns `http` and `tokio` on) | `hyper` (no features), `hyper-util` (`tokio`) |
+//! | `client` | off | [`client::connect`]: a `ws://` or `wss://` URL to a [`stream::WebSocket`], through HTTP CONNECT or SOCKS5 proxies (also from `*_proxy`/`no_proxy`), with TLS, client certificates and timeouts (turns `tokio` and `url` on) | `tokio` (`time`), `rustls` and `tokio-rustls` (ring), `rustls-webpki`, `webpki-roots`, `pkcs8` (encrypted keys) |
 //!
 //! With none of them the crate is the protocol, the handshake and the
 //! blocking adapter, on `sha1`, `base64`, `rand`, `httparse`, `bytes` and
@@ -178,12 +181,16 @@
         feature = "deflate",
         feature = "url",
         feature = "http",
-        feature = "hyper"
+        feature = "hyper",
+        feature = "client"
     )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
 pub mod blocking;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 mod close;
 #[cfg(feature = "deflate")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]

@@ -52,7 +52,11 @@ impl Outbound {
     /// Appends bytes by copying them.
     pub(crate) fn tail(&mut self) -> &mut BytesMut {
         if self.tail.capacity() == 0 {
+            // Of the size the spare stock takes back: a small echo then
+            // costs neither an allocation per frame (header, then payload)
+            // nor a free when the connection goes idle.
             self.tail = spare::take();
+            self.tail.reserve(spare::MIN_CAPACITY);
         }
         &mut self.tail
     }
@@ -148,8 +152,14 @@ impl Buf for Outbound {
                     front.advance(cnt);
                     return;
                 }
+                None if cnt >= self.tail.len() => {
+                    // Written out: keep the whole buffer (advancing would
+                    // shrink its capacity below what the spare stock takes).
+                    self.tail.clear();
+                    return;
+                }
                 None => {
-                    self.tail.advance(cnt.min(self.tail.len()));
+                    self.tail.advance(cnt);
                     return;
                 }
             }
@@ -219,5 +229,23 @@ mod tests {
         out.advance(100_000);
         out.shrink(8192);
         assert_eq!(out.capacity(), 0);
+    }
+
+    #[test]
+    fn a_small_frame_written_out_leaves_a_buffer_the_spare_stock_takes_back() {
+        let mut out = Outbound::default();
+        out.tail().extend_from_slice(&[1; 22]);
+        out.grew(22);
+        let capacity = out.capacity();
+        assert!(capacity >= spare::MIN_CAPACITY, "capacity {capacity}");
+        out.advance(22);
+        assert_eq!(out.remaining(), 0);
+        // Written out, the buffer keeps all of its capacity...
+        assert_eq!(out.capacity(), capacity);
+        let address = out.tail.as_ptr();
+        // ...so going idle hands it to the stock, and the next frame reuses it.
+        out.shrink(0);
+        assert_eq!(out.capacity(), 0);
+        assert_eq!(out.tail().as_ptr(), address);
     }
 }

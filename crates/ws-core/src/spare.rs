@@ -19,7 +19,7 @@ use bytes::BytesMut;
 const KEEP: usize = 32;
 /// Only buffers of the usual size are kept; a larger one (grown for a large
 /// message) is freed, so the stock cannot pin much memory.
-const MIN_CAPACITY: usize = 1024;
+pub(crate) const MIN_CAPACITY: usize = 1024;
 const MAX_CAPACITY: usize = 8 * 1024;
 
 thread_local! {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{ServerConfig, default_max_backlog};
@@ -25,36 +26,49 @@ const MIN_FRAME_SIZE: usize = 125;
 /// page at `/` and a health check at `/healthz`.
 ///
 /// Prints `listening on ws://HOST:PORT` (`wss://` with --tls-cert) on
-/// stdout once it accepts connections. On SIGINT or SIGTERM it sends close
-/// 1001 to every client, waits for their replies (see --shutdown-timeout),
-/// prints a one-line summary and exits with status 0.
+/// stdout once it accepts connections, then `test page: http://HOST:PORT/`.
+/// `GET /metrics` serves Prometheus metrics. On SIGINT or SIGTERM it sends
+/// close 1001 to every client, waits for their replies (see
+/// --shutdown-timeout), prints a one-line summary and exits with status 0.
+///
+/// Every option can also be set with the environment variable shown beside
+/// it (`WS_SERVER_LISTEN=0.0.0.0:8000`); an option on the command line wins
+/// over its variable. Boolean variables take true/false, 1/0, yes/no or
+/// on/off; list variables take comma-separated values.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ws-server", version)]
 pub struct Args {
     /// Address to listen on, as HOST:PORT; IPv6 in brackets (`[::1]:8000`).
-    /// Port 0 picks a free port, and the ready line shows the real one.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
+    /// A bare PORT binds 127.0.0.1 (this machine only; use 0.0.0.0:PORT to
+    /// accept other hosts). Port 0 picks a free port, and the ready line
+    /// shows the real one.
+    #[arg(long, env = "WS_SERVER_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
     pub listen: String,
 
     /// Worker threads; 1 runs everything on a single thread
     /// [default: the number of CPU cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "WS_SERVER_THREADS", value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 
     /// Largest message accepted (bytes, or with KiB/MiB/GiB); a larger one
     /// closes the connection with 1009. A message of exactly this size is
     /// accepted.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, env = "WS_SERVER_MAX_MESSAGE_SIZE", value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
     /// Largest frame accepted (bytes, or with KiB/MiB/GiB; at least 125); a
     /// larger one closes the connection with 1009.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_frame_size)]
+    #[arg(long, env = "WS_SERVER_MAX_FRAME_SIZE", value_name = "SIZE", default_value = "16MiB", value_parser = parse_frame_size)]
     pub max_frame_size: usize,
 
     /// Most connections open at once; past it a new connection gets
     /// `HTTP/1.1 503 Service Unavailable` and is closed.
-    #[arg(long, value_name = "N", default_value = "10000")]
+    #[arg(
+        long,
+        env = "WS_SERVER_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value = "10000"
+    )]
     pub max_connections: NonZeroUsize,
 
     /// Most echoed bytes a connection may have waiting to be written (bytes,
@@ -65,56 +79,57 @@ pub struct Args {
     /// client have one largest message and 4 MiB more in flight, so a client
     /// that reads its echoes is never throttled.
     /// [default: --max-message-size + 4MiB]
-    #[arg(long, value_name = "SIZE", value_parser = parse_backlog)]
+    #[arg(long, env = "WS_SERVER_MAX_BACKLOG", value_name = "SIZE", value_parser = parse_backlog)]
     pub max_backlog: Option<usize>,
 
     /// Time a client has to send its complete HTTP request (upgrade or
     /// plain); a slower one is dropped. Durations: 500ms, 10s, 2m, or plain
     /// seconds.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "WS_SERVER_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub handshake_timeout: Duration,
 
     /// Silence after which a connection is pinged; if the silence lasts as
     /// long again, it is closed with 1001. `off` (or 0) keeps silent
     /// connections open.
-    #[arg(long, value_name = "DURATION", default_value = "off", value_parser = parse_optional_duration)]
+    #[arg(long, env = "WS_SERVER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "off", value_parser = parse_optional_duration)]
     pub idle_timeout: OptionalDuration,
 
     /// How long to wait for the client's close frame after the server sent
     /// one (shutdown, idle timeout) before dropping the connection; also how
     /// long a client may leave the server's writes blocked (see
     /// --max-backlog).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "WS_SERVER_CLOSE_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub close_timeout: Duration,
 
     /// On SIGINT/SIGTERM, how long to wait for open connections to finish
     /// their closing handshakes before exiting anyway.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "WS_SERVER_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// Subprotocol the server may select (repeatable, or comma-separated;
     /// first listed is preferred). A client offering none of them is served
     /// without a subprotocol. [default: select the first one the client offers]
-    #[arg(long = "protocol", value_name = "NAME", value_delimiter = ',', value_parser = parse_protocol)]
+    #[arg(long = "protocol", env = "WS_SERVER_PROTOCOL", value_name = "NAME", value_delimiter = ',', value_parser = parse_protocol)]
     pub protocols: Vec<String>,
 
-    /// Origin allowed to connect, e.g. `https://example.com` (repeatable).
+    /// Origin allowed to connect, e.g. `https://example.com` (repeatable, or
+    /// comma-separated).
     /// When given, an upgrade request with any other Origin gets 403; a
     /// request without Origin (not a browser) is accepted.
     /// [default: any origin]
-    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    #[arg(long = "allowed-origin", env = "WS_SERVER_ALLOWED_ORIGIN", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
     /// Decline permessage-deflate (RFC 7692): every message goes out as it
     /// is, and no compression state is kept per connection.
-    #[arg(long)]
+    #[arg(long, env = "WS_SERVER_NO_DEFLATE", value_parser = BoolishValueParser::new())]
     pub no_deflate: bool,
 
     /// Largest deflate window (9-15 bits) the server compresses with and
     /// accepts from clients; smaller windows cost less memory per
     /// connection. A client that cannot be limited to it is served without
     /// compression.
-    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
+    #[arg(long, env = "WS_SERVER_DEFLATE_WINDOW_BITS", value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
     pub deflate_window_bits: u8,
 
     /// Keep a deflate context per connection and direction, when the client
@@ -125,29 +140,60 @@ pub struct Args {
     /// server_no_context_takeover and client_no_context_takeover and
     /// compresses with one shared state per thread: nothing is kept per
     /// connection between messages.
-    #[arg(long)]
+    #[arg(long, env = "WS_SERVER_DEFLATE_CONTEXT_TAKEOVER", value_parser = BoolishValueParser::new())]
     pub deflate_context_takeover: bool,
 
     /// Serve `wss://` (and the page over https://) with this PEM certificate
     /// chain, leaf first; needs --tls-key. The ready line then reads
     /// `listening on wss://HOST:PORT`. The TLS handshake counts against
     /// --handshake-timeout; ALPN offers http/1.1.
-    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "WS_SERVER_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// The PEM private key of --tls-cert: PKCS#8 (`BEGIN PRIVATE KEY`), RSA
     /// (`BEGIN RSA PRIVATE KEY`) or EC (`BEGIN EC PRIVATE KEY`).
-    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "WS_SERVER_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Log filter for stderr: error, warn, info, debug, trace or off, or
     /// tracing directives (ws_server=debug). Overrides RUST_LOG; without
-    /// either, the level is info.
-    #[arg(long, value_name = "LEVEL", value_parser = parse_log_filter)]
+    /// either, the level is info: one line per connection opened and
+    /// closed, per plain HTTP request and per failed TLS handshake.
+    #[arg(long, env = "WS_SERVER_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_log_filter)]
     pub log_level: Option<String>,
 }
 
 impl Args {
+    /// The address to bind: `--listen` as given, or `127.0.0.1:PORT` for a
+    /// bare port.
+    pub fn listen_address(&self) -> String {
+        match bare_port(&self.listen) {
+            Some(port) => format!("127.0.0.1:{port}"),
+            None => self.listen.clone(),
+        }
+    }
+
+    /// What to tell the user about how `--listen` was read, if anything:
+    /// that a bare port binds the loopback address only.
+    pub fn listen_note(&self) -> Option<String> {
+        bare_port(&self.listen).map(|port| {
+            format!(
+                "--listen {port} binds 127.0.0.1:{port}, reachable from this machine only; \
+                 use --listen 0.0.0.0:{port} (or [::]:{port}) to accept other hosts"
+            )
+        })
+    }
+
     /// The server settings these arguments describe.
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
@@ -205,13 +251,22 @@ impl Args {
     }
 }
 
+/// The port of a `--listen` value that is a bare port number (`8080`).
+fn bare_port(text: &str) -> Option<u16> {
+    if text.bytes().all(|byte| byte.is_ascii_digit()) {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Checks the shape of `--listen` here, so a typo is a usage error; the name
 /// itself is resolved when binding.
 fn parse_listen(text: &str) -> Result<String, String> {
-    if text.parse::<SocketAddr>().is_ok() {
+    if text.parse::<SocketAddr>().is_ok() || bare_port(text).is_some() {
         return Ok(text.to_owned());
     }
-    let hint = "expected HOST:PORT, e.g. 127.0.0.1:8000, [::1]:8000 or localhost:0";
+    let hint = "expected HOST:PORT or PORT, e.g. 127.0.0.1:8000, [::1]:8000, localhost:0 or 8000";
     let (host, port) = text.rsplit_once(':').ok_or(hint)?;
     if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
         return Err(hint.to_owned());
@@ -351,11 +406,35 @@ mod tests {
     #[test]
     fn listen_accepts_host_port_forms_and_refuses_others() {
         for good in ["127.0.0.1:0", "[::1]:8000", "localhost:80", "0.0.0.0:65535"] {
-            assert!(parse(&["--listen", good]).is_ok(), "{good} refused");
+            let args = parse(&["--listen", good]).unwrap_or_else(|_| panic!("{good} refused"));
+            assert_eq!(args.listen_address(), good);
+            assert_eq!(args.listen_note(), None);
         }
-        for bad in ["127.0.0.1", "::1:80", ":80", "host:http", "host:70000", ""] {
+        for bad in [
+            "127.0.0.1",
+            "::1:80",
+            ":80",
+            "host:http",
+            "host:70000",
+            "",
+            "70000",
+            "+80",
+        ] {
             assert!(parse(&["--listen", bad]).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_bare_port_binds_the_loopback_address_and_says_so() {
+        let args = parse(&["--listen", "8080"]).unwrap();
+        assert_eq!(args.listen_address(), "127.0.0.1:8080");
+        let note = args.listen_note().unwrap();
+        assert!(note.contains("127.0.0.1:8080"), "{note}");
+        assert!(note.contains("0.0.0.0:8080"), "{note}");
+        assert_eq!(
+            parse(&["--listen", "0"]).unwrap().listen_address(),
+            "127.0.0.1:0"
+        );
     }
 
     #[test]
@@ -379,6 +458,16 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn boolean_flags_need_no_value_on_the_command_line() {
+        let args = parse(&["--no-deflate", "--deflate-context-takeover"]).unwrap();
+        assert!(args.no_deflate && args.deflate_context_takeover);
+        assert_eq!(args.server_config().deflate, None);
+        let args = parse(&["--deflate-context-takeover"]).unwrap();
+        assert!(!args.no_deflate);
+        assert!(args.server_config().deflate.is_some());
     }
 
     #[test]
@@ -446,6 +535,31 @@ mod tests {
                 "--help lacks {expected:?}:\n{help}"
             );
         }
+    }
+
+    #[test]
+    fn every_option_has_an_environment_variable_shown_in_help() {
+        let command = Args::command();
+        let help = command.clone().render_long_help().to_string();
+        let mut options = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            options += 1;
+            let env = arg
+                .get_env()
+                .and_then(|name| name.to_str())
+                .unwrap_or_else(|| panic!("--{long} has no environment variable"));
+            let expected = format!("WS_SERVER_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(env, expected, "--{long}");
+            assert!(
+                help.contains(&format!("[env: {env}=")),
+                "--help lacks {env}:\n{help}"
+            );
+        }
+        assert_eq!(options, 18);
     }
 
     #[test]

@@ -24,9 +24,10 @@ use ws_core::{CloseCode, Error, Event, Message};
 
 use crate::http;
 use crate::metered::Metered;
+use crate::metrics::{Answer, ClosedBy, Traffic};
 use crate::server::{ActiveGuard, Shared};
 use crate::tcp;
-use crate::tls::{self, TlsConfig, Transport};
+use crate::tls::{self, TlsConfig, TlsFailure, Transport};
 
 /// The WebSocket type the server runs on.
 type Socket = WebSocket<WriteDeadline<Metered<Transport>>>;
@@ -67,7 +68,8 @@ pub(crate) async fn serve(
     let Some(socket) = opened else {
         return;
     };
-    let mut session = Session::new(socket, peer, &shared);
+    let (socket, deflate) = socket;
+    let mut session = Session::new(socket, deflate, peer, &shared);
     session.echo_loop(shutdown).await;
     Box::pin(session.finish()).await;
 }
@@ -111,7 +113,7 @@ async fn open<F>(
     shared: &Shared,
     tls: Option<TlsConfig>,
     shutdown: Pin<&mut F>,
-) -> Option<Box<Socket>>
+) -> Option<(Box<Socket>, bool)>
 where
     F: Future<Output = ()>,
 {
@@ -125,12 +127,15 @@ where
         opening = tokio::time::timeout(timeout, handshake(stream, peer, shared, tls.as_ref())) => opening,
     };
     match opening {
-        Err(_) => tracing::info!(%peer, ?timeout, "handshake timed out; connection dropped"),
+        Err(_) => {
+            shared.metrics.handshake_timed_out();
+            tracing::info!(%peer, ?timeout, "handshake timed out; connection dropped");
+        }
         Ok(Opening::Dropped) => {}
         Ok(Opening::Respond(stream, response)) => {
             http::respond_and_close(stream, &response).await;
         }
-        Ok(Opening::Upgraded(socket)) => return Some(socket),
+        Ok(Opening::Upgraded(socket, deflate)) => return Some((socket, deflate)),
     }
     None
 }
@@ -141,8 +146,9 @@ enum Opening {
     Dropped,
     /// Send this final response (plain HTTP, or a refused upgrade) and close.
     Respond(Transport, Vec<u8>),
-    /// The 101 was sent: the connection speaks WebSocket now.
-    Upgraded(Box<Socket>),
+    /// The 101 was sent: the connection speaks WebSocket now (with
+    /// permessage-deflate if the flag is set).
+    Upgraded(Box<Socket>, bool),
 }
 
 /// Runs the TLS handshake (if any), reads the request head and answers it;
@@ -153,8 +159,15 @@ async fn handshake(
     shared: &Shared,
     tls: Option<&TlsConfig>,
 ) -> Opening {
-    let Some(mut stream) = tls::accept(stream, peer, tls).await else {
-        return Opening::Dropped;
+    let mut stream = match tls::accept(stream, peer, tls).await {
+        Ok(stream) => stream,
+        Err(failure) => {
+            match failure {
+                TlsFailure::Failed => shared.metrics.tls_failed(),
+                TlsFailure::TimedOut => shared.metrics.handshake_timed_out(),
+            }
+            return Opening::Dropped;
+        }
     };
     let mut handshake = ServerHandshake::new(shared.config.core_config());
     loop {
@@ -163,8 +176,18 @@ async fn handshake(
             Ok(None) => {}
             Err(refused) => {
                 let error = &refused.error;
-                tracing::warn!(%peer, status = error.status(), %error, "bad request");
-                return Opening::Respond(stream, refused.response);
+                let status = error.status();
+                if looks_like_upgrade(handshake.read_buffer()) {
+                    tracing::warn!(%peer, status, %error, "bad upgrade request");
+                    shared.metrics.answered(Answer::Refused(status));
+                    return Opening::Respond(stream, refused.response);
+                }
+                // Not (visibly) a WebSocket handshake: a plain HTTP error,
+                // whose message does not talk about handshakes.
+                let message = http_message(error);
+                tracing::info!(%peer, status, error = %message, "bad http request");
+                shared.metrics.answered(Answer::Http(status));
+                return Opening::Respond(stream, http::error(status, &message, &[]).1);
             }
         }
         match stream.read_buf(handshake.read_buffer()).await {
@@ -180,15 +203,23 @@ async fn handshake(
         }
     }
     if let Some(request) = handshake.head().filter(|head| !head.is_upgrade()) {
-        let (status, response) = http::route(request);
+        let (status, response) = http::route(request, &shared.metrics);
         // Client-supplied text is logged with Debug so it cannot forge log lines.
-        tracing::debug!(%peer, method = ?request.method, path = ?request.path(), status, "http request");
+        tracing::info!(%peer, method = ?request.method, path = ?request.path(), status, "http request");
+        shared.metrics.answered(Answer::Http(status));
         return Opening::Respond(stream, response);
     }
-    match handshake.accept(|request| shared.config.choose(request)) {
+    let mut protocol = None;
+    let accepted = handshake.accept(|request| {
+        let options = shared.config.choose(request)?;
+        protocol.clone_from(&options.protocol);
+        Ok(options)
+    });
+    match accepted {
         Err(refused) => {
             let error = &refused.error;
             tracing::warn!(%peer, status = error.status(), %error, "upgrade refused");
+            shared.metrics.answered(Answer::Refused(error.status()));
             Opening::Respond(stream, refused.response)
         }
         Ok(accepted) => {
@@ -197,20 +228,50 @@ async fn handshake(
                 return Opening::Dropped;
             }
             let request = &accepted.request;
-            tracing::debug!(
+            let extensions = accepted.deflate.map(|params| params.to_header());
+            // Any path is accepted: the echo is the same everywhere.
+            tracing::info!(
                 %peer,
                 path = ?request.path(),
-                protocols = ?request.protocols,
-                origin = ?request.origin,
+                protocol = protocol.as_deref().unwrap_or("none"),
+                extensions = extensions.as_deref().unwrap_or("none"),
                 "connection opened"
+            );
+            tracing::debug!(
+                %peer,
+                offered_protocols = ?request.protocols,
+                origin = ?request.origin,
+                "connection request"
             );
             let stream = WriteDeadline::new(Metered::new(stream), shared.config.close_timeout);
             let socket = WebSocket::from_connection(stream, accepted.connection);
             // The request head (all its headers) is not kept for the
             // connection's lifetime.
-            Opening::Upgraded(Box::new(socket))
+            Opening::Upgraded(Box::new(socket), extensions.is_some())
         }
     }
+}
+
+/// Whether the bytes of an unusable request head show an upgrade request:
+/// an `Upgrade` header naming `websocket`. Such a request is refused as a
+/// failed handshake; any other as plain HTTP.
+fn looks_like_upgrade(head: &[u8]) -> bool {
+    head.split(|&byte| byte == b'\n').any(|line| {
+        let line = String::from_utf8_lossy(line).to_ascii_lowercase();
+        line.split_once(':')
+            .is_some_and(|(name, value)| name.trim() == "upgrade" && value.contains("websocket"))
+    })
+}
+
+/// The message of a request-head error as plain HTTP says it: without
+/// ws-core's `handshake: ` prefix, on one line.
+fn http_message(error: &ws_core::handshake::HandshakeError) -> String {
+    let text = error.to_string();
+    text.strip_prefix("handshake: ")
+        .unwrap_or(&text)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Who ended a WebSocket connection, and with which code.
@@ -234,20 +295,21 @@ enum Ending {
 impl Ending {
     fn code(self) -> Option<CloseCode> {
         match self {
-            Self::Open => None,
+            Self::Open => Some(CloseCode::ABNORMAL),
             Self::Client(code) => Some(code.unwrap_or(CloseCode::NO_STATUS)),
             Self::Server(code) | Self::Violation(code) => Some(code),
             Self::Abnormal | Self::NotReading => Some(CloseCode::ABNORMAL),
         }
     }
 
-    fn closed_by(self) -> &'static str {
+    fn closed_by(self) -> ClosedBy {
         match self {
-            Self::Open => "nobody",
-            Self::Client(_) => "client",
-            Self::Server(_) | Self::Violation(_) => "server",
-            Self::Abnormal => "transport",
-            Self::NotReading => "server",
+            Self::Client(_) => ClosedBy::Client,
+            // A task aborted at the end of a shutdown: the server dropped it.
+            Self::Open | Self::Server(_) | Self::Violation(_) | Self::NotReading => {
+                ClosedBy::Server
+            }
+            Self::Abnormal => ClosedBy::Transport,
         }
     }
 }
@@ -258,10 +320,12 @@ impl Ending {
 struct Report<'a> {
     peer: SocketAddr,
     started: Instant,
-    messages_in: u64,
-    bytes_in: u64,
-    messages_out: u64,
-    bytes_out: u64,
+    /// Messages received and sent back, and their payload bytes.
+    messages_echoed: u64,
+    bytes_echoed: u64,
+    /// Messages received but not sent back (after the server's close).
+    messages_not_echoed: u64,
+    bytes_not_echoed: u64,
     ending: Ending,
     /// Both close frames were exchanged and nothing failed (see
     /// `Connection::closed_cleanly`).
@@ -271,19 +335,18 @@ struct Report<'a> {
 
 impl Drop for Report<'_> {
     fn drop(&mut self) {
-        self.shared
-            .messages_echoed
-            .fetch_add(self.messages_out, Ordering::Relaxed);
         let close_code = self.ending.code().map_or(0, |code| code.0);
+        let closed_by = self.ending.closed_by();
+        self.shared.metrics.closed(closed_by, close_code);
         tracing::info!(
             peer = %self.peer,
             duration = ?self.started.elapsed(),
-            messages_in = self.messages_in,
-            bytes_in = self.bytes_in,
-            messages_out = self.messages_out,
-            bytes_out = self.bytes_out,
+            messages_in = self.messages_echoed + self.messages_not_echoed,
+            bytes_in = self.bytes_echoed + self.bytes_not_echoed,
+            messages_out = self.messages_echoed,
+            bytes_out = self.bytes_echoed,
             close_code,
-            closed_by = self.ending.closed_by(),
+            closed_by = closed_by.label(),
             clean = self.clean,
             "connection closed"
         );
@@ -301,23 +364,26 @@ enum Wake {
 struct Session<'a> {
     socket: Box<Socket>,
     report: Report<'a>,
+    /// The server's per-message counters this connection adds to.
+    traffic: &'a Traffic,
     close_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_backlog: usize,
 }
 
 impl<'a> Session<'a> {
-    fn new(socket: Box<Socket>, peer: SocketAddr, shared: &'a Shared) -> Self {
-        shared.connections_served.fetch_add(1, Ordering::Relaxed);
+    fn new(socket: Box<Socket>, deflate: bool, peer: SocketAddr, shared: &'a Shared) -> Self {
+        let traffic = shared.metrics.opened(deflate);
         Self {
             socket,
+            traffic,
             report: Report {
                 peer,
                 started: Instant::now(),
-                messages_in: 0,
-                bytes_in: 0,
-                messages_out: 0,
-                bytes_out: 0,
+                messages_echoed: 0,
+                bytes_echoed: 0,
+                messages_not_echoed: 0,
+                bytes_not_echoed: 0,
                 ending: Ending::Open,
                 clean: false,
                 shared,
@@ -453,15 +519,19 @@ impl<'a> Session<'a> {
             _ => return,
         };
         let len = message.len() as u64;
-        self.report.messages_in += 1;
-        self.report.bytes_in += len;
         match self.socket.queue(message) {
             Ok(()) => {
-                self.report.messages_out += 1;
-                self.report.bytes_out += len;
+                self.report.messages_echoed += 1;
+                self.report.bytes_echoed += len;
+                self.traffic.echoed(len);
             }
             // Only possible once a close was sent, and then data is not echoed.
-            Err(error) => tracing::debug!(peer = %self.report.peer, %error, "message not echoed"),
+            Err(error) => {
+                self.report.messages_not_echoed += 1;
+                self.report.bytes_not_echoed += len;
+                self.traffic.not_echoed(len);
+                tracing::debug!(peer = %self.report.peer, %error, "message not echoed");
+            }
         }
     }
 
@@ -729,8 +799,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let stream = TcpStream::connect(addr).await.unwrap();
         let shared = Arc::new(Shared::new(crate::ServerConfig::default()));
-        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let task = serve(stream, addr, shared, None, ActiveGuard::new(&active));
+        let guard = ActiveGuard::new(&shared);
+        let task = serve(stream, addr, shared, None, guard);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "a connection task's future is {size} bytes");
     }

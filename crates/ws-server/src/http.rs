@@ -1,16 +1,21 @@
-//! Plain HTTP beside the WebSocket endpoint: the demo page, the health check,
-//! and the errors for everything else. Every response closes the connection.
+//! Plain HTTP beside the WebSocket endpoint: the test page, the health check,
+//! the metrics, and the errors for everything else. Every response closes
+//! the connection.
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use ws_core::handshake::{RequestHead, http_response};
 
+use crate::metrics::Metrics;
 use crate::tcp::{LINGER, linger};
 
-/// The demo page served at `/`.
+/// The test page served at `/`.
 pub const PAGE: &str = include_str!("page.html");
 
 /// The body of `GET /healthz`.
 pub const HEALTHY: &str = "ok";
+
+/// The content type of `GET /metrics`: the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Headers on every plain response: the page is built in, so caches need not
 /// keep it, and browsers should not guess content types.
@@ -20,11 +25,17 @@ const COMMON_HEADERS: [(&str, &str); 2] = [
 ];
 
 /// The status and the complete response bytes for a request that is not a
-/// WebSocket upgrade.
-pub fn route(head: &RequestHead) -> (u16, Vec<u8>) {
+/// WebSocket upgrade: the page at `/`, `ok` at `/healthz`, the server's
+/// `metrics` at `/metrics`.
+pub fn route(head: &RequestHead, metrics: &Metrics) -> (u16, Vec<u8>) {
+    let rendered;
     let (content_type, body): (&str, &[u8]) = match head.path() {
         "/" => ("text/html; charset=utf-8", PAGE.as_bytes()),
         "/healthz" => ("text/plain; charset=utf-8", HEALTHY.as_bytes()),
+        "/metrics" => {
+            rendered = metrics.render();
+            (METRICS_CONTENT_TYPE, rendered.as_bytes())
+        }
         _ => return error(404, "not found", &[]),
     };
     match head.method.as_str() {
@@ -73,13 +84,17 @@ mod tests {
         parse_request_head(raw.as_bytes(), 4096).unwrap().unwrap().0
     }
 
+    fn route_plain(head: &RequestHead) -> (u16, Vec<u8>) {
+        route(head, &Metrics::new())
+    }
+
     fn text(response: &[u8]) -> String {
         String::from_utf8(response.to_vec()).unwrap()
     }
 
     #[test]
     fn root_serves_the_page_as_html() {
-        let (status, response) = route(&head("GET", "/"));
+        let (status, response) = route_plain(&head("GET", "/"));
         assert_eq!(status, 200);
         let response = text(&response);
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -89,19 +104,29 @@ mod tests {
 
     #[test]
     fn root_with_a_query_still_serves_the_page() {
-        assert_eq!(route(&head("GET", "/?debug=1")).0, 200);
+        assert_eq!(route_plain(&head("GET", "/?debug=1")).0, 200);
     }
 
     #[test]
     fn healthz_answers_ok() {
-        let (status, response) = route(&head("GET", "/healthz"));
+        let (status, response) = route_plain(&head("GET", "/healthz"));
         assert_eq!(status, 200);
         assert!(text(&response).ends_with("\r\n\r\nok"));
     }
 
     #[test]
+    fn metrics_are_served_in_the_prometheus_text_format() {
+        let (status, response) = route_plain(&head("GET", "/metrics"));
+        assert_eq!(status, 200);
+        let response = text(&response);
+        assert!(response.contains(&format!("Content-Type: {METRICS_CONTENT_TYPE}\r\n")));
+        assert!(response.contains("\r\n\r\n# HELP ws_server_connections_open "));
+        assert!(response.contains("\nws_server_connections_total 0\n"));
+    }
+
+    #[test]
     fn head_request_gets_the_length_but_no_body() {
-        let (status, response) = route(&head("HEAD", "/"));
+        let (status, response) = route_plain(&head("HEAD", "/"));
         assert_eq!(status, 200);
         let response = text(&response);
         assert!(response.ends_with("\r\n\r\n"));
@@ -110,7 +135,7 @@ mod tests {
 
     #[test]
     fn unknown_path_is_404_and_closes() {
-        let (status, response) = route(&head("GET", "/nope"));
+        let (status, response) = route_plain(&head("GET", "/nope"));
         assert_eq!(status, 404);
         let response = text(&response);
         assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"));
@@ -120,7 +145,7 @@ mod tests {
     #[test]
     fn other_methods_are_405_with_allow() {
         for method in ["POST", "PUT", "DELETE"] {
-            let (status, response) = route(&head(method, "/"));
+            let (status, response) = route_plain(&head(method, "/"));
             assert_eq!(status, 405);
             assert!(text(&response).contains("Allow: GET, HEAD\r\n"));
         }
@@ -129,14 +154,31 @@ mod tests {
     #[test]
     fn page_is_self_contained_and_keeps_its_test_ids() {
         for id in [
-            "id=\"message\"",
-            "id=\"send\"",
-            "id=\"log\"",
-            "id=\"status\"",
-            "id=\"close\"",
+            "message",
+            "send",
+            "log",
+            "status",
+            "close",
+            "connect",
+            "extensions",
+            // The URL field, binary sends, the round trip, the close code
+            // and reason, the message counter.
+            "url",
+            "hex",
+            "send-hex",
+            "file",
+            "send-file",
+            "ping",
+            "rtt",
+            "close-code",
+            "close-reason",
+            "counter",
         ] {
-            assert!(PAGE.contains(id), "page lacks {id}");
+            assert!(PAGE.contains(&format!("id=\"{id}\"")), "page lacks #{id}");
         }
+        // Honest about what its round trip measures.
+        assert!(PAGE.contains("Browsers cannot send WebSocket pings"));
+        assert!(PAGE.contains("not a ping frame"));
         for external in [
             "src=\"http",
             "href=\"http",

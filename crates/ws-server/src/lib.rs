@@ -49,6 +49,7 @@ pub mod config;
 mod connection;
 pub mod http;
 pub mod metered;
+pub mod metrics;
 pub mod server;
 pub mod tcp;
 pub mod tls;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use ws_server::Server;
 use ws_server::cli::{Args, describe_limits};
-use ws_server::{Server, Summary};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -54,9 +54,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     runtime.block_on(async {
         let config = args.server_config();
         let limits = describe_limits(&config);
-        let mut server = Server::bind(args.listen.as_str(), config)
+        let listen = args.listen_address();
+        let mut server = Server::bind(listen.as_str(), config)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         if let Some(tls) = tls {
             server = server.with_tls(tls);
         }
@@ -67,14 +68,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
         // moment it has read it.
         let signals = Signals::install().context("cannot install signal handlers")?;
         tracing::info!(%addr, threads, "{limits}");
+        if let Some(note) = args.listen_note() {
+            tracing::info!("{note}");
+        }
+        // Scripts parse this first line: it stays exactly `listening on URL`.
         print_line(&format!("listening on {}://{addr}", server.scheme()));
-        let Summary {
-            connections_served,
-            messages_echoed,
-        } = server.run(signals.first()).await;
-        print_line(&format!(
-            "shut down: served {connections_served} connections, echoed {messages_echoed} messages"
-        ));
+        print_line(&format!("test page: {}", server.page_url()?));
+        let summary = server.run(signals.first()).await;
+        print_line(&format!("shut down: {summary}"));
         Ok(())
     })
 }

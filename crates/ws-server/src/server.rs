@@ -1,11 +1,12 @@
 //! The accept loop: connection limit, accept-error backoff, and graceful
 //! shutdown.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -15,16 +16,15 @@ use tokio::task::JoinSet;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::http;
-use crate::tls::{self, TlsConfig};
+use crate::metrics::{Answer, Metrics};
+use crate::tls::{self, TlsConfig, TlsFailure};
 
 /// State every connection task shares with the server.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    /// WebSocket connections that completed the opening handshake.
-    pub(crate) connections_served: AtomicU64,
-    /// Messages sent back to clients.
-    pub(crate) messages_echoed: AtomicU64,
+    /// The counters `GET /metrics` shows; the summary is read from them.
+    pub(crate) metrics: Metrics,
     /// Set before `stop` is notified, for loops too busy to poll it and for
     /// connections that start waiting after the notification.
     pub(crate) shutting_down: AtomicBool,
@@ -38,8 +38,7 @@ impl Shared {
     pub(crate) fn new(config: ServerConfig) -> Self {
         Self {
             config,
-            connections_served: AtomicU64::new(0),
-            messages_echoed: AtomicU64::new(0),
+            metrics: Metrics::new(),
             shutting_down: AtomicBool::new(false),
             stop: Notify::new(),
         }
@@ -53,6 +52,21 @@ pub struct Summary {
     pub connections_served: u64,
     /// Messages echoed back to clients.
     pub messages_echoed: u64,
+}
+
+impl fmt::Display for Summary {
+    /// `served 1 connection, echoed 2 messages`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |count: u64| if count == 1 { "" } else { "s" };
+        write!(
+            f,
+            "served {} connection{}, echoed {} message{}",
+            self.connections_served,
+            plural(self.connections_served),
+            self.messages_echoed,
+            plural(self.messages_echoed)
+        )
+    }
 }
 
 /// A bound echo server, ready to [`run`](Server::run).
@@ -99,6 +113,21 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The URL of the test page, for a browser on this machine: `http://`
+    /// (`https://` with TLS) and the listening address, with the loopback
+    /// address in place of `0.0.0.0` or `[::]`.
+    pub fn page_url(&self) -> io::Result<String> {
+        let mut addr = self.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(format!("{scheme}://{addr}/"))
+    }
+
     /// Serves connections until `shutdown` completes, then stops accepting,
     /// sends close 1001 to every open connection, waits up to the shutdown
     /// timeout for them to finish, and reports what was done.
@@ -108,7 +137,6 @@ impl Server {
             shared,
             tls,
         } = self;
-        let active = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let mut backoff = Backoff::default();
         let mut at_limit = false;
@@ -124,7 +152,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        if active.load(Ordering::Relaxed) >= shared.config.max_connections {
+                        if shared.metrics.tcp_open.load(Ordering::Relaxed) >= shared.config.max_connections {
                             if !at_limit {
                                 tracing::warn!(
                                     limit = shared.config.max_connections,
@@ -132,12 +160,7 @@ impl Server {
                                 );
                                 at_limit = true;
                             }
-                            tasks.spawn(refuse(
-                                stream,
-                                peer,
-                                tls.clone(),
-                                shared.config.handshake_timeout,
-                            ));
+                            tasks.spawn(refuse(stream, peer, tls.clone(), Arc::clone(&shared)));
                         } else {
                             at_limit = false;
                             if let Err(error) = stream.set_nodelay(true) {
@@ -148,7 +171,7 @@ impl Server {
                                 peer,
                                 Arc::clone(&shared),
                                 tls.clone(),
-                                ActiveGuard::new(&active),
+                                ActiveGuard::new(&shared),
                             ));
                         }
                     }
@@ -174,7 +197,7 @@ impl Server {
             }
         }
         drop(listener);
-        let open = active.load(Ordering::Relaxed);
+        let open = shared.metrics.tcp_open.load(Ordering::Relaxed);
         tracing::info!(
             open_connections = open,
             "shutting down: no longer accepting"
@@ -197,8 +220,8 @@ impl Server {
             tasks.shutdown().await;
         }
         Summary {
-            connections_served: shared.connections_served.load(Ordering::Relaxed),
-            messages_echoed: shared.messages_echoed.load(Ordering::Relaxed),
+            connections_served: shared.metrics.connections_total(),
+            messages_echoed: shared.metrics.messages_sent(),
         }
     }
 }
@@ -254,23 +277,27 @@ fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
 /// Answers a connection over the limit with 503 and closes it; over TLS,
 /// after a handshake bounded by the handshake timeout, so that the client
 /// can read the answer.
-async fn refuse(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsConfig>,
-    handshake_timeout: Duration,
-) {
+async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, shared: Arc<Shared>) {
     tracing::debug!(%peer, "over the connection limit; answering 503");
-    let Some(stream) = tls::accept_within(stream, peer, tls.as_ref(), handshake_timeout).await
-    else {
-        return;
+    let timeout = shared.config.handshake_timeout;
+    let transport = match tls::accept_within(stream, peer, tls.as_ref(), timeout).await {
+        Ok(transport) => transport,
+        Err(TlsFailure::Failed) => {
+            shared.metrics.tls_failed();
+            return;
+        }
+        Err(TlsFailure::TimedOut) => {
+            shared.metrics.handshake_timed_out();
+            return;
+        }
     };
+    shared.metrics.answered(Answer::Refused(503));
     let (_, response) = http::error(
         503,
         "too many connections, try again later",
         &[("Retry-After", "1")],
     );
-    http::respond_and_close(stream, &response).await;
+    http::respond_and_close(transport, &response).await;
 }
 
 /// Errors that concern one connection in the accept queue, not the listener:
@@ -295,19 +322,20 @@ fn report_join(joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Counts a connection as open for as long as it lives.
-pub(crate) struct ActiveGuard(Arc<AtomicUsize>);
+/// Counts a connection as open (against `--max-connections`, and in
+/// `ws_server_tcp_connections_open`) for as long as it lives.
+pub(crate) struct ActiveGuard(Arc<Shared>);
 
 impl ActiveGuard {
-    pub(crate) fn new(active: &Arc<AtomicUsize>) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(active))
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        shared.metrics.tcp_open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(shared))
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.tcp_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -337,6 +365,37 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_counts_in_the_singular_and_the_plural() {
+        let summary = |connections_served, messages_echoed| {
+            Summary {
+                connections_served,
+                messages_echoed,
+            }
+            .to_string()
+        };
+        assert_eq!(summary(1, 1), "served 1 connection, echoed 1 message");
+        assert_eq!(summary(0, 2), "served 0 connections, echoed 2 messages");
+        assert_eq!(summary(2, 0), "served 2 connections, echoed 0 messages");
+    }
+
+    #[tokio::test]
+    async fn the_page_url_of_an_unspecified_address_is_loopback() {
+        let server = Server::bind("0.0.0.0:0", ServerConfig::default())
+            .await
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        assert_eq!(
+            server.page_url().unwrap(),
+            format!("http://127.0.0.1:{port}/")
+        );
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        assert_eq!(server.page_url().unwrap(), format!("http://{addr}/"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_second_and_resets() {
@@ -373,12 +432,12 @@ mod tests {
 
     #[test]
     fn active_guard_counts_while_alive() {
-        let active = Arc::new(AtomicUsize::new(0));
-        let first = ActiveGuard::new(&active);
-        let second = ActiveGuard::new(&active);
-        assert_eq!(active.load(Ordering::Relaxed), 2);
+        let shared = Arc::new(Shared::new(ServerConfig::default()));
+        let first = ActiveGuard::new(&shared);
+        let second = ActiveGuard::new(&shared);
+        assert_eq!(shared.metrics.tcp_open.load(Ordering::Relaxed), 2);
         drop(first);
         drop(second);
-        assert_eq!(active.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.metrics.tcp_open.load(Ordering::Relaxed), 0);
     }
 }

@@ -206,22 +206,34 @@ fn read_bounded(file: PemFile, path: &Path) -> Result<Vec<u8>, TlsError> {
     Ok(contents)
 }
 
-/// Runs the TLS handshake when the server has TLS: `None` when it failed
-/// (plain HTTP or garbage sent to a TLS port, a client that gave up), which
-/// is the client's problem and only logged at debug level.
+/// Why a connection's TLS handshake did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The handshake failed: plain HTTP or garbage sent to a TLS port, a
+    /// client that does not trust the certificate and gave up, no common
+    /// protocol version or cipher suite.
+    Failed,
+    /// The handshake did not finish in time.
+    TimedOut,
+}
+
+/// Runs the TLS handshake when the server has TLS (without TLS, the stream
+/// is returned as it is). A failure is the client's problem, but one an
+/// operator wants to see (a client that does not trust the certificate, a
+/// `ws://` URL aimed at a `wss://` port): it is logged at info level.
 pub async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<&TlsConfig>,
-) -> Option<Transport> {
+) -> Result<Transport, TlsFailure> {
     let Some(config) = tls else {
-        return Some(Transport::Plain(stream));
+        return Ok(Transport::Plain(stream));
     };
     match TlsAcceptor::from(Arc::clone(config)).accept(stream).await {
-        Ok(stream) => Some(Transport::Tls(Box::new(stream))),
+        Ok(stream) => Ok(Transport::Tls(Box::new(stream))),
         Err(error) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed; connection dropped");
-            None
+            tracing::info!(%peer, %error, "TLS handshake failed; connection dropped");
+            Err(TlsFailure::Failed)
         }
     }
 }
@@ -232,12 +244,12 @@ pub async fn accept_within(
     peer: SocketAddr,
     tls: Option<&TlsConfig>,
     timeout: Duration,
-) -> Option<Transport> {
+) -> Result<Transport, TlsFailure> {
     match tokio::time::timeout(timeout, accept(stream, peer, tls)).await {
         Ok(transport) => transport,
         Err(_) => {
-            tracing::debug!(%peer, ?timeout, "TLS handshake timed out; connection dropped");
-            None
+            tracing::info!(%peer, ?timeout, "TLS handshake timed out; connection dropped");
+            Err(TlsFailure::TimedOut)
         }
     }
 }

@@ -168,6 +168,17 @@ fn frames_sent_behind_the_request_head_are_not_lost() {
 }
 
 #[test]
+fn an_upgrade_on_any_path_is_accepted() {
+    let server = ServerProcess::start(&[]);
+    for path in ["chat", "any/deep/path?room=1", "healthz", "metrics"] {
+        let url = format!("{}{path}", server.url());
+        let (mut client, _) = server.connect_with(ClientRequest::new(&url).unwrap());
+        client.send_text(path).unwrap();
+        assert_eq!(next_event(&mut client), Event::Text(path.into()));
+    }
+}
+
+#[test]
 fn first_offered_subprotocol_is_selected_by_default() {
     let server = ServerProcess::start(&[]);
     let request = ClientRequest::new(&server.url())

@@ -39,7 +39,19 @@ fn root_serves_the_built_in_page() {
         Some(response.body.len().to_string().as_str())
     );
     assert!(response.body.contains("new WebSocket("));
-    for id in ["message", "send", "log", "status", "close"] {
+    for id in [
+        "message",
+        "send",
+        "log",
+        "status",
+        "close",
+        "url",
+        "send-hex",
+        "send-file",
+        "ping",
+        "close-reason",
+        "counter",
+    ] {
         assert!(
             response.body.contains(&format!("id=\"{id}\"")),
             "page lacks #{id}"
@@ -134,6 +146,30 @@ fn oversized_request_head_is_431() {
     let _ = stream.write_all(huge.as_bytes());
     let response = read_response(&mut stream);
     assert_eq!(response.status, 431);
+    // A page request is no handshake, and the answer does not call it one.
+    assert!(!response.body.contains("handshake"), "{}", response.body);
+    assert!(response.body.starts_with("431 "), "{}", response.body);
+}
+
+#[test]
+fn oversized_upgrade_request_is_a_431_refused_handshake() {
+    let server = ServerProcess::start(&[]);
+    let mut stream = server.tcp();
+    let huge = upgrade_request_with(
+        "Sec-WebSocket-Version",
+        &format!(
+            "Sec-WebSocket-Version: 13\r\nX-Filler: {}\r\n",
+            "a".repeat(64 * 1024)
+        ),
+    );
+    let _ = stream.write_all(huge.as_bytes());
+    let response = read_response(&mut stream);
+    assert_eq!(response.status, 431);
+    assert!(
+        response.body.starts_with("handshake: "),
+        "{}",
+        response.body
+    );
 }
 
 #[test]

@@ -34,6 +34,28 @@ fn ready_line_shows_the_real_port() {
     assert_ne!(server.addr.port(), 0);
 }
 
+#[test]
+fn the_line_after_the_ready_line_shows_the_test_page_url() {
+    let server = ServerProcess::start(&[]);
+    assert_eq!(server.page_url, format!("http://{}/", server.addr));
+    let response = common::http_exchange(&server, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(response.body.contains("new WebSocket("));
+}
+
+#[test]
+fn a_bare_port_binds_the_loopback_address_and_says_so() {
+    let mut command = common::ws_server_command();
+    command.args(["--listen", "0"]);
+    let server = ServerProcess::spawn(command);
+    assert_eq!(server.addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_ne!(server.addr.port(), 0);
+    let log = server.wait_for_log("--listen 0 binds 127.0.0.1:0");
+    assert!(log.contains("0.0.0.0:0"), "{log}");
+    let mut client = server.connect();
+    client.send_text("local").unwrap();
+    assert_eq!(next_event(&mut client), Event::Text("local".into()));
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_sends_1001_to_clients_prints_a_summary_and_exits_0() {
@@ -58,15 +80,17 @@ fn sigterm_sends_1001_to_clients_prints_a_summary_and_exits_0() {
 
 #[cfg(unix)]
 #[test]
-fn sigint_shuts_down_the_same_way() {
+fn sigint_shuts_down_the_same_way_and_counts_in_the_singular() {
     let mut server = ServerProcess::start(&[]);
     let mut client = server.connect();
+    client.send_text("one").unwrap();
+    assert_eq!(next_event(&mut client), Event::Text("one".into()));
     server.signal("INT");
     assert_eq!(expect_close(&mut client), Some(1001));
     assert!(server.wait_exit().success());
     assert_eq!(
         server.stdout_line().as_deref(),
-        Some("shut down: served 1 connections, echoed 0 messages")
+        Some("shut down: served 1 connection, echoed 1 message")
     );
 }
 
@@ -104,7 +128,7 @@ fn shutdown_gives_up_on_silent_clients_after_the_timeout() {
     assert!(server.wait_exit().success());
     assert_eq!(
         server.stdout_line().as_deref(),
-        Some("shut down: served 1 connections, echoed 0 messages")
+        Some("shut down: served 1 connection, echoed 0 messages")
     );
 }
 
@@ -142,6 +166,69 @@ fn connection_end_is_logged_at_info_without_payloads() {
     server.signal("TERM");
     assert!(server.wait_exit().success());
     assert!(!server.stderr().contains("secret-payload-text"));
+}
+
+#[test]
+fn connection_open_is_logged_at_info_with_path_subprotocol_and_extensions() {
+    let server = ServerProcess::start(&[]);
+    let request = ws_core::handshake::ClientRequest::new(&format!("{}room/7?x=1", server.url()))
+        .unwrap()
+        .protocol("chat");
+    let config = Config::default().deflate(Some(ws_core::deflate::DeflateConfig::default()));
+    let (mut client, _) =
+        ws_core::blocking::WebSocket::connect(server.tcp(), &request, config).unwrap();
+    client.send_text("hi").unwrap();
+    assert_eq!(next_event(&mut client), Event::Text("hi".into()));
+    let log = server.wait_for_log("connection opened");
+    let line = log
+        .lines()
+        .find(|line| line.contains("connection opened"))
+        .unwrap();
+    for field in [
+        " INFO ",
+        "peer=127.0.0.1:",
+        "path=\"/room/7\"",
+        "protocol=\"chat\"",
+        "extensions=\"permessage-deflate; server_no_context_takeover",
+    ] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
+
+    let mut plain = server.connect();
+    plain.send_text("hi").unwrap();
+    assert_eq!(next_event(&mut plain), Event::Text("hi".into()));
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .filter(|line| line.contains("connection opened"))
+        .nth(1)
+        .unwrap();
+    for field in ["path=\"/\"", "protocol=\"none\"", "extensions=\"none\""] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
+}
+
+#[test]
+fn plain_http_requests_are_logged_at_info() {
+    let server = ServerProcess::start(&[]);
+    let response = common::http_exchange(
+        &server,
+        "GET /healthz?probe=1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    let log = server.wait_for_log("http request");
+    let line = log
+        .lines()
+        .find(|line| line.contains("http request"))
+        .unwrap();
+    for field in [
+        " INFO ",
+        "method=\"GET\"",
+        "path=\"/healthz\"",
+        "status=200",
+    ] {
+        assert!(line.contains(field), "log line lacks {field:?}: {line}");
+    }
 }
 
 #[test]

@@ -13,9 +13,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -104,7 +104,9 @@ impl Drop for Pki {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    page_url: String,
     _stdout: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -113,9 +115,20 @@ impl Server {
         let mut child = server_command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start ws-server");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (lines_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -132,10 +145,30 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
             .parse()
             .unwrap();
+        let line = lines.recv_timeout(IO_TIMEOUT).expect("a test page line");
+        let page_url = line.strip_prefix("test page: ").unwrap().to_owned();
         Self {
             child,
             addr,
+            page_url,
             _stdout: lines,
+            stderr,
+        }
+    }
+
+    /// Waits until the log holds `needle`; returns the log.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let log = self.stderr.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {needle:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -170,6 +203,12 @@ impl Drop for Server {
 
 fn server_command(args: &[String]) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
+    // The environment's WS_SERVER_* variables would set options.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("WS_SERVER_") {
+            command.env_remove(name);
+        }
+    }
     command.args(["--listen", "127.0.0.1:0"]).args(args);
     command
 }
@@ -271,6 +310,37 @@ fn plain_http_and_garbage_on_the_tls_port_are_dropped_without_disturbing_others(
     let (mut second, _) = WebSocket::connect(fresh, &request, Config::default()).unwrap();
     second.send_text("new").unwrap();
     assert_eq!(second.recv().unwrap(), Some(Event::Text("new".into())));
+}
+
+#[test]
+fn a_failed_tls_handshake_is_logged_at_info_and_counted() {
+    let pki = Pki::new("failed", &["localhost"]);
+    let server = Server::start(&pki.args());
+    assert_eq!(
+        server.page_url,
+        format!("https://{}/", server.addr),
+        "the test page is served over https"
+    );
+    let mut tcp = server.tcp();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    read_until_closed(&mut tcp);
+    let log = server.wait_for_log("TLS handshake failed");
+    let line = log
+        .lines()
+        .find(|line| line.contains("TLS handshake failed"))
+        .unwrap();
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
+
+    let mut stream = server.tls(pki.client_config(&[b"http/1.1"]), "localhost");
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    stream.flush().unwrap();
+    let response = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+    assert!(
+        response.contains("\nws_server_tls_handshake_failures_total 1\n"),
+        "{response}"
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub type Client = WebSocket<TcpStream>;
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// The URL of the second stdout line, `test page: URL`.
+    pub page_url: String,
     stdout: Receiver<String>,
     stderr: Arc<Mutex<String>>,
 }
@@ -32,7 +34,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server on 127.0.0.1:0 with extra arguments.
     pub fn start(args: &[&str]) -> Self {
-        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
+        let mut command = ws_server_command();
         command.args(["--listen", "127.0.0.1:0"]).args(args);
         Self::spawn(command)
     }
@@ -74,6 +76,7 @@ impl ServerProcess {
         let mut server = Self {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
+            page_url: String::new(),
             stdout: lines_rx,
             stderr: stderr_text,
         };
@@ -84,6 +87,11 @@ impl ServerProcess {
             .strip_prefix("listening on ws://")
             .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
         server.addr = addr.parse().expect("ready line holds a socket address");
+        let line = server.stdout_line().expect("a test page line");
+        server.page_url = line
+            .strip_prefix("test page: ")
+            .unwrap_or_else(|| panic!("unexpected line after the ready line {line:?}"))
+            .to_owned();
         server
     }
 
@@ -175,6 +183,18 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The `ws-server` binary, without the `WS_SERVER_*` variables of the
+/// environment the tests run in (they would set its options).
+pub fn ws_server_command() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("ws-server"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("WS_SERVER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// A plain HTTP response, read to the end of the connection.
 #[derive(Debug)]
 pub struct HttpResponse {
@@ -239,6 +259,27 @@ pub fn upgrade_request_with(header: &str, replacement: &str) -> String {
     }
     request.push_str("\r\n");
     request
+}
+
+/// `GET /metrics`: the body, after checking the status and content type.
+pub fn scrape(server: &ServerProcess) -> String {
+    let response = http_exchange(server, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        response.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    response.body
+}
+
+/// The value of one sample of a scrape, named with its labels as rendered
+/// (`ws_server_closes_total{closed_by="client",code="1000"}`); `None` if
+/// the scrape has no such sample.
+pub fn sample(scrape: &str, name: &str) -> Option<u64> {
+    scrape.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        Some(value.parse().expect("an integer sample value"))
+    })
 }
 
 /// Receives the next event, failing the test on an error or the end.

@@ -9,9 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
-use crate::bench::context::Context;
-use crate::bench::stats::Window;
+use crate::context::Context;
 use crate::failure::io_message;
+use crate::stats::Window;
 
 /// The read buffer of a connection.
 const READ_SIZE: usize = 64 * 1024;

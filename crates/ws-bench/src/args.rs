@@ -1,4 +1,11 @@
-//! The command line of `ws-client bench` and the checks on its values.
+//! The command line of `ws-bench` (also `ws-client bench`) and the checks
+//! on its values.
+//!
+//! Short options mean what they mean to ws-client (`-t` text, `-b` binary,
+//! `-H` header, `-s` subprotocol, `-o` origin, `-q` quiet) or to the load
+//! generators people know (`-c` connections and `-d` duration, as in wrk and
+//! h2load); `-c` is therefore not wscat's "connect": the URL is the first
+//! argument.
 //!
 //! Every run is bounded: at most [`MAX_CONNECTIONS`] connections and
 //! [`MAX_DURATION`] of measurement, so that a typo cannot turn the load
@@ -9,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::cli::{parse_duration, parse_header, parse_protocol, parse_size};
+use crate::parse::{parse_duration, parse_header, parse_origin, parse_protocol, parse_size};
 
 /// The most connections one run may open.
 pub const MAX_CONNECTIONS: usize = 100_000;
@@ -42,7 +49,11 @@ Output:
     MB/s (payload bytes echoed per second, 1 MB = 10^6 bytes), latency
     percentiles from send to echo, errors, mismatches, wire and payload bytes,
     and the load generator's own CPU time over the measured window. A progress
-    line goes to stderr once per second (-q hides it). --server-pid adds the
+    line goes to stderr once per second (-q hides it); its clock starts again
+    with each phase, so the measuring line counts from the start of the
+    measurement. Large numbers are grouped by thousands (12 345) on a terminal
+    only: in a pipe or a file, and always in JSON, they are plain digits. The
+    idle mode's 'N connections open' line is plain too. --server-pid adds the
     CPU time of a local server process per message (or its memory growth per
     idle connection): the figure to judge a server by, since the load
     generator shares the machine.
@@ -68,18 +79,26 @@ Exit status:
          summary of the window so far is printed); in idle mode that is the
          normal end and exits 0
 
-Examples:
-    ws-client bench ws://127.0.0.1:8000/
-    ws-client bench ws://127.0.0.1:8000/ --connections 10 --size 16KiB --in-flight 4
-    ws-client bench ws://127.0.0.1:8000/ --mode connect --connections 16 --json
-    ws-client bench ws://127.0.0.1:8000/ --mode idle --connections 10000 --connect-rate 2000
-    ws-client bench ws://127.0.0.1:8000/ --deflate --payload json --size 1KiB";
+Short options:
+    -t, -b, -H, -s, -o and -q mean what they mean to ws-client (text, binary,
+    header, subprotocol, origin, quiet). -c is --connections and -d --duration,
+    as in wrk and h2load: -c is not wscat's 'connect', the URL is the first
+    argument. Every other option is long only.
 
-/// Arguments of `ws-client bench`.
+Examples:
+    ws-bench ws://127.0.0.1:8000/
+    ws-bench ws://127.0.0.1:8000/ -c 10 --size 16KiB --in-flight 4
+    ws-bench ws://127.0.0.1:8000/ --mode connect -c 16 --json
+    ws-bench ws://127.0.0.1:8000/ --mode idle -c 10000 --connect-rate 2000
+    ws-bench ws://127.0.0.1:8000/ --deflate --payload json --size 1KiB -t
+    ws-client bench ws://127.0.0.1:8000/    (the same program, the same options)";
+
+/// Arguments of `ws-bench` (and `ws-client bench`).
 #[derive(Debug, Clone, Parser)]
 #[command(
-    name = "ws-client bench",
-    bin_name = "ws-client bench",
+    name = "ws-bench",
+    bin_name = "ws-bench",
+    version,
     about = "Load generator: echo throughput and latency, handshakes per second, idle connections",
     long_about = "Load generator for WebSocket echo servers.\n\n\
         Opens --connections connections on one thread, waits until all are up, \
@@ -114,11 +133,11 @@ pub struct BenchArgs {
     pub in_flight: usize,
 
     /// Send text messages (the payload as valid UTF-8).
-    #[arg(long, conflicts_with = "binary")]
+    #[arg(short = 't', long, conflicts_with = "binary")]
     pub text: bool,
 
     /// Send binary messages (the default).
-    #[arg(long)]
+    #[arg(short = 'b', long)]
     pub binary: bool,
 
     /// What the payload holds: random bytes (incompressible; random printable
@@ -165,8 +184,18 @@ pub struct BenchArgs {
     pub headers: Vec<(String, String)>,
 
     /// Offer a subprotocol; repeatable.
-    #[arg(long = "protocol", value_name = "NAME", value_parser = parse_protocol)]
+    #[arg(
+        short = 's',
+        long = "protocol",
+        value_name = "NAME",
+        visible_alias = "subprotocol",
+        value_parser = parse_protocol
+    )]
     pub protocols: Vec<String>,
+
+    /// Send an Origin header with every upgrade request.
+    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub origin: Option<String>,
 
     /// A local server process (Linux): report its CPU time per message over
     /// the measured window, or in idle mode its memory growth per connection.
@@ -260,6 +289,12 @@ impl BenchArgs {
 
 /// Parses a connection count: 1 to [`MAX_CONNECTIONS`].
 pub fn parse_connections(arg: &str) -> Result<usize, String> {
+    if arg.contains("://") {
+        return Err(format!(
+            "-c is --connections (as in wrk and h2load), not wscat's 'connect': \
+             give the URL {arg} as the first argument"
+        ));
+    }
     let count: usize = arg
         .trim()
         .parse()
@@ -427,6 +462,29 @@ mod tests {
                 .is_err()
         );
         assert!(parse(&["--mode", "tcp"]).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn short_options_mean_what_they_mean_to_ws_client() {
+        let args = parse(&[
+            "-t", "-H", "X-A: 1", "-s", "chat", "-o", "http://o", "-q", "-c", "3", "-d", "2s",
+        ])
+        .unwrap();
+        assert!(args.text && args.quiet);
+        assert_eq!(args.headers, [("X-A".to_owned(), "1".to_owned())]);
+        assert_eq!(args.protocols, ["chat"]);
+        assert_eq!(args.origin.as_deref(), Some("http://o"));
+        assert_eq!(args.connections, 3);
+        assert_eq!(args.duration, Some(Duration::from_secs(2)));
+        assert!(parse(&["-b"]).unwrap().binary);
+        let long = parse(&["--subprotocol", "a", "--protocol", "b", "--origin", "x"]).unwrap();
+        assert_eq!(long.protocols, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_url_after_c_is_explained() {
+        let error = parse(&["-c", "ws://127.0.0.1:1/"]).unwrap_err().to_string();
+        assert!(error.contains("-c is --connections"), "{error}");
     }
 
     #[test]

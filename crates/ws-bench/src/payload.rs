@@ -12,7 +12,7 @@ use rand::RngCore;
 use ws_core::deflate::{DeflateConfig, DeflateParams};
 use ws_core::{Config, Connection, Error, Role};
 
-use crate::bench::args::PayloadKind;
+use crate::args::PayloadKind;
 
 /// Pre-masked frames kept per connection: enough that consecutive messages
 /// use different keys, few enough to stay small with 16 KiB payloads.

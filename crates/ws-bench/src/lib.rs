@@ -1,9 +1,10 @@
-//! `ws-client bench`: a load generator for WebSocket echo servers.
+//! `ws-bench`: a load generator for WebSocket echo servers, also run as
+//! `ws-client bench` (the same options and output).
 //!
 //! One thread (a current-thread tokio runtime) drives every connection, each
-//! a task: [`echo`] keeps `--in-flight` messages outstanding per connection
-//! and checks every echo byte for byte, [`handshakes`] measures handshakes per
-//! second, [`idle`] holds connections open, [`tcp`] is the plain-TCP
+//! a task: `echo` keeps `--in-flight` messages outstanding per connection
+//! and checks every echo byte for byte, `handshakes` measures handshakes per
+//! second, `idle` holds connections open, `tcp` is the plain-TCP
 //! baseline. The run opens every connection first, then runs the warmup
 //! (unrecorded), then measures for `--duration`; [`report`] turns the
 //! counters into the summary.
@@ -11,14 +12,38 @@
 //! Protocol work is ws-core's: the handshake, the frames (built once per
 //! connection by a client [`ws_core::Connection`], see [`payload`]), the
 //! decoding of echoes and the closing handshake.
+//!
+//! ws-client depends on this crate (it runs the load generator as `ws-client
+//! bench`), so the pieces both binaries need live here rather than in
+//! ws-client: exit statuses and failure messages ([`failure`]), option value
+//! parsers ([`parse`]), how close frames and control payloads are shown
+//! ([`describe`]) and SIGINT/SIGTERM ([`signals`]).
+//!
+//! # Example
+//!
+//! ```
+//! use clap::Parser;
+//! use ws_bench::args::{BenchArgs, BenchMode};
+//!
+//! let args = BenchArgs::try_parse_from([
+//!     "ws-bench", "ws://127.0.0.1:8000/", "--mode", "connect", "-c", "16", "--json",
+//! ])?;
+//! assert_eq!((args.mode, args.connections), (BenchMode::Connect, 16));
+//! assert!(args.validate().is_ok());
+//! # Ok::<(), clap::Error>(())
+//! ```
 
 pub mod args;
 pub mod context;
+pub mod describe;
+pub mod failure;
 pub mod open;
+pub mod parse;
 pub mod payload;
 pub mod proc;
 pub mod progress;
 pub mod report;
+pub mod signals;
 pub mod stats;
 
 mod echo;
@@ -27,25 +52,25 @@ mod idle;
 mod tcp;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use tokio::sync::watch;
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::bench::args::{BenchArgs, BenchMode};
-use crate::bench::context::{Context, Go};
-use crate::bench::open::{CLOSE_TIMEOUT, Target};
-use crate::bench::proc::{CpuWindow, Pid, clock_ticks_per_second, rss_bytes};
-use crate::bench::progress::Progress;
-use crate::bench::report::{IdleFigures, Summary};
-use crate::bench::stats::Window;
+use crate::args::{BenchArgs, BenchMode};
+use crate::context::{Context, Go};
 use crate::failure::{Exit, Failure};
+use crate::open::{CLOSE_TIMEOUT, Target};
+use crate::proc::{CpuWindow, Pid, clock_ticks_per_second, rss_bytes};
+use crate::progress::Progress;
+use crate::report::{IdleFigures, Summary};
 use crate::signals::Signals;
+use crate::stats::Window;
 
 /// How often the progress line is printed.
 const TICK: Duration = Duration::from_secs(1);
@@ -54,12 +79,22 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// File descriptors the process needs besides its connections.
 const SPARE_FILES: u64 = 32;
 
-/// Runs `ws-client bench` with `args` (the first being the subcommand's name)
-/// and returns the exit status; see `ws-client bench --help`.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = BenchArgs::parse_from(args);
+/// Runs the load generator with `args` (the first being the program's name)
+/// and returns the exit status; see `ws-bench --help`.
+///
+/// `name` is what it calls itself in `--help`, usage errors and its error
+/// lines: `ws-bench`, or `ws-client bench` when ws-client delegates to it.
+pub fn main(name: &'static str, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let mut command = BenchArgs::command().name(name).bin_name(name);
+    let args = match command
+        .try_get_matches_from_mut(args)
+        .and_then(|matches| BenchArgs::from_arg_matches(&matches))
+    {
+        Ok(args) => args,
+        Err(error) => error.format(&mut command).exit(),
+    };
     if let Err(message) = args.validate() {
-        BenchArgs::command()
+        command
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
     }
@@ -69,15 +104,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            report_error(&format!("cannot start the async runtime: {error}"));
+            report_error(name, &format!("cannot start the async runtime: {error}"));
             return ExitCode::from(Exit::Other.code());
         }
     };
     let result = LocalSet::new().block_on(&runtime, run(args.clone()));
     let code = match result {
-        Ok(outcome) => finish(&args, &outcome),
+        Ok(outcome) => finish(name, &args, &outcome),
         Err(failure) => {
-            report_error(&failure.message);
+            report_error(name, &failure.message);
             failure.exit.code()
         }
     };
@@ -132,14 +167,14 @@ pub async fn run(args: BenchArgs) -> Result<Outcome, Failure> {
 }
 
 /// Prints the summary and decides the exit status.
-fn finish(args: &BenchArgs, outcome: &Outcome) -> u8 {
+fn finish(name: &str, args: &BenchArgs, outcome: &Outcome) -> u8 {
     let summary = &outcome.summary;
+    let mut stdout = std::io::stdout().lock();
     let text = if args.json {
         format!("{}\n", summary.to_json())
     } else {
-        summary.to_text()
+        summary.to_text(stdout.is_terminal())
     };
-    let mut stdout = std::io::stdout().lock();
     if stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
@@ -154,10 +189,13 @@ fn finish(args: &BenchArgs, outcome: &Outcome) -> u8 {
             .as_ref()
             .or(summary.first_error.as_ref())
             .map_or_else(String::new, |first| format!(" (first: {first})"));
-        report_error(&format!(
-            "{errors} errors and {} mismatches during the run{first}",
-            summary.mismatches
-        ));
+        report_error(
+            name,
+            &format!(
+                "{errors} errors and {} mismatches during the run{first}",
+                summary.mismatches
+            ),
+        );
         return Exit::Other.code();
     }
     if summary.interrupted && summary.mode != BenchMode::Idle {
@@ -166,8 +204,8 @@ fn finish(args: &BenchArgs, outcome: &Outcome) -> u8 {
     Exit::Success.code()
 }
 
-fn report_error(message: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "ws-client bench: {message}");
+fn report_error(name: &str, message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{name}: {message}");
 }
 
 /// Raises the soft limit on open files to the hard limit, and checks that
@@ -219,6 +257,7 @@ impl Driver {
     async fn closed_loop(mut self) -> Result<Outcome, Failure> {
         let context = Rc::clone(&self.context);
         let mode = context.args.mode;
+        self.progress.phase("connecting", Instant::now());
         context.start_opening();
         for index in 0..context.args.connections {
             let context = Rc::clone(&context);
@@ -227,7 +266,7 @@ impl Driver {
                 _ => self.tasks.spawn_local(echo::connection(context, index)),
             };
         }
-        if self.wait_settled("connecting").await {
+        if self.wait_settled().await {
             let _ = self.go.send(Go::Abort);
             self.join().await;
             return Ok(self.outcome(true, CpuSamples::none(), None));
@@ -275,12 +314,13 @@ impl Driver {
         let server = context.args.server_pid.map(Pid::Other);
         let rss_before = server.and_then(rss_bytes);
         let opening = Instant::now();
+        self.progress.phase("opening", opening);
         context.start_opening();
         for index in 0..context.args.connections {
             self.tasks
                 .spawn_local(idle::connection(Rc::clone(&context), index));
         }
-        let mut interrupted = self.wait_settled("opening").await;
+        let mut interrupted = self.wait_settled().await;
         let open_time = opening.elapsed();
         let open = context.shared.open.get();
         if open == 0 && !interrupted {
@@ -289,14 +329,15 @@ impl Driver {
         }
         self.announce_open(open);
         let holding = Instant::now();
+        self.progress.phase("holding", holding);
         let end = context.args.measure().map(|duration| holding + duration);
         let settled = end.map_or(holding + SETTLE, |end| end.min(holding + SETTLE));
         if !interrupted {
-            interrupted = self.wait_until(Some(settled), "holding").await;
+            interrupted = self.wait_until(Some(settled)).await;
         }
         let rss_after = server.and_then(rss_bytes);
         if !interrupted {
-            interrupted = self.wait_until(end, "holding").await;
+            interrupted = self.wait_until(end).await;
         }
         let held = holding.elapsed();
         let _ = self.stop.send(true);
@@ -312,9 +353,12 @@ impl Driver {
     }
 
     /// Runs the warmup and the measurement, sampling CPU time at the edges
-    /// of the window; returns whether a signal cut it short.
+    /// of the window; returns whether a signal cut it short. The progress
+    /// clock starts again with the measurement.
     async fn measure(&mut self, window: Window) -> (bool, CpuSamples) {
-        let mut interrupted = self.wait_until(Some(window.start), "warmup").await;
+        self.progress.phase("warmup", Instant::now());
+        let mut interrupted = self.wait_until(Some(window.start)).await;
+        self.progress.phase("measuring", window.start);
         let client = CpuWindow::start(Pid::Own);
         let server = self
             .context
@@ -322,7 +366,7 @@ impl Driver {
             .server_pid
             .map(|pid| CpuWindow::start(Pid::Other(pid)));
         if !interrupted {
-            interrupted = self.wait_until(Some(window.end), "measuring").await;
+            interrupted = self.wait_until(Some(window.end)).await;
         }
         self.context.shared.stop(Instant::now());
         let cpu = CpuSamples {
@@ -334,7 +378,7 @@ impl Driver {
 
     /// Waits until `deadline` (`None`: until a signal), printing progress;
     /// true if a signal came first.
-    async fn wait_until(&mut self, deadline: Option<Instant>, phase: &str) -> bool {
+    async fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
         let mut next_tick = Instant::now() + TICK;
         loop {
             let wake = deadline.map_or(next_tick, |deadline| deadline.min(next_tick));
@@ -344,7 +388,7 @@ impl Driver {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.tick(phase);
+                self.tick();
                 next_tick = (next_tick + TICK).max(now);
             }
             if deadline.is_some_and(|deadline| now >= deadline) {
@@ -355,7 +399,7 @@ impl Driver {
 
     /// Waits until every connection attempt is over, printing progress; true
     /// if a signal came first.
-    async fn wait_settled(&mut self, phase: &str) -> bool {
+    async fn wait_settled(&mut self) -> bool {
         let context = Rc::clone(&self.context);
         let mut next_tick = Instant::now() + TICK;
         loop {
@@ -365,7 +409,7 @@ impl Driver {
             tokio::select! {
                 () = context.all_settled.notified() => {}
                 () = sleep_until(next_tick) => {
-                    self.tick(phase);
+                    self.tick();
                     next_tick += TICK;
                 }
                 () = self.signals.recv() => return true,
@@ -373,17 +417,13 @@ impl Driver {
         }
     }
 
-    fn tick(&mut self, phase: &str) {
+    fn tick(&mut self) {
         let unit = match self.context.args.mode {
             BenchMode::Connect => "handshakes",
             _ => "msg",
         };
-        self.progress.tick(
-            phase,
-            &self.context.shared,
-            self.context.args.connections,
-            unit,
-        );
+        self.progress
+            .tick(&self.context.shared, self.context.args.connections, unit);
     }
 
     /// Waits for every task to close its connection, within a bound; tasks

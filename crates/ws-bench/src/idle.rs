@@ -6,17 +6,16 @@
 
 use std::rc::Rc;
 
-use bytes::{Buf, Bytes};
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use ws_core::stream::WebSocket;
 use ws_core::{Connection, Event, Message};
 
-use crate::bench::context::Context;
-use crate::bench::open::close;
+use crate::context::Context;
+use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::output::describe_close;
+use crate::open::{close, flush_protocol};
 
 /// One held connection.
 pub async fn connection(context: Rc<Context>, index: usize) {
@@ -64,18 +63,7 @@ pub async fn connection(context: Rc<Context>, index: usize) {
                     Err(error) => return Err(Failure::from_session(error).message),
                 }
             }
-            while connection.wants_write() {
-                // Pongs the protocol owes the server.
-                let outbound = connection.outbound();
-                let written = stream
-                    .write(outbound.chunk())
-                    .await
-                    .map_err(|error| format!("write failed: {}", io_message(&error)))?;
-                if written == 0 {
-                    return Err("write failed: the socket accepts no more data".to_owned());
-                }
-                outbound.advance(written);
-            }
+            flush_protocol(&mut stream, &mut connection).await?;
             connection.shrink_buffers();
         }
     };

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::bench::args::{BenchMode, PayloadKind};
-use crate::bench::progress::group_thousands;
-use crate::bench::stats::Latency;
+use crate::args::{BenchMode, PayloadKind};
+use crate::progress::count;
+use crate::stats::Latency;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,13 +193,15 @@ impl Summary {
         value
     }
 
-    /// The summary for a person, a few aligned lines.
-    pub fn to_text(&self) -> String {
+    /// The summary for a person, a few aligned lines. `grouped` groups the
+    /// digits of counts and rates by thousands (`12 345`), for a terminal;
+    /// without it, as for a pipe or a file, every number is plain digits.
+    pub fn to_text(&self, grouped: bool) -> String {
         let mut lines = Vec::new();
         match self.mode {
             BenchMode::Idle => self.idle_lines(&mut lines),
-            BenchMode::Connect => self.connect_lines(&mut lines),
-            BenchMode::Echo | BenchMode::Tcp => self.echo_lines(&mut lines),
+            BenchMode::Connect => self.connect_lines(&mut lines, grouped),
+            BenchMode::Echo | BenchMode::Tcp => self.echo_lines(&mut lines, grouped),
         }
         let errors = self.total_errors();
         if errors > 0 {
@@ -225,7 +227,7 @@ impl Summary {
         text
     }
 
-    fn echo_lines(&self, lines: &mut Vec<String>) {
+    fn echo_lines(&self, lines: &mut Vec<String>, grouped: bool) {
         let kind = if self.mode == BenchMode::Tcp {
             "plain TCP".to_owned()
         } else {
@@ -247,8 +249,8 @@ impl Summary {
         ));
         lines.push(format!(
             "messages     {} ({} msg/s, {:.2} MB/s)",
-            group_thousands(self.count),
-            group_thousands(self.rate().round() as u64),
+            count(self.count, grouped),
+            count(self.rate().round() as u64, grouped),
             self.mb_per_sec()
         ));
         lines.push(latency_line(self.latency));
@@ -266,7 +268,7 @@ impl Summary {
         self.cpu_lines(lines, "message");
     }
 
-    fn connect_lines(&self, lines: &mut Vec<String>) {
+    fn connect_lines(&self, lines: &mut Vec<String>, grouped: bool) {
         lines.push(format!(
             "connect {}: {} concurrent loops, {:.1} s measured after {:.1} s warmup",
             self.url,
@@ -276,8 +278,8 @@ impl Summary {
         ));
         lines.push(format!(
             "handshakes   {} ({} per second: connect, upgrade, close)",
-            group_thousands(self.count),
-            group_thousands(self.rate().round() as u64)
+            count(self.count, grouped),
+            count(self.rate().round() as u64, grouped)
         ));
         lines.push(latency_line(self.latency));
         self.cpu_lines(lines, "handshake");
@@ -462,6 +464,113 @@ mod tests {
         assert_eq!(json["errors"], 0);
     }
 
+    /// The field names are an interface (`cargo xtask bench`, scripts, the
+    /// README): a renamed or lost field fails here.
+    #[test]
+    fn json_field_names_are_stable_in_every_mode() {
+        fn keys(summary: &Summary) -> Vec<String> {
+            let json = summary.to_json();
+            let mut keys: Vec<String> = json
+                .as_object()
+                .map(|map| map.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        }
+        let common = [
+            "connect_failures",
+            "connections",
+            "errors",
+            "first_error",
+            "handshake_failures",
+            "interrupted",
+            "mode",
+            "url",
+        ];
+        let expect = |extra: &[&str]| {
+            let mut all: Vec<String> = common.iter().chain(extra).map(|k| k.to_string()).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(
+            keys(&summary()),
+            expect(&[
+                "client_cpu_seconds",
+                "compression_ratio",
+                "connected",
+                "deflate",
+                "duration_s",
+                "first_mismatch",
+                "frame_bytes",
+                "in_flight",
+                "latency_us",
+                "mb_per_sec",
+                "messages",
+                "mismatches",
+                "msgs_per_sec",
+                "payload",
+                "payload_bytes",
+                "server_cpu_seconds",
+                "server_cpu_us_per_message",
+                "server_pid",
+                "size",
+                "type",
+                "warmup_s",
+                "wire_bytes",
+                "wire_bytes_sent",
+            ])
+        );
+        let connect = Summary {
+            mode: BenchMode::Connect,
+            ..summary()
+        };
+        assert_eq!(
+            keys(&connect),
+            expect(&[
+                "client_cpu_seconds",
+                "deflate",
+                "duration_s",
+                "handshakes",
+                "handshakes_per_sec",
+                "latency_us",
+                "server_cpu_seconds",
+                "server_cpu_us_per_handshake",
+                "server_pid",
+                "warmup_s",
+            ])
+        );
+        let idle = Summary {
+            mode: BenchMode::Idle,
+            idle: Some(IdleFigures {
+                open: 1,
+                open_time: Duration::from_secs(1),
+                held: Duration::from_secs(1),
+                rss_before: None,
+                rss_after: None,
+            }),
+            ..summary()
+        };
+        assert_eq!(
+            keys(&idle),
+            expect(&[
+                "held_seconds",
+                "open",
+                "open_seconds",
+                "server_pid",
+                "server_rss_after_bytes",
+                "server_rss_before_bytes",
+                "server_rss_per_connection_bytes",
+            ])
+        );
+        let latency = summary().to_json()["latency_us"].clone();
+        for field in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                latency.get(field).is_some(),
+                "{field} missing from {latency}"
+            );
+        }
+    }
+
     #[test]
     fn errors_add_up_connection_failures() {
         let summary = Summary {
@@ -473,7 +582,7 @@ mod tests {
         };
         assert_eq!(summary.total_errors(), 6);
         assert_eq!(summary.to_json()["errors"], 6);
-        let text = summary.to_text();
+        let text = summary.to_text(false);
         assert!(
             text.contains("errors       6 (2 failed to connect, 3 failed the handshake)"),
             "{text}"
@@ -497,12 +606,12 @@ mod tests {
             ..summary()
         };
         assert_eq!(summary.to_json()["server_rss_per_connection_bytes"], 2048.0);
-        assert!(summary.to_text().contains("2048 B per connection"));
+        assert!(summary.to_text(false).contains("2048 B per connection"));
     }
 
     #[test]
     fn human_summary_names_the_figures() {
-        let text = summary().to_text();
+        let text = summary().to_text(true);
         assert!(
             text.contains("messages     2 000 (500 msg/s, 0.05 MB/s)"),
             "{text}"
@@ -510,5 +619,27 @@ mod tests {
         assert!(text.contains("p50 40.0 us"), "{text}");
         assert!(text.contains("max 1500 us"), "{text}");
         assert!(text.contains("50.00 us per message"), "{text}");
+    }
+
+    #[test]
+    fn summary_for_a_pipe_has_plain_digits() {
+        let summary = Summary {
+            count: 1_234_567,
+            ..summary()
+        };
+        let text = summary.to_text(false);
+        assert!(
+            text.contains("messages     1234567 (308642 msg/s, 0.05 MB/s)"),
+            "{text}"
+        );
+        let connect = Summary {
+            mode: BenchMode::Connect,
+            ..summary
+        };
+        let text = connect.to_text(false);
+        assert!(
+            text.contains("handshakes   1234567 (308642 per second"),
+            "{text}"
+        );
     }
 }

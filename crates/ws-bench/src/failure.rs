@@ -1,4 +1,6 @@
-//! Why a run failed, as one line for stderr and a documented exit status.
+//! Why a run failed, as one line for stderr and a documented exit status:
+//! ws-client's table, whose codes the load generator uses too (it adds no
+//! code of its own).
 
 use std::fmt;
 use std::io;
@@ -53,7 +55,7 @@ impl Exit {
 pub struct Failure {
     /// The exit status.
     pub exit: Exit,
-    /// One line, without the `ws-client: ` prefix.
+    /// One line, without the program's prefix (`ws-client: `, `ws-bench: `).
     pub message: String,
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 
-use crate::bench::context::Context;
-use crate::bench::open::close;
-use crate::bench::stats::Window;
+use crate::context::Context;
+use crate::open::close;
+use crate::stats::Window;
 
 /// A pause after a failed attempt, so that a server that refuses everything
 /// is not hammered in a tight loop.

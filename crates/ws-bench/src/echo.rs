@@ -10,18 +10,17 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use ws_core::{Connection, Event};
 
-use crate::bench::context::Context;
-use crate::bench::open::close;
-use crate::bench::payload::FramePool;
-use crate::bench::stats::Window;
+use crate::context::Context;
+use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::output::describe_close;
+use crate::open::{close, flush_protocol};
+use crate::payload::FramePool;
+use crate::stats::Window;
 
 /// Frames at most this long are gathered into one write when several are
 /// due; longer ones are written one by one, straight from the pool.
@@ -196,19 +195,7 @@ impl Echo<'_> {
 
     /// Writes what the protocol queued (pongs).
     async fn flush_protocol(&mut self) -> Result<(), String> {
-        while self.connection.wants_write() {
-            let outbound = self.connection.outbound();
-            let written = self
-                .stream
-                .write(outbound.chunk())
-                .await
-                .map_err(|error| format!("write failed: {}", io_message(&error)))?;
-            if written == 0 {
-                return Err("write failed: the socket accepts no more data".to_owned());
-            }
-            outbound.advance(written);
-        }
-        Ok(())
+        flush_protocol(self.stream, self.connection).await
     }
 }
 

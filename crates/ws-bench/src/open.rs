@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Buf;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use ws_core::deflate::{DeflateConfig, DeflateParams, negotiate_client};
@@ -12,9 +14,9 @@ use ws_core::handshake::{ClientRequest, HandshakeError};
 use ws_core::stream::WebSocket;
 use ws_core::{CloseCode, Config, Connection};
 
-use crate::bench::args::{BenchArgs, BenchMode, MAX_SIZE};
-use crate::bench::stats::OpenFailure;
+use crate::args::{BenchArgs, BenchMode, MAX_SIZE};
 use crate::failure::{Exit, Failure, io_message};
+use crate::stats::OpenFailure;
 
 /// How long the closing handshake at the end of a run may take.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,6 +34,8 @@ pub struct Target {
     protocols: Vec<String>,
     /// Extra request headers.
     headers: Vec<(String, String)>,
+    /// The Origin header, if any.
+    origin: Option<String>,
     /// The limits of every connection, and the deflate settings to offer.
     pub config: Config,
     /// Bound on connect plus handshake.
@@ -52,7 +56,7 @@ impl Target {
             return Err(Failure::new(
                 Exit::Usage,
                 format!(
-                    "ws-client bench speaks plain ws:// only, not wss://: point it at the \
+                    "the load generator speaks plain ws:// only, not wss://: point it at the \
                      server's ws:// listener ({})",
                     args.url
                 ),
@@ -88,6 +92,7 @@ impl Target {
             request_url: url,
             protocols: args.protocols.clone(),
             headers: args.headers.clone(),
+            origin: args.origin.clone(),
             config: Config::default()
                 .max_frame_size(MAX_SIZE.max(Config::default().max_frame_size))
                 .max_message_size(MAX_SIZE.max(Config::default().max_message_size))
@@ -175,6 +180,9 @@ impl Target {
         for protocol in &self.protocols {
             request = request.protocol(protocol.clone());
         }
+        if let Some(origin) = &self.origin {
+            request = request.origin(origin.clone());
+        }
         for (name, value) in &self.headers {
             request = request.header(name.clone(), value.clone());
         }
@@ -213,6 +221,25 @@ pub async fn close(stream: TcpStream, connection: Connection) -> Result<(), Stri
             CLOSE_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// Writes what the protocol queued on its own (pongs the server is owed).
+pub async fn flush_protocol(
+    stream: &mut TcpStream,
+    connection: &mut Connection,
+) -> Result<(), String> {
+    while connection.wants_write() {
+        let outbound = connection.outbound();
+        let written = stream
+            .write(outbound.chunk())
+            .await
+            .map_err(|error| format!("write failed: {}", io_message(&error)))?;
+        if written == 0 {
+            return Err("write failed: the socket accepts no more data".to_owned());
+        }
+        outbound.advance(written);
+    }
+    Ok(())
 }
 
 /// A URL that cannot be used, as a usage error.

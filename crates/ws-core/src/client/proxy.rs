@@ -1,24 +1,28 @@
 //! Reaching the server through a proxy: HTTP `CONNECT` (RFC 9110 §9.3.6)
-//! and SOCKS5 (RFC 1928, with RFC 1929 username/password), chosen with
-//! `--proxy` or, like curl and Python `websockets`, from the environment.
+//! and SOCKS5 (RFC 1928, with RFC 1929 username/password), given
+//! explicitly or, like curl and Python `websockets`, taken from the
+//! environment.
 //!
 //! The proxy only opens a TCP tunnel; TLS (for `wss://`) and the WebSocket
 //! handshake then run through it end to end, so the proxy sees neither.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, lookup_host};
 use url::Url;
-use ws_core::handshake::{DEFAULT_MAX_HEAD_SIZE, parse_response_head};
 
-use crate::failure::{Exit, Failure, io_message};
+use super::error::{Error, authority as host_port, io_message};
+use super::resolve::Dialer;
+use crate::handshake::{DEFAULT_MAX_HEAD_SIZE, parse_response_head};
 
 /// How the proxy is asked to open the tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProxyKind {
     /// An HTTP proxy: `CONNECT host:port HTTP/1.1`.
     Http,
@@ -31,17 +35,25 @@ pub enum ProxyKind {
     },
 }
 
-/// A proxy to tunnel through, parsed from a URL.
+/// A proxy to tunnel through: `http://[USER:PASSWORD@]HOST[:PORT]`,
+/// `socks5://...` or `socks5h://...`.
+///
+/// ```
+/// use ws_core::client::{Proxy, ProxyKind};
+///
+/// let proxy: Proxy = "http://user:secret@proxy.example:3128".parse()?;
+/// assert_eq!(proxy.kind(), ProxyKind::Http);
+/// assert_eq!((proxy.host(), proxy.port()), ("proxy.example", 3128));
+/// // The password stays out of messages and logs.
+/// assert_eq!(proxy.to_string(), "http://proxy.example:3128");
+/// # Ok::<(), ws_core::client::ProxyUrlError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
-    /// The protocol spoken to the proxy.
-    pub kind: ProxyKind,
-    /// The proxy's host: a name or an IP address (IPv6 without brackets).
-    pub host: String,
-    /// The proxy's port.
-    pub port: u16,
-    /// User name and password from the URL, percent-decoded.
-    pub credentials: Option<(String, String)>,
+    kind: ProxyKind,
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
 }
 
 /// Credentials stay out of debug output (and so out of logs).
@@ -71,30 +83,76 @@ impl fmt::Display for Proxy {
     }
 }
 
+/// A proxy URL that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?}: {reason}")]
+pub struct ProxyUrlError {
+    text: String,
+    reason: String,
+}
+
+impl ProxyUrlError {
+    fn new(text: &str, reason: impl Into<String>) -> Self {
+        Self {
+            text: text.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// What is wrong, without the URL.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
 impl Proxy {
+    /// A proxy without credentials. The host is a name or an IP address
+    /// (IPv6 without brackets).
+    pub fn new(kind: ProxyKind, host: impl Into<String>, port: u16) -> Self {
+        Self {
+            kind,
+            host: host.into(),
+            port,
+            credentials: None,
+        }
+    }
+
+    /// Sets the user name and password: `Proxy-Authorization: Basic` for an
+    /// HTTP proxy, RFC 1929 authentication for SOCKS5.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some((user.into(), password.into()));
+        self
+    }
+
     /// Parses a proxy URL: `http://[USER:PASSWORD@]HOST[:PORT]` (port 80 by
     /// default), `socks5://…` or `socks5h://…` (port 1080 by default). A URL
-    /// without a scheme is an HTTP proxy, as curl takes it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// without a scheme is an HTTP proxy, as curl takes it. The user name
+    /// and password are percent-decoded.
+    pub fn parse(text: &str) -> Result<Self, ProxyUrlError> {
         let text = text.trim();
         let with_scheme = if text.contains("://") {
             text.to_owned()
         } else {
             format!("http://{text}")
         };
-        let url = Url::parse(&with_scheme).map_err(|error| format!("{text:?}: {error}"))?;
+        let url = Url::parse(&with_scheme)
+            .map_err(|error| ProxyUrlError::new(text, error.to_string()))?;
         let (kind, default_port) = match url.scheme() {
             "http" => (ProxyKind::Http, 80),
             "socks5" => (ProxyKind::Socks5 { remote_dns: false }, 1080),
             "socks5h" => (ProxyKind::Socks5 { remote_dns: true }, 1080),
             "https" => {
-                return Err(format!(
-                    "{text:?}: TLS to the proxy (https://) is not supported; use http://, socks5:// or socks5h://"
+                return Err(ProxyUrlError::new(
+                    text,
+                    "TLS to the proxy (https://) is not supported; use http://, socks5:// or socks5h://",
                 ));
             }
             other => {
-                return Err(format!(
-                    "{text:?}: unsupported proxy scheme {other:?}; use http://, socks5:// or socks5h://"
+                return Err(ProxyUrlError::new(
+                    text,
+                    format!(
+                        "unsupported proxy scheme {other:?}; use http://, socks5:// or socks5h://"
+                    ),
                 ));
             }
         };
@@ -102,19 +160,23 @@ impl Proxy {
             Some(url::Host::Domain(name)) => name.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("{text:?}: the proxy URL has no host")),
+            None => return Err(ProxyUrlError::new(text, "the proxy URL has no host")),
         };
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "{text:?}: a proxy URL is SCHEME://[USER:PASSWORD@]HOST[:PORT], without a path"
+            return Err(ProxyUrlError::new(
+                text,
+                "a proxy URL is SCHEME://[USER:PASSWORD@]HOST[:PORT], without a path",
             ));
         }
         let credentials = if url.username().is_empty() && url.password().is_none() {
             None
         } else {
+            let decode = |part: &str| {
+                percent_decode(part).map_err(|reason| ProxyUrlError::new(text, reason))
+            };
             Some((
-                percent_decode(url.username())?,
-                percent_decode(url.password().unwrap_or_default())?,
+                decode(url.username())?,
+                decode(url.password().unwrap_or_default())?,
             ))
         };
         Ok(Self {
@@ -123,6 +185,70 @@ impl Proxy {
             port: url.port().unwrap_or(default_port),
             credentials,
         })
+    }
+
+    /// The protocol spoken to the proxy.
+    pub fn kind(&self) -> ProxyKind {
+        self.kind
+    }
+
+    /// The proxy's host: a name or an IP address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether a user name and password are set.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// The proxy the environment asks for to reach `host:port`, if any,
+    /// the way curl and Python `websockets` choose it: for `ws://`
+    /// (`secure` false) `ws_proxy`, then `http_proxy`; for `wss://`
+    /// `wss_proxy`, then `https_proxy`; then `all_proxy`; each in lowercase
+    /// first, then uppercase, the first non-empty one winning. `no_proxy`
+    /// (or `NO_PROXY`) lists hosts reached directly: names (subdomains
+    /// match, a leading dot is optional), IP addresses, CIDR ranges, each
+    /// with an optional `:PORT`, or `*` for all. As with curl, loopback
+    /// addresses go through the proxy unless `no_proxy` lists them.
+    ///
+    /// `lookup` reads a variable: `|name| std::env::var(name).ok()` for the
+    /// process environment. A malformed value is [`Error::ProxyEnv`],
+    /// naming the variable.
+    pub fn from_env(
+        secure: bool,
+        host: &str,
+        port: u16,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, Error> {
+        let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let Some((variable, value)) = proxy_variables(secure)
+            .into_iter()
+            .find_map(|name| set(name).map(|value| (name, value)))
+        else {
+            return Ok(None);
+        };
+        if let Some(no_proxy) = set("no_proxy").or_else(|| set("NO_PROXY"))
+            && bypasses(&no_proxy, host, port)
+        {
+            return Ok(None);
+        }
+        Self::parse(&value)
+            .map(Some)
+            .map_err(|source| Error::ProxyEnv { variable, source })
+    }
+}
+
+impl FromStr for Proxy {
+    type Err = ProxyUrlError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
     }
 }
 
@@ -144,24 +270,6 @@ fn percent_decode(text: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(bytes).map_err(|_| "the proxy credentials are not UTF-8".to_owned())
-}
-
-/// `host:port`, with brackets around an IPv6 address.
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Where a proxy setting came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `--proxy`.
-    Flag,
-    /// The named environment variable.
-    Env(&'static str),
 }
 
 /// The variables consulted for a connection, in order: the WebSocket
@@ -189,39 +297,11 @@ fn proxy_variables(secure: bool) -> [&'static str; 6] {
     }
 }
 
-/// The proxy the environment asks for to reach `host:port`, if any: the
-/// first non-empty variable of [`proxy_variables`], unless `no_proxy` (or
-/// `NO_PROXY`) lists the host. `lookup` reads a variable (a closure, so that
-/// tests need not touch the process environment). A malformed value is an
-/// error naming the variable.
-pub fn from_env(
-    secure: bool,
-    host: &str,
-    port: u16,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<Proxy>, String> {
-    let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    let Some((name, value)) = proxy_variables(secure)
-        .into_iter()
-        .find_map(|name| set(name).map(|value| (name, value)))
-    else {
-        return Ok(None);
-    };
-    if let Some(no_proxy) = set("no_proxy").or_else(|| set("NO_PROXY"))
-        && bypasses(&no_proxy, host, port)
-    {
-        return Ok(None);
-    }
-    Proxy::parse(&value)
-        .map(Some)
-        .map_err(|error| format!("invalid proxy in {name}: {error}"))
-}
-
 /// Whether a `no_proxy` list names `host:port`: `*` (everything); a domain,
 /// with or without a leading dot (or `*.`), matching itself and its
 /// subdomains; an IP address; a CIDR range (`10.0.0.0/8`); each optionally
 /// with `:port` (IPv6 in brackets for that). Case does not matter.
-pub fn bypasses(no_proxy: &str, host: &str, port: u16) -> bool {
+fn bypasses(no_proxy: &str, host: &str, port: u16) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let host_ip: Option<IpAddr> = host.parse().ok();
     no_proxy
@@ -290,11 +370,22 @@ fn in_network(ip: IpAddr, network: &str, bits: &str) -> bool {
     }
 }
 
-/// Connects to the proxy and has it open a tunnel to `host:port`; the
-/// stream returned carries the tunnel. Failures are connection failures
-/// (exit 3), the proxy's own answer quoted.
-pub async fn connect(proxy: &Proxy, host: &str, port: u16) -> Result<TcpStream, Failure> {
-    let mut stream = connect_to_proxy(proxy).await?;
+/// Connects to the proxy (all its addresses, as [`Dialer`] dials) and has
+/// it open a tunnel to `host:port`. The stream returned carries the
+/// tunnel; the address is the proxy's.
+pub(crate) async fn tunnel(
+    dialer: &Dialer,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(TcpStream, SocketAddr), Error> {
+    let (mut stream, address) = dialer
+        .dial(&proxy.host, proxy.port)
+        .await
+        .map_err(|source| Error::ProxyUnreachable {
+            proxy: proxy.clone(),
+            source: Box::new(source),
+        })?;
     let tunnel = match proxy.kind {
         ProxyKind::Http => http_connect(&mut stream, proxy, host, port).await,
         ProxyKind::Socks5 { remote_dns } => {
@@ -302,62 +393,44 @@ pub async fn connect(proxy: &Proxy, host: &str, port: u16) -> Result<TcpStream, 
         }
     };
     tunnel.map_err(|error| match error {
-        TunnelError::Io(error) => Failure::new(
-            Exit::Connect,
-            format!("proxy {proxy} failed: {}", io_message(&error)),
-        ),
-        TunnelError::Refused(why) => Failure::new(Exit::Connect, format!("proxy refused: {why}")),
-        TunnelError::Broken(why) => Failure::new(
-            Exit::Connect,
-            format!("proxy {proxy} answered something unexpected: {why}"),
-        ),
-    })?;
-    Ok(stream)
-}
-
-async fn connect_to_proxy(proxy: &Proxy) -> Result<TcpStream, Failure> {
-    let addresses = lookup_host((proxy.host.as_str(), proxy.port))
-        .await
-        .map_err(|error| {
-            Failure::new(
-                Exit::Connect,
-                format!(
-                    "cannot resolve proxy {}: {}",
-                    proxy.host,
-                    io_message(&error)
-                ),
-            )
-        })?;
-    let mut last_error = None;
-    for address in addresses {
-        tracing::debug!(%address, "connecting to the proxy");
-        match TcpStream::connect(address).await {
-            Ok(stream) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-                return Ok(stream);
-            }
-            Err(error) => last_error = Some(error),
-        }
-    }
-    Err(Failure::new(
-        Exit::Connect,
-        match last_error {
-            Some(error) => format!("cannot connect to proxy {proxy}: {}", io_message(&error)),
-            None => format!("cannot resolve proxy {}: no addresses found", proxy.host),
+        TunnelError::Io(source) => Error::ProxyIo {
+            proxy: proxy.clone(),
+            source,
         },
-    ))
+        TunnelError::Refused { status, message } => Error::ProxyRefused {
+            proxy: proxy.clone(),
+            status,
+            message,
+        },
+        TunnelError::Broken(message) => Error::ProxyProtocol {
+            proxy: proxy.clone(),
+            message,
+        },
+    })?;
+    Ok((stream, address))
 }
 
 /// Why a tunnel could not be opened.
 #[derive(Debug)]
 enum TunnelError {
     Io(std::io::Error),
-    /// The proxy said no; carries its answer.
-    Refused(String),
+    /// The proxy said no: its status (HTTP) or reply code (SOCKS5) if it
+    /// sent one, and its answer.
+    Refused {
+        status: Option<u16>,
+        message: String,
+    },
     /// The proxy's answer does not follow the protocol.
     Broken(String),
+}
+
+impl TunnelError {
+    fn refused(message: impl Into<String>) -> Self {
+        Self::Refused {
+            status: None,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<std::io::Error> for TunnelError {
@@ -403,15 +476,15 @@ async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
     let status_line = format!("HTTP/1.1 {} {}", response.status, response.reason);
     let status_line = status_line.trim_end();
     if (200..300).contains(&response.status) {
-        tracing::debug!(status = status_line, "proxy tunnel open");
         Ok(())
     } else {
-        Err(TunnelError::Refused(
-            status_line
+        Err(TunnelError::Refused {
+            status: Some(response.status),
+            message: status_line
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect(),
-        ))
+        })
     }
 }
 
@@ -452,7 +525,7 @@ async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
         },
         [SOCKS5, NO_ACCEPTABLE_METHOD] => {
             return Err(if proxy.credentials.is_some() {
-                TunnelError::Refused(
+                TunnelError::refused(
                     "the SOCKS5 proxy accepts neither no authentication nor a user name and password"
                         .to_owned(),
                 )
@@ -478,11 +551,14 @@ async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     if code != 0 {
-        return Err(TunnelError::Refused(format!(
-            "SOCKS5 reply {code} ({}) for {}",
-            socks_reply_text(code),
-            host_port(host, port)
-        )));
+        return Err(TunnelError::Refused {
+            status: Some(u16::from(code)),
+            message: format!(
+                "SOCKS5 reply {code} ({}) for {}",
+                socks_reply_text(code),
+                host_port(host, port)
+            ),
+        });
     }
     // The address the proxy bound for us: read and ignored.
     let bound = match address_type {
@@ -497,12 +573,11 @@ async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut skipped = vec![0u8; bound + 2];
     stream.read_exact(&mut skipped).await?;
-    tracing::debug!(target = %host_port(host, port), "SOCKS5 tunnel open");
     Ok(())
 }
 
 fn refused_method() -> TunnelError {
-    TunnelError::Refused(
+    TunnelError::refused(
         "the SOCKS5 proxy requires authentication; put USER:PASSWORD@ in the proxy URL".to_owned(),
     )
 }
@@ -514,7 +589,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), TunnelError> {
     let (Ok(user_len), Ok(password_len)) = (u8::try_from(user.len()), u8::try_from(password.len()))
     else {
-        return Err(TunnelError::Refused(
+        return Err(TunnelError::refused(
             "SOCKS5 user names and passwords are limited to 255 bytes".to_owned(),
         ));
     };
@@ -529,7 +604,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     if code == 0 {
         Ok(())
     } else {
-        Err(TunnelError::Refused(
+        Err(TunnelError::refused(
             "the SOCKS5 proxy rejected the user name and password".to_owned(),
         ))
     }
@@ -542,7 +617,7 @@ async fn socks_address(host: &str, port: u16, remote_dns: bool) -> Result<Vec<u8
         Ok(ip) => ip,
         Err(_) if remote_dns => {
             let len = u8::try_from(host.len()).map_err(|_| {
-                TunnelError::Refused(format!("host name {host:?} is longer than 255 bytes"))
+                TunnelError::refused(format!("host name {host:?} is longer than 255 bytes"))
             })?;
             let mut address = vec![ADDRESS_DOMAIN, len];
             address.extend_from_slice(host.as_bytes());
@@ -553,7 +628,7 @@ async fn socks_address(host: &str, port: u16, remote_dns: bool) -> Result<Vec<u8
             let resolved: Option<SocketAddr> = lookup_host((host, port))
                 .await
                 .map_err(|error| {
-                    TunnelError::Refused(format!(
+                    TunnelError::refused(format!(
                         "cannot resolve {host} for the SOCKS5 proxy: {} (socks5h:// lets the proxy resolve it)",
                         io_message(&error)
                     ))
@@ -561,7 +636,7 @@ async fn socks_address(host: &str, port: u16, remote_dns: bool) -> Result<Vec<u8
                 .next();
             resolved
                 .ok_or_else(|| {
-                    TunnelError::Refused(format!("cannot resolve {host}: no addresses"))
+                    TunnelError::refused(format!("cannot resolve {host}: no addresses"))
                 })?
                 .ip()
         }
@@ -590,6 +665,7 @@ fn socks_reply_text(code: u8) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
@@ -603,7 +679,7 @@ mod tests {
     }
 
     fn chosen(secure: bool, host: &str, pairs: &[(&str, &str)]) -> Option<String> {
-        from_env(secure, host, 443, env(pairs))
+        Proxy::from_env(secure, host, 443, env(pairs))
             .unwrap()
             .map(|proxy| proxy.to_string())
     }
@@ -611,22 +687,22 @@ mod tests {
     #[test]
     fn proxy_urls_parse_with_default_ports_and_credentials() {
         let proxy = Proxy::parse("http://user:p%40ss@proxy.test:3128").unwrap();
-        assert_eq!(proxy.kind, ProxyKind::Http);
-        assert_eq!((proxy.host.as_str(), proxy.port), ("proxy.test", 3128));
+        assert_eq!(proxy.kind(), ProxyKind::Http);
+        assert_eq!((proxy.host(), proxy.port()), ("proxy.test", 3128));
         assert_eq!(
             proxy.credentials,
             Some(("user".to_owned(), "p@ss".to_owned()))
         );
-        assert_eq!(Proxy::parse("http://proxy.test").unwrap().port, 80);
+        assert_eq!(Proxy::parse("http://proxy.test").unwrap().port(), 80);
         assert_eq!(
-            Proxy::parse("proxy.test:8080").unwrap().kind,
+            Proxy::parse("proxy.test:8080").unwrap().kind(),
             ProxyKind::Http
         );
         let socks = Proxy::parse("socks5://[::1]").unwrap();
-        assert_eq!(socks.kind, ProxyKind::Socks5 { remote_dns: false });
-        assert_eq!((socks.host.as_str(), socks.port), ("::1", 1080));
+        assert_eq!(socks.kind(), ProxyKind::Socks5 { remote_dns: false });
+        assert_eq!((socks.host(), socks.port()), ("::1", 1080));
         assert_eq!(
-            Proxy::parse("socks5h://127.0.0.1:9050/").unwrap().kind,
+            Proxy::parse("socks5h://127.0.0.1:9050/").unwrap().kind(),
             ProxyKind::Socks5 { remote_dns: true }
         );
     }
@@ -636,11 +712,13 @@ mod tests {
         assert!(
             Proxy::parse("https://proxy.test")
                 .unwrap_err()
+                .reason()
                 .contains("not supported")
         );
         assert!(
             Proxy::parse("socks4://proxy.test")
                 .unwrap_err()
+                .to_string()
                 .contains("socks4")
         );
         assert!(Proxy::parse("http://proxy.test/path").is_err());
@@ -733,10 +811,21 @@ mod tests {
 
     #[test]
     fn a_malformed_environment_proxy_names_the_variable() {
-        let error = from_env(true, "h", 443, env(&[("https_proxy", "ftp://x")])).unwrap_err();
+        let error =
+            Proxy::from_env(true, "h", 443, env(&[("https_proxy", "ftp://x")])).unwrap_err();
         assert!(
-            error.starts_with("invalid proxy in https_proxy: "),
-            "{error}"
+            matches!(
+                &error,
+                Error::ProxyEnv {
+                    variable: "https_proxy",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "invalid proxy in https_proxy: \"ftp://x\": unsupported proxy scheme \"ftp\"; use http://, socks5:// or socks5h://"
         );
     }
 
@@ -839,8 +928,12 @@ mod tests {
         )
         .await;
         match result {
-            Err(TunnelError::Refused(line)) => {
+            Err(TunnelError::Refused {
+                message: line,
+                status,
+            }) => {
                 assert_eq!(line, "HTTP/1.1 407 Proxy Authentication Required");
+                assert_eq!(status, Some(407));
             }
             other => panic!("{other:?}"),
         }
@@ -926,7 +1019,9 @@ mod tests {
             )
             .await;
             match result {
-                Err(TunnelError::Refused(text)) => assert!(text.contains(expected), "{text}"),
+                Err(TunnelError::Refused { message: text, .. }) => {
+                    assert!(text.contains(expected), "{text}")
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -940,7 +1035,7 @@ mod tests {
         )
         .await;
         assert!(
-            matches!(&result, Err(TunnelError::Refused(text)) if text.contains("rejected")),
+            matches!(&result, Err(TunnelError::Refused { message: text, .. }) if text.contains("rejected")),
             "{result:?}"
         );
     }

@@ -9,9 +9,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, sleep_until};
 
-use crate::bench::args::BenchArgs;
-use crate::bench::open::{Opened, Target};
-use crate::bench::stats::{Shared, Window};
+use crate::args::BenchArgs;
+use crate::open::{Opened, Target};
+use crate::stats::{Shared, Window};
 
 /// Handshakes in flight at once when no `--connect-rate` is given: enough to
 /// open thousands of connections per second, few enough not to overflow a
@@ -125,10 +125,7 @@ impl Context {
         }
     }
 
-    fn settle<T>(
-        &self,
-        opened: Result<T, (crate::bench::stats::OpenFailure, String)>,
-    ) -> Option<T> {
+    fn settle<T>(&self, opened: Result<T, (crate::stats::OpenFailure, String)>) -> Option<T> {
         let shared = &self.shared;
         let opened = match opened {
             Ok(opened) => {
