@@ -74,7 +74,7 @@ pub fn run(workspace: &Workspace) -> Result<()> {
 /// leaves an unused import or dead code, when one is off. Clippy (a check
 /// build) is enough: what differs between the combinations is what
 /// compiles, not what runs.
-const FEATURE_COMBINATIONS: [&[&str]; 8] = [
+const FEATURE_COMBINATIONS: [&[&str]; 9] = [
     &["--no-default-features"],
     &["--no-default-features", "--features", "tokio"],
     &["--no-default-features", "--features", "futures"],
@@ -82,6 +82,7 @@ const FEATURE_COMBINATIONS: [&[&str]; 8] = [
     &["--no-default-features", "--features", "url"],
     &["--no-default-features", "--features", "http"],
     &["--no-default-features", "--features", "hyper"],
+    &["--no-default-features", "--features", "http2"],
     &["--no-default-features", "--features", "client"],
 ];
 

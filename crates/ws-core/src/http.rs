@@ -123,9 +123,10 @@ fn trim(bytes: &[u8]) -> &[u8] {
 /// one name in the order received) with lowercase names. A request without
 /// a `Host` header (HTTP/2 carries it in `:authority`) gets one from the
 /// URI's authority. HTTP/2 and later count as "1.1 or later"; since they
-/// forbid the `Upgrade` header, such a request fails as
-/// [`HandshakeError::NotAnUpgrade`] (RFC 8441's extended CONNECT is not
-/// supported).
+/// forbid the `Upgrade` header, such a request fails here as
+/// [`HandshakeError::NotAnUpgrade`]: RFC 8441's extended CONNECT is served
+/// by the `http2` feature's `ws_core::http2`, which validates this same head
+/// by the extended CONNECT rules.
 ///
 /// ```
 /// let request = http::Request::get("/chat?room=1").header("Host", "h").body(())?;

@@ -27,6 +27,10 @@
 //! - [`http`](mod@http) and [`hyper`](mod@hyper): the server's handshake
 //!   on the `http` crate's types, and a hyper 1.x (or axum) request upgraded
 //!   to a [`stream::WebSocket`] (features `http` and `hyper`, off by default).
+//! - [`http2`](mod@http2): WebSockets over HTTP/2 streams (RFC 8441), a
+//!   server for accepted HTTP/2 connections and a client that opens many
+//!   WebSockets on one, both ending in a [`stream::WebSocket`] (feature
+//!   `http2`, off by default).
 //! - [`client`]: `connect(url)` with name resolution, Happy Eyeballs,
 //!   proxies and TLS (feature `client`, off by default).
 //! - [`low_level`]: building blocks for writing your own adapter or test
@@ -42,6 +46,7 @@
 //! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
 //! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
+//! | `http2` | off | [`http2`](mod@http2): RFC 8441 extended CONNECT, server ([`http2::serve`]) and client ([`http2::Client`]), over any `AsyncRead + AsyncWrite` (turns `http` and `tokio` on) | `h2` |
 //! | `hyper` | off | [`hyper::upgrade`]: a hyper 1.x or axum request upgraded to a [`stream::WebSocket`] (turns `http` and `tokio` on) | `hyper` (no features), `hyper-util` (`tokio`) |
 //! | `client` | off | [`client::connect`]: a `ws://` or `wss://` URL to a [`stream::WebSocket`], through HTTP CONNECT or SOCKS5 proxies (also from `*_proxy`/`no_proxy`), with TLS, client certificates and timeouts (turns `tokio` and `url` on) | `tokio` (`time`), `rustls` and `tokio-rustls` (ring), `rustls-webpki`, `webpki-roots`, `pkcs8` (encrypted keys) |
 //!
@@ -199,6 +204,9 @@ mod head_buffer;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "http2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+pub mod http2;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;

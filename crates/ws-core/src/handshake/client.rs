@@ -226,6 +226,25 @@ impl ClientRequest {
         self.extensions.as_deref()
     }
 
+    /// The `Host` header value (an HTTP/2 request's `:authority`): the
+    /// host, bracketed if IPv6, with the port unless it is the default.
+    #[cfg(feature = "http2")]
+    pub(crate) fn authority(&self) -> &str {
+        &self.host_header
+    }
+
+    /// The `Origin` header to send, if any.
+    #[cfg(feature = "http2")]
+    pub(crate) fn origin_header(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The extra headers to send, in order.
+    #[cfg(feature = "http2")]
+    pub(crate) fn extra_headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
     /// The request head to write to the socket, blank line included.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
@@ -350,6 +369,35 @@ pub fn validate_response(
     }
     let extensions = check_extensions(request, &head.headers)?;
     let protocol = check_protocol(request, &head.headers)?;
+    Ok(Negotiated {
+        protocol,
+        extensions,
+    })
+}
+
+/// Checks the server's answer to an extended CONNECT (RFC 8441 §5) against
+/// `request`, as [`validate_response`] checks a 101: status 200 (any other
+/// is [`HandshakeError::ConnectRejected`] with `body_prefix` as its body, at
+/// most [`REJECTION_BODY_LIMIT`] bytes), then the extensions and the
+/// subprotocol by the same rules. There is no key and no accept to check.
+#[cfg(feature = "http2")]
+pub(crate) fn validate_connect_response(
+    request: &ClientRequest,
+    status: u16,
+    headers: Headers,
+    body_prefix: &[u8],
+) -> Result<Negotiated, HandshakeError> {
+    if status != 200 {
+        let keep = body_prefix.len().min(REJECTION_BODY_LIMIT);
+        return Err(HandshakeError::ConnectRejected(Box::new(Rejection {
+            status,
+            reason: String::new(),
+            headers,
+            body: body_prefix.get(..keep).unwrap_or_default().to_vec(),
+        })));
+    }
+    let extensions = check_extensions(request, &headers)?;
+    let protocol = check_protocol(request, &headers)?;
     Ok(Negotiated {
         protocol,
         extensions,

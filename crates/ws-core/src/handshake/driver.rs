@@ -171,26 +171,14 @@ impl ServerHandshake {
                 })?,
         };
         let request = validate_upgrade(head).map_err(Refused::new)?;
-        let accept = choose(&request).map_err(Refused::new)?;
-        #[cfg(feature = "deflate")]
-        let (accept, deflate) = negotiate_deflate(&request, accept, &self.config);
-        let response = accept_response(&request, &accept);
-        // What the response names is what the connection runs.
-        #[cfg(feature = "deflate")]
-        let enable = deflate.zip(self.config.deflate.clone());
-        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
-        let mut connection =
-            Connection::with_received(Role::Server, self.config, self.head.into_remaining());
-        #[cfg(feature = "deflate")]
-        if let Some((params, deflate_config)) = enable {
-            connection.enable_deflate(params, &deflate_config);
-        }
+        let answer = answer(&request, self.config, self.head.into_remaining(), choose)
+            .map_err(Refused::new)?;
         Ok(Accepted {
-            response,
+            response: accept_response(&request, &answer.options),
             request,
-            connection,
+            connection: answer.connection,
             #[cfg(feature = "deflate")]
-            deflate,
+            deflate: answer.deflate,
         })
     }
 
@@ -219,6 +207,52 @@ impl ServerHandshake {
     pub fn into_leftover(self) -> BytesMut {
         self.head.into_remaining()
     }
+}
+
+/// The server's answer to a validated request, over HTTP/1.1 or HTTP/2:
+/// what the response announces and the connection that runs exactly that.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The subprotocol, extensions and extra headers to announce.
+    pub(crate) options: AcceptOptions,
+    /// The server side of the connection, starting with `received`.
+    pub(crate) connection: Connection,
+    /// permessage-deflate, if it was negotiated (and switched on).
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: Option<DeflateParams>,
+}
+
+/// Lets `choose` pick the subprotocol and headers for `request` or refuse
+/// it, negotiates permessage-deflate when `config` enables it and `choose`
+/// named no extensions itself, and builds the server connection with the
+/// negotiated extension on, holding the bytes `received` behind the head.
+pub(crate) fn answer<F>(
+    request: &UpgradeRequest,
+    config: Config,
+    received: BytesMut,
+    choose: F,
+) -> Result<Answer, HandshakeError>
+where
+    F: FnOnce(&UpgradeRequest) -> Result<AcceptOptions, HandshakeError>,
+{
+    let options = choose(request)?;
+    #[cfg(feature = "deflate")]
+    let (options, deflate) = negotiate_deflate(request, options, &config);
+    // What the response names is what the connection runs.
+    #[cfg(feature = "deflate")]
+    let enable = deflate.zip(config.deflate.clone());
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut connection = Connection::with_received(Role::Server, config, received);
+    #[cfg(feature = "deflate")]
+    if let Some((params, deflate_config)) = enable {
+        connection.enable_deflate(params, &deflate_config);
+    }
+    Ok(Answer {
+        options,
+        connection,
+        #[cfg(feature = "deflate")]
+        deflate,
+    })
 }
 
 /// `accept` with the permessage-deflate answer to the client's offers, when
@@ -480,10 +514,10 @@ pub enum ClientProgress {
     Done(Connection, Negotiated),
 }
 
-/// The client side of the connection after a validated 101 response:
-/// checks the server's permessage-deflate parameters against what `config`
-/// offered and switches it on.
-fn client_connection(
+/// The client side of the connection after a validated 101 (or, over
+/// HTTP/2, 200) response: checks the server's permessage-deflate
+/// parameters against what `config` offered and switches it on.
+pub(crate) fn client_connection(
     config: Config,
     #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] negotiated: &Negotiated,
     received: BytesMut,
@@ -503,7 +537,7 @@ fn client_connection(
 /// The request to send: `request` with the permessage-deflate offer added
 /// when `config` enables it and the request makes no offer of its own (as
 /// it is, otherwise).
-fn with_deflate_offer(
+pub(crate) fn with_deflate_offer(
     request: &ClientRequest,
     #[cfg_attr(not(feature = "deflate"), allow(unused_variables))] config: &Config,
 ) -> ClientRequest {

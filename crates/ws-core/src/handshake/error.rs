@@ -93,6 +93,18 @@ pub enum HandshakeError {
     /// be honoured (e.g. an unknown permessage-deflate parameter); carries why.
     #[error("handshake: cannot use the server's extension response: {0}")]
     InvalidExtensionResponse(String),
+    /// Client side, over HTTP/2: the server answered the extended CONNECT
+    /// with a status other than 200 (RFC 8441 §5); carries the status,
+    /// headers and the start of the body.
+    #[error("handshake: {}", connect_rejected_message(.0))]
+    ConnectRejected(Box<Rejection>),
+    /// Client side, over HTTP/2: the server's SETTINGS lack
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` (RFC 8441 §3), so it cannot
+    /// carry a WebSocket on this connection: use HTTP/1.1 instead.
+    #[error(
+        "handshake: the HTTP/2 server does not allow extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL), so it cannot carry WebSockets"
+    )]
+    ExtendedConnectDisabled,
     /// Client side: the 101 response lacks `Upgrade: websocket`.
     #[error("handshake: response has no Upgrade: websocket header")]
     MissingUpgradeInResponse,
@@ -121,7 +133,31 @@ fn rejected_message(rejection: &Rejection) -> String {
     message
 }
 
+fn connect_rejected_message(rejection: &Rejection) -> String {
+    let status = rejection.status;
+    let mut message = match super::server::reason_phrase(status) {
+        "" => format!("server answered the extended CONNECT with {status} instead of 200"),
+        reason => {
+            format!("server answered the extended CONNECT with {status} {reason} instead of 200")
+        }
+    };
+    if let Some(line) = rejection.body_first_line() {
+        message.push_str(&format!(": {line:?}"));
+    }
+    message
+}
+
 impl HandshakeError {
+    /// The server's refusal, over HTTP/1.1 ([`Rejected`](Self::Rejected))
+    /// or HTTP/2 ([`ConnectRejected`](Self::ConnectRejected)); `None` for
+    /// any other error.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Self::Rejected(rejection) | Self::ConnectRejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+
     /// The HTTP status code a server answers this error with.
     ///
     /// Client-side variants never reach a server's response; they report 400
@@ -141,6 +177,8 @@ impl HandshakeError {
             | Self::InvalidUrl(_)
             | Self::UnsupportedScheme(_)
             | Self::Rejected(_)
+            | Self::ConnectRejected(_)
+            | Self::ExtendedConnectDisabled
             | Self::InvalidAccept
             | Self::UnexpectedProtocol(_)
             | Self::UnexpectedExtensions(_)

@@ -88,10 +88,16 @@ mod error;
 mod headers;
 mod server;
 
+#[cfg(feature = "http2")]
+pub(crate) use client::validate_connect_response;
 pub use client::{ClientRequest, Negotiated, ResponseHead, parse_response_head, validate_response};
 pub use driver::{Accepted, ClientHandshake, ClientProgress, Refused, ServerHandshake};
+#[cfg(feature = "http2")]
+pub(crate) use driver::{answer, client_connection, with_deflate_offer};
 pub use error::{HandshakeError, REJECTION_BODY_LIMIT, Rejection};
 pub use headers::{Header, Headers, is_token};
+#[cfg(feature = "http2")]
+pub(crate) use server::validate_extended_connect;
 pub use server::{
     AcceptOptions, DEFAULT_MAX_HEAD_SIZE, RequestHead, UpgradeRequest, accept_response,
     http_response, parse_request_head, reject_response, validate_upgrade,

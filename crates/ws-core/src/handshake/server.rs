@@ -123,9 +123,10 @@ pub fn parse_request_head(
 pub struct UpgradeRequest {
     /// The full request head, for routing and for any header not pulled out.
     pub head: RequestHead,
-    /// `Sec-WebSocket-Key` exactly as sent (OWS-trimmed only).
+    /// `Sec-WebSocket-Key` exactly as sent (OWS-trimmed only); empty for a
+    /// WebSocket over HTTP/2, which has no key (RFC 8441 §5).
     pub key: String,
-    /// The `Host` header value.
+    /// The `Host` header value (over HTTP/2, the `:authority`).
     pub host: String,
     /// The `Origin` header, if sent (browsers always send it): the input to an
     /// origin check against cross-site WebSocket hijacking.
@@ -194,14 +195,55 @@ pub fn validate_upgrade(head: RequestHead) -> Result<UpgradeRequest, HandshakeEr
     }
     validate_version(&head.headers)?;
     let key = validate_key(&head.headers)?;
-    Ok(UpgradeRequest {
+    Ok(upgrade_request(head, key, host))
+}
+
+/// Checks that `head`, an HTTP/2 request whose `:protocol` pseudo-header is
+/// `protocol`, is a WebSocket opening handshake by extended CONNECT (RFC
+/// 8441 §4–§5), with the rules of [`validate_upgrade`] where the two agree.
+///
+/// Checks run in this order: method CONNECT and `:protocol` `websocket`
+/// (otherwise [`HandshakeError::NotAnUpgrade`]: route it as plain HTTP), a
+/// `:scheme` and a non-empty `:path` (400), `:authority` (carried as the
+/// `Host` header, 400), `sec-websocket-version: 13` (426). There is no key:
+/// the request's [`UpgradeRequest::key`] is empty.
+#[cfg(feature = "http2")]
+pub(crate) fn validate_extended_connect(
+    head: RequestHead,
+    protocol: Option<&str>,
+    scheme: Option<&str>,
+) -> Result<UpgradeRequest, HandshakeError> {
+    // RFC 8441 §4: `:protocol` names an HTTP Upgrade token, and those are
+    // case-insensitive (RFC 9110 §7.8), as `Upgrade: websocket` is.
+    let websocket = protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
+    if head.method != "CONNECT" || !websocket {
+        return Err(HandshakeError::NotAnUpgrade);
+    }
+    if scheme.is_none_or(str::is_empty) {
+        return Err(HandshakeError::MalformedHead(
+            "extended CONNECT without :scheme".to_owned(),
+        ));
+    }
+    if !origin_form(&head.target).starts_with('/') {
+        return Err(HandshakeError::MalformedHead(
+            "extended CONNECT without :path".to_owned(),
+        ));
+    }
+    let host = validate_host(&head.headers)?;
+    validate_version(&head.headers)?;
+    Ok(upgrade_request(head, String::new(), host))
+}
+
+/// The fields of a validated request, pulled out for the application.
+fn upgrade_request(head: RequestHead, key: String, host: String) -> UpgradeRequest {
+    UpgradeRequest {
         key,
         host,
         origin: head.headers.get_str("Origin").map(str::to_owned),
         protocols: head.headers.list("Sec-WebSocket-Protocol"),
         extensions: head.headers.list("Sec-WebSocket-Extensions"),
         head,
-    })
+    }
 }
 
 fn validate_host(headers: &Headers) -> Result<String, HandshakeError> {
