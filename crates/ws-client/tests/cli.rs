@@ -925,3 +925,64 @@ fn ctrl_c_while_a_large_message_arrives_closes_cleanly() {
     assert_eq!(code, Some(1000));
     assert!(stderr.contains("< close: 1000"), "{stderr}");
 }
+
+// ---- replies in flight when we close ----
+
+/// A server that waits until it has read the client's message *and* its
+/// close, then sends `replies` (text) and its close reply (1000): the
+/// replies reach the client after it sent its close.
+fn server_answering_after_the_close(
+    replies: &'static [&'static str],
+) -> (String, JoinHandle<Vec<Event>>) {
+    let (listener, url) = listen();
+    let handle = thread::spawn(move || {
+        let socket = WebSocket::accept(accept_tcp(&listener)).unwrap();
+        let (mut stream, mut connection) = socket.into_parts();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match connection.next_event().unwrap() {
+                Some(event @ Event::Close(_)) => {
+                    seen.push(event);
+                    break;
+                }
+                Some(event) => seen.push(event),
+                None => {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert_ne!(n, 0, "the client ended TCP without a close frame");
+                    connection.receive(&buf[..n]);
+                }
+            }
+        }
+        let mut out = BytesMut::new();
+        for reply in replies {
+            encode_frame(
+                &mut out,
+                FrameHeader::new(OpCode::Text, 0),
+                reply.as_bytes(),
+            );
+        }
+        encode_frame(
+            &mut out,
+            FrameHeader::new(OpCode::Close, 0),
+            &1000u16.to_be_bytes(),
+        );
+        stream.write_all(&out).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+        seen
+    });
+    (url, handle)
+}
+
+#[test]
+fn close_command_does_not_lose_replies_already_in_flight() {
+    let (url, server) = server_answering_after_the_close(&["hello"]);
+    client(&url)
+        .arg("--commands")
+        .write_stdin("hello\n/close\n")
+        .assert()
+        .success()
+        .stdout("hello\n");
+    let seen = server.join().unwrap();
+    assert_eq!(seen.first(), Some(&Event::Text("hello".into())));
+}
