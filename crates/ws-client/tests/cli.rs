@@ -671,14 +671,38 @@ fn server_that_never_replies_times_out_with_exit_6() {
 }
 
 #[test]
-fn server_closing_with_an_error_code_exits_5() {
+fn server_closing_with_an_error_code_exits_7() {
     let (url, _server) = ws_server(|mut socket| {
         socket.recv().unwrap();
         close_and_drain(&mut socket, CloseCode::POLICY_VIOLATION, "no thanks");
     });
-    client(&url).arg("hello").assert().code(5).stderr(
+    client(&url).arg("hello").assert().code(7).stderr(
         "ws-client: the server closed the connection with 1008 (policy violation): no thanks\n",
     );
+}
+
+#[test]
+fn server_closing_with_an_application_code_exits_7_with_the_code_printed() {
+    let (url, _server) = ws_server(|mut socket| {
+        let message = socket.recv().unwrap().unwrap();
+        socket.send(message.into_message().unwrap()).unwrap();
+        close_and_drain(&mut socket, CloseCode(4001), "session over");
+    });
+    client(&url)
+        .args(["--no-close", "hello"])
+        .assert()
+        .code(7)
+        .stdout("hello\n")
+        .stderr("ws-client: the server closed the connection with 4001: session over\n");
+}
+
+#[test]
+fn server_closing_with_1001_exits_0() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.recv().unwrap();
+        close_and_drain(&mut socket, CloseCode::GOING_AWAY, "restarting");
+    });
+    client(&url).arg("hello").assert().success().stderr("");
 }
 
 #[test]
@@ -722,11 +746,11 @@ fn malformed_url_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with("ws-client: invalid URL"));
-    client("http://127.0.0.1:9/")
+    client("ftp://127.0.0.1:9/")
         .arg("hello")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unsupported URL scheme \"http\""));
+        .stderr(predicate::str::contains("unsupported URL scheme \"ftp\""));
 }
 
 #[test]
