@@ -29,6 +29,8 @@ pub enum Item {
         /// Its position in the input, for error messages.
         number: usize,
     },
+    /// Ctrl-C in the line editor: close as on SIGINT.
+    Interrupt,
 }
 
 /// The source of messages to send.
@@ -59,6 +61,11 @@ impl Input {
                         bytes,
                         number: *count,
                     }))
+                }
+                // The line editor's Ctrl-C (the stdin reader retries
+                // interrupted reads, so it never sends this).
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                    Some(Ok(Item::Interrupt))
                 }
                 Err(error) => Some(Err(Failure::new(
                     Exit::Other,

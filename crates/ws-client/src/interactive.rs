@@ -9,8 +9,10 @@
 //!
 //! `readline` runs on its own thread and hands each line to the session
 //! through the same channel as piped stdin. Ctrl-D ends the input (the
-//! session closes with 1000); Ctrl-C raises SIGINT, which the session
-//! answers like a Ctrl-C outside the editor: it closes with 1000.
+//! session closes with 1000); Ctrl-C (no signal: the terminal is in raw
+//! mode) is passed on as [`Item::Interrupt`](crate::input::Item::Interrupt),
+//! which the session answers like a Ctrl-C outside the editor: it closes
+//! with 1000.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -209,7 +211,10 @@ pub fn start(palette: Palette, history_file: Option<PathBuf>) -> Result<Interact
                             break;
                         }
                     }
-                    Err(ReadlineError::Interrupted) => interrupt(),
+                    Err(ReadlineError::Interrupted) => {
+                        let _ = sender.blocking_send(Err(io::ErrorKind::Interrupted.into()));
+                        break;
+                    }
                     Err(ReadlineError::Eof) => break,
                     Err(ReadlineError::Io(error)) => {
                         let _ = sender.blocking_send(Err(error));
@@ -232,15 +237,6 @@ pub fn start(palette: Palette, history_file: Option<PathBuf>) -> Result<Interact
         screen,
         terminal,
     })
-}
-
-/// Ctrl-C in the editor (the terminal is in raw mode, so no signal is sent):
-/// raise SIGINT, so that the session does what it does on any Ctrl-C.
-fn interrupt() {
-    #[cfg(unix)]
-    {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
-    }
 }
 
 /// The terminal settings from before the editor started, put back when

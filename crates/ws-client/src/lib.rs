@@ -145,7 +145,7 @@ pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
             None => note(&palette.status(&format!("connected to {target}"))),
         }
         note(&palette.status(
-            "type a message and press Enter; /help lists the commands, Tab completes them, Ctrl-D or Ctrl-C closes",
+            "type a message and press Enter; /help lists the commands (Tab completes); Ctrl-D closes",
         ));
     }
 

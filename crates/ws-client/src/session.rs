@@ -457,6 +457,11 @@ impl<'a> Session<'a> {
                 return self.send(message).await;
             }
             Item::Line { bytes, number } => (bytes, number),
+            Item::Interrupt => {
+                self.input_done = true;
+                let cli = self.cli;
+                return self.start_close(cli.close_code, &cli.close_reason);
+            }
         };
         match parse_line(bytes, self.mode.commands) {
             Ok(Action::Data(bytes)) => {
