@@ -269,8 +269,13 @@ impl TerminalGuard {
     }
 }
 
+/// How long the editor thread gets to show the last lines handed to it
+/// (the peer's close, say) before the process exits under it.
+const LAST_LINES: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        std::thread::sleep(LAST_LINES);
         #[cfg(unix)]
         if let Some(saved) = &self.saved {
             let _ = nix::sys::termios::tcsetattr(
@@ -279,9 +284,9 @@ impl Drop for TerminalGuard {
                 saved,
             );
         }
-        // Leave the prompt line.
+        // The session is over: erase the prompt the editor may still show.
         let mut out = io::stdout().lock();
-        let _ = out.write_all(b"\r\n");
+        let _ = out.write_all(b"\r\x1b[K");
         let _ = out.flush();
     }
 }

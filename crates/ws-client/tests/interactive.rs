@@ -50,13 +50,18 @@ struct Pane {
 
 impl Pane {
     fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with(name, "NO_COLOR=1", args)
+    }
+
+    /// Starts the client with `env` (`NAME=value ...`) set.
+    fn start_with(name: &str, env: &str, args: &[&str]) -> Self {
         let socket = format!("ws-client-test-{}-{name}", std::process::id());
         let mut command = format!("{} --timeout 20s", env!("CARGO_BIN_EXE_ws-client"));
         for arg in args {
             command.push_str(&format!(" '{arg}'"));
         }
         // The pane stays after the client exits, showing its exit status.
-        let shell = format!("NO_COLOR=1 {command}; echo EXIT=$?; sleep 60");
+        let shell = format!("env {env} {command}; echo EXIT=$?; sleep 60");
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
             .args(["-x", "100", "-y", "30", "-s", "test", &shell])
@@ -127,6 +132,15 @@ impl Pane {
     fn screen(&self) -> String {
         let output = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "test"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The screen with its colours, as escape sequences.
+    fn screen_with_colours(&self) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-e", "-t", "test"])
             .output()
             .unwrap();
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -339,6 +353,58 @@ fn control_characters_from_the_peer_are_escaped_on_the_terminal() {
     });
     let pane = Pane::start("escape", &[&url]);
     pane.wait_for_line(r"< \x1b]0;pwned\x07\x1b[2Jred\x0d");
+    pane.wait_for_line("disconnected: 1000 (normal closure)");
     pane.wait_for_exit(0);
     server.join().unwrap();
+}
+
+#[test]
+fn colours_are_used_unless_no_color_or_the_flag_says_otherwise() {
+    if !tmux_available() {
+        return;
+    }
+    for (env, args, coloured) in [
+        ("TERM=xterm", &[][..], true),
+        ("NO_COLOR=1", &[][..], false),
+        ("TERM=xterm", &["--no-color"][..], false),
+    ] {
+        let (url, server) = server(|mut socket| {
+            socket.send_text("green?").unwrap();
+            echo(socket)
+        });
+        let mut all = vec![url.as_str()];
+        all.extend_from_slice(args);
+        let pane = Pane::start_with("colour", env, &all);
+        pane.wait_for_line("< green?");
+        let screen = pane.screen_with_colours();
+        assert_eq!(
+            screen.contains("\x1b[32m<"),
+            coloured,
+            "{env} {args:?}: {screen:?}"
+        );
+        pane.send("C-d", false);
+        pane.wait_for_exit(0);
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn history_is_saved_to_a_file_only_when_asked() {
+    if !tmux_available() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("ws-client-history-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (url, server) = server(echo);
+    let pane = Pane::start("history", &[&url, "--history-file", path.to_str().unwrap()]);
+    pane.wait_for_line(">");
+    pane.type_text("remember me");
+    pane.keys(&["Enter"]);
+    pane.wait_for_line("< remember me");
+    pane.send("C-d", false);
+    pane.wait_for_exit(0);
+    server.join().unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(saved.lines().any(|line| line == "remember me"), "{saved:?}");
 }
