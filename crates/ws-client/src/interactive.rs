@@ -47,6 +47,8 @@ pub const PROMPT: &str = "> ";
 #[derive(Clone)]
 pub struct Screen {
     printer: Arc<Mutex<Box<dyn ExternalPrinter + Send>>>,
+    /// When a line was last handed to the editor thread.
+    last_print: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Screen {
@@ -61,6 +63,19 @@ impl Screen {
         if let Ok(mut printer) = self.printer.lock() {
             // The terminal is gone if this fails: nothing better to do.
             let _ = printer.print(text);
+        }
+        if let Ok(mut last) = self.last_print.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// The editor thread shows lines handed to it a moment later, and
+    /// rustyline cannot say when: give it [`LAST_LINES`] after the last one
+    /// before the process exits under it.
+    fn settle(&self) {
+        let last = self.last_print.lock().ok().and_then(|last| *last);
+        if let Some(wait) = last.and_then(|at| LAST_LINES.checked_sub(at.elapsed())) {
+            std::thread::sleep(wait);
         }
     }
 
@@ -198,8 +213,9 @@ pub fn start(palette: Palette, history_file: Option<PathBuf>) -> Result<Interact
         .map_err(|error| failure(&error))?;
     let screen = Screen {
         printer: Arc::new(Mutex::new(Box::new(printer))),
+        last_print: Arc::default(),
     };
-    let terminal = TerminalGuard::save();
+    let terminal = TerminalGuard::save(screen.clone());
     let (sender, input) = input::line_channel();
     std::thread::Builder::new()
         .name("readline".to_owned())
@@ -245,6 +261,7 @@ pub fn start(palette: Palette, history_file: Option<PathBuf>) -> Result<Interact
 pub struct TerminalGuard {
     #[cfg(unix)]
     saved: Option<nix::sys::termios::Termios>,
+    screen: Screen,
 }
 
 impl std::fmt::Debug for TerminalGuard {
@@ -255,27 +272,28 @@ impl std::fmt::Debug for TerminalGuard {
 
 impl TerminalGuard {
     /// Saves the settings of the terminal on stdin.
-    pub fn save() -> Self {
+    fn save(screen: Screen) -> Self {
         #[cfg(unix)]
         {
             Self {
                 saved: nix::sys::termios::tcgetattr(io::stdin()).ok(),
+                screen,
             }
         }
         #[cfg(not(unix))]
         {
-            Self {}
+            Self { screen }
         }
     }
 }
 
 /// How long the editor thread gets to show the last lines handed to it
 /// (the peer's close, say) before the process exits under it.
-const LAST_LINES: std::time::Duration = std::time::Duration::from_millis(50);
+const LAST_LINES: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        std::thread::sleep(LAST_LINES);
+        self.screen.settle();
         #[cfg(unix)]
         if let Some(saved) = &self.saved {
             let _ = nix::sys::termios::tcsetattr(
@@ -334,6 +352,7 @@ mod tests {
         let recorder = Recorder::default();
         let screen = Screen {
             printer: Arc::new(Mutex::new(Box::new(recorder.clone()))),
+            last_print: Arc::default(),
         };
         let mut writer = screen.writer();
         writer.write_all(b"< ").unwrap();

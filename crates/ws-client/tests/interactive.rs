@@ -348,11 +348,15 @@ fn control_characters_from_the_peer_are_escaped_on_the_terminal() {
     }
     let (url, server) = server(|mut socket| {
         socket.send_text("\x1b]0;pwned\x07\x1b[2Jred\r").unwrap();
+        // Closes once the client has answered.
+        socket.recv().unwrap();
         socket.close(CloseCode::NORMAL, "").unwrap();
         while socket.recv().unwrap().is_some() {}
     });
     let pane = Pane::start("escape", &[&url]);
     pane.wait_for_line(r"< \x1b]0;pwned\x07\x1b[2Jred\x0d");
+    pane.type_text("seen");
+    pane.keys(&["Enter"]);
     pane.wait_for_line("disconnected: 1000 (normal closure)");
     pane.wait_for_exit(0);
     server.join().unwrap();
@@ -363,18 +367,21 @@ fn colours_are_used_unless_no_color_or_the_flag_says_otherwise() {
     if !tmux_available() {
         return;
     }
-    for (env, args, coloured) in [
+    for (index, (env, args, coloured)) in [
         ("TERM=xterm", &[][..], true),
         ("NO_COLOR=1", &[][..], false),
         ("TERM=xterm", &["--no-color"][..], false),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (url, server) = server(|mut socket| {
             socket.send_text("green?").unwrap();
             echo(socket)
         });
         let mut all = vec![url.as_str()];
         all.extend_from_slice(args);
-        let pane = Pane::start_with("colour", env, &all);
+        let pane = Pane::start_with(&format!("colour-{index}"), env, &all);
         pane.wait_for_line("< green?");
         let screen = pane.screen_with_colours();
         assert_eq!(
