@@ -62,6 +62,9 @@ pub struct Failure {
     /// The `Location` of a redirect (301, 302, 303, 307, 308) that refused
     /// the handshake, for `-L` to follow.
     pub redirect: Option<String>,
+    /// The answer to the upgrade request was not HTTP (a TLS server on a
+    /// `ws://` URL, say).
+    pub not_http: bool,
 }
 
 impl Failure {
@@ -71,6 +74,7 @@ impl Failure {
             exit,
             message: message.into(),
             redirect: None,
+            not_http: false,
         }
     }
 
@@ -113,10 +117,13 @@ impl Failure {
                 }
                 failure
             }
-            Error::Handshake(HandshakeError::MalformedHead(_)) => Self::new(
-                Exit::Handshake,
-                "handshake failed: the answer is not HTTP (for a TLS server, use wss://)",
-            ),
+            Error::Handshake(HandshakeError::MalformedHead(_)) => Self {
+                not_http: true,
+                ..Self::new(
+                    Exit::Handshake,
+                    "handshake failed: the answer is not HTTP (for a TLS server, use wss://)",
+                )
+            },
             Error::Handshake(error) => Self::new(
                 Exit::Handshake,
                 format!(

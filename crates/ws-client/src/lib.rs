@@ -213,6 +213,9 @@ async fn connect_following_redirects(
             Err(failure) => failure,
         };
         let Some(location) = failure.redirect.clone() else {
+            if failure.not_http && !request.is_secure() && route.proxy.is_none() {
+                return Err(tls_hint(failure, &request, &cli.url).await);
+            }
             return Err(failure);
         };
         if !cli.follow_redirects {
@@ -237,6 +240,35 @@ async fn connect_following_redirects(
             note(&format!("ws-client: redirected to {next}"));
         }
         cli.url = next;
+    }
+}
+
+/// How long the second look at a server that did not answer in HTTP may
+/// take.
+const TLS_PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The answer to a `ws://` upgrade was not HTTP: connect once more and look
+/// at the first bytes; a TLS record (content type 21 or 22, version 3.x)
+/// means the server speaks TLS on that port, and the message says to use
+/// `wss://`.
+async fn tls_hint(failure: Failure, request: &ClientRequest, url: &str) -> Failure {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = connect::connect_tcp(request).await.ok()?;
+        stream.write_all(&request.to_bytes()).await.ok()?;
+        let mut head = [0u8; 3];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head)
+    };
+    match tokio::time::timeout(TLS_PROBE_LIMIT, probe).await {
+        Ok(Some(head)) if url_forms::is_tls_record(&head) => Failure::new(
+            Exit::Handshake,
+            format!(
+                "handshake failed: this looks like a TLS server: use {}",
+                url.replacen("ws://", "wss://", 1)
+            ),
+        ),
+        _ => failure,
     }
 }
 

@@ -28,6 +28,12 @@ pub fn normalize(typed: &str) -> (String, Option<String>) {
     (typed.to_owned(), None)
 }
 
+/// Whether `head` starts a TLS record: content type alert (21) or
+/// handshake (22), then protocol version 3.x (SSL 3.0 to TLS 1.3).
+pub fn is_tls_record(head: &[u8]) -> bool {
+    matches!(head, [21 | 22, 3, 0..=4, ..])
+}
+
 /// `HOST:PORT[/...]` or `[V6]:PORT[/...]` without a scheme: the host is made
 /// of name characters and the port of digits.
 fn looks_like_host_and_port(typed: &str) -> bool {
@@ -85,6 +91,14 @@ mod tests {
         assert_eq!(url, "ws://example.com/chat");
         assert!(note.unwrap().contains("http:// means ws://"));
         assert_eq!(normalize("HTTPS://example.com/").0, "wss://example.com/");
+    }
+
+    #[test]
+    fn tls_records_are_recognised() {
+        assert!(is_tls_record(b"\x15\x03\x01\x00\x02"));
+        assert!(is_tls_record(b"\x16\x03\x03"));
+        assert!(!is_tls_record(b"HTTP/1.1 400"));
+        assert!(!is_tls_record(b"\x15\x03"));
     }
 
     #[test]

@@ -786,6 +786,7 @@ fn help_documents_every_exit_code() {
         "4  handshake failed",
         "5  protocol error",
         "6  timeout",
+        "7  the peer closed with another code",
     ] {
         assert!(help.contains(line), "--help lacks {line:?}");
     }
@@ -1317,13 +1318,24 @@ fn http_url_is_mapped_to_ws_with_a_note() {
 
 #[test]
 fn tls_server_on_a_ws_url_suggests_wss() {
-    // A TLS alert record (what a TLS server answers to plain HTTP).
-    let (url, _server) = raw_server(b"\x15\x03\x01\x00\x02\x02\x46");
+    // A TLS alert record (what a TLS server answers to plain HTTP), to the
+    // upgrade request and to the client's second look.
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        for _ in 0..2 {
+            let mut stream = accept_tcp(&listener);
+            read_request_head(&mut stream);
+            stream.write_all(b"\x15\x03\x01\x00\x02\x02\x46").unwrap();
+        }
+    });
     client(&url)
         .arg("hi")
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("use wss://"));
+        .stderr(predicate::str::contains(format!(
+            "this looks like a TLS server: use {}",
+            url.replacen("ws://", "wss://", 1)
+        )));
 }
 
 #[test]
