@@ -41,7 +41,8 @@ Exit status:
        1002-1014): the code and reason are printed on stderr
   130  interrupted (Ctrl-C or SIGTERM) before the exchange finished
 
-Interactive mode (stdin and stdout are terminals):
+Interactive mode (stdin and stdout are terminals; with only stdin one, the
+commands below work and lines are read without editing):
     A '> ' prompt with line editing (arrows, Home/End, Ctrl-W, ...), history
     (Up/Down; kept in memory, in a file only with --history-file), incoming
     messages printed above the input line marked '< ', Tab completing the

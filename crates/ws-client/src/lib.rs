@@ -70,9 +70,10 @@ pub struct Terminals {
 
 /// Runs the client as the arguments say; `Ok` is exit status 0.
 ///
-/// The interactive mode (a line editor, slash commands, a banner, no
-/// timeout on the conversation) is used when messages come from stdin and
-/// both stdin and stdout are terminals.
+/// The interactive mode (slash commands, a banner, no timeout on the
+/// conversation) is used when messages come from a terminal on stdin; the
+/// line editor too when stdout is a terminal as well (with stdout
+/// redirected, lines are read plainly and the output stays exact).
 pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
     let mut cli = cli
         .resolve()
@@ -98,7 +99,8 @@ pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
         None
     };
     let from_stdin = items.is_none() && !cli.echo;
-    let interactive = from_stdin && terminals.stdin && terminals.stdout;
+    let interactive = from_stdin && terminals.stdin;
+    let editing = interactive && terminals.stdout;
     let listening = cli.listen.is_some();
     let mode = Mode {
         interactive,
@@ -108,7 +110,7 @@ pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
         peer: if listening { "client" } else { "server" },
     };
     let palette = Palette::new(
-        interactive && colours_wanted(cli.no_color, std::env::var("NO_COLOR").ok().as_deref()),
+        editing && colours_wanted(cli.no_color, std::env::var("NO_COLOR").ok().as_deref()),
     );
 
     let config = Config::default()
@@ -155,7 +157,7 @@ pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
         Some(items) if !mode.keep_open => (Input::Items(items), deadline),
         Some(items) => (Input::Items(items), None),
         None if cli.echo => (Input::Nothing, None),
-        None if interactive => {
+        None if editing => {
             let started = interactive::start(palette, cli.history_file.clone())?;
             let input = started.input;
             editor = Some((started.screen, started.terminal));
