@@ -149,8 +149,8 @@ pub struct Cli {
     )]
     pub connect: Option<String>,
 
-    /// Wait for one WebSocket client on [HOST:]PORT (127.0.0.1 when only a
-    /// port is given) instead of connecting; then talk to it as usual.
+    /// Wait for one WebSocket client on HOST:PORT, or on 127.0.0.1 when only
+    /// a port is given, instead of connecting; then talk to it as usual.
     #[arg(short = 'l', long = "listen", value_name = "[HOST:]PORT", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
 
@@ -176,8 +176,8 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["binary", "jsonrpc"])]
     pub base64: bool,
 
-    /// Send each line 'method [params]' as a JSON-RPC 2.0 request with an
-    /// incrementing id (params: a JSON array or object).
+    /// Send each line (a method name, then optionally its params as a JSON
+    /// array or object) as a JSON-RPC 2.0 request with an incrementing id.
     #[arg(long, conflicts_with = "binary")]
     pub jsonrpc: bool,
 

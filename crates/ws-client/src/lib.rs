@@ -7,7 +7,7 @@
 //! the connection ([`connect`], [`proxy`], [`tls`], [`transport`]) or a
 //! listening socket ([`listen`]), the conversation ([`session`]) and its
 //! interactive line editor ([`interactive`]), and the load generator
-//! `ws-client bench` ([`bench`]). All
+//! `ws-client bench` ([`mod@bench`]). All
 //! protocol decisions (handshake validation, framing, pongs, the closing
 //! handshake, limits) are `ws-core`'s.
 //!
