@@ -37,6 +37,7 @@ const STEPS: [Step; 8] = [
     ),
     ("ws-core feature combinations", feature_combinations),
     ("cargo test --workspace --all-features", |ws| {
+        ensure_tmux()?;
         cargo(ws, &["test", "--workspace", "--all-features"])
     }),
     ("cargo xtask e2e", e2e::run),
@@ -93,6 +94,22 @@ fn feature_combinations(workspace: &Workspace) -> Result<()> {
         args.extend_from_slice(&["--", "-D", "warnings"]);
         eprintln!("--> cargo {}", args.join(" "));
         cargo(workspace, &args)?;
+    }
+    Ok(())
+}
+
+/// ws-client's interactive tests drive the client in a tmux pane: install
+/// Debian's tmux when it is missing (they fail without it when CI is set).
+fn ensure_tmux() -> Result<()> {
+    let present = std::process::Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !present {
+        eprintln!("xtask: tmux is missing (ws-client's interactive tests need it); installing it");
+        crate::interop::apt_install(&["tmux"])?;
     }
     Ok(())
 }

@@ -34,8 +34,8 @@ pub mod exit {
     pub const CONNECTION_FAILED: i32 = 3;
     /// Not a valid 101 answer.
     pub const HANDSHAKE_FAILED: i32 = 4;
-    /// The peer violated the protocol or closed with an error code.
-    pub const PROTOCOL_ERROR: i32 = 5;
+    /// The peer closed with a code other than 1000/1001 (shown on stderr).
+    pub const PEER_CLOSED: i32 = 7;
 }
 
 /// Runs the checks and prints the report.

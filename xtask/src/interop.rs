@@ -111,11 +111,11 @@ fn client_checks(report: &mut Report, workspace: &Workspace, group: &str, peer: 
         e2e::echo_binary_file(&client, url, &scratch?)
     });
     report.check(
-        &name("server's close 4000: exit 5 (protocol error)"),
+        &name("server's close 4000: exit 7 (closed with a code), the code shown"),
         || {
             let close_url = format!("{}/close/4000", peer.url());
             let output = client.run(&[&close_url, "hello"], None)?;
-            expect_failure(&output, exit::PROTOCOL_ERROR, &["4000"])
+            expect_failure(&output, exit::PEER_CLOSED, &["4000"])
         },
     );
 }

@@ -25,11 +25,14 @@ pub enum Exit {
     /// 4: the TLS handshake failed (certificate not trusted, expired, for
     /// another name), or the server did not accept the WebSocket handshake.
     Handshake,
-    /// 5: the server violated the protocol, closed with an error code, or
-    /// dropped the connection without a close.
+    /// 5: the peer violated the protocol, or dropped the connection
+    /// without a close.
     Protocol,
-    /// 6: `--timeout` expired.
+    /// 6: `--timeout` (or `--ping-timeout`) expired.
     Timeout,
+    /// 7: the peer closed with a code other than 1000, 1001 or none: an
+    /// application's code (3000-4999) or one of RFC 6455's error codes.
+    PeerClosed,
     /// 130: Ctrl-C or SIGTERM ended a run before it finished.
     Interrupted,
 }
@@ -45,6 +48,7 @@ impl Exit {
             Self::Handshake => 4,
             Self::Protocol => 5,
             Self::Timeout => 6,
+            Self::PeerClosed => 7,
             Self::Interrupted => 130,
         }
     }
@@ -57,6 +61,12 @@ pub struct Failure {
     pub exit: Exit,
     /// One line, without the program's prefix (`ws-client: `, `ws-bench: `).
     pub message: String,
+    /// The `Location` of a redirect (301, 302, 303, 307, 308) that refused
+    /// the handshake, for `-L` to follow.
+    pub redirect: Option<String>,
+    /// The answer to the upgrade request was not HTTP (a TLS server on a
+    /// `ws://` URL, say).
+    pub not_http: bool,
 }
 
 impl Failure {
@@ -65,6 +75,8 @@ impl Failure {
         Self {
             exit,
             message: message.into(),
+            redirect: None,
+            not_http: false,
         }
     }
 
@@ -76,11 +88,15 @@ impl Failure {
         )
     }
 
-    /// The server's close frame carried an error code.
-    pub fn closed_with_error(frame: &CloseFrame) -> Self {
+    /// The peer's close frame carried a code other than 1000/1001 (`peer`
+    /// is "server" or "client").
+    pub fn closed_with_code(frame: &CloseFrame, peer: &str) -> Self {
         Self::new(
-            Exit::Protocol,
-            format!("the server closed the connection with {frame}"),
+            Exit::PeerClosed,
+            format!(
+                "the {peer} closed the connection with {}",
+                one_line(&frame.to_string())
+            ),
         )
     }
 
@@ -89,15 +105,27 @@ impl Failure {
         match error {
             Error::Handshake(HandshakeError::Rejected(rejection)) => {
                 let mut message = format!("handshake rejected: {}", rejection.status_line());
-                if let Some(line) = rejection.body_first_line() {
+                if let Some(line) = summarise_body(&rejection.body) {
                     message.push_str(": ");
                     message.push_str(&one_line(&line));
                 }
-                if let Some(location) = rejection.headers.get_str("Location") {
+                let location = rejection.headers.get_str("Location");
+                if let Some(location) = location {
                     message.push_str(&format!(" (Location: {})", one_line(location)));
                 }
-                Self::new(Exit::Handshake, message)
+                let mut failure = Self::new(Exit::Handshake, message);
+                if matches!(rejection.status, 301 | 302 | 303 | 307 | 308) {
+                    failure.redirect = location.map(str::to_owned);
+                }
+                failure
             }
+            Error::Handshake(HandshakeError::MalformedHead(_)) => Self {
+                not_http: true,
+                ..Self::new(
+                    Exit::Handshake,
+                    "handshake failed: the answer is not HTTP (for a TLS server, use wss://)",
+                )
+            },
             Error::Handshake(error) => Self::new(
                 Exit::Handshake,
                 format!(
@@ -180,6 +208,69 @@ fn strip_prefix<'a>(text: &'a str, prefix: &str) -> &'a str {
     text.strip_prefix(prefix).unwrap_or(text)
 }
 
+/// The part of an error page worth a line: for HTML, the `<title>` or else
+/// the first text outside tags; otherwise the first non-empty line.
+pub fn summarise_body(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start();
+    let lower = trimmed.to_ascii_lowercase();
+    if !(lower.starts_with("<!doctype html")
+        || lower.starts_with("<html")
+        || lower.starts_with("<?xml"))
+    {
+        return trimmed
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(str::to_owned);
+    }
+    // ASCII lowercasing keeps byte offsets, so positions in `lower` are
+    // positions in `trimmed`.
+    if let Some(start) = lower.find("<title") {
+        let after = lower
+            .get(start..)
+            .and_then(|rest| rest.find('>'))
+            .map(|end| start + end + 1);
+        if let Some(open) = after {
+            let close = lower
+                .get(open..)
+                .and_then(|rest| rest.find("</title"))
+                .map_or(trimmed.len(), |end| open + end);
+            let title = collapse_spaces(trimmed.get(open..close).unwrap_or_default());
+            if !title.is_empty() {
+                return Some(title);
+            }
+        }
+    }
+    // The first text between tags, outside <head>, <script> and <style>.
+    let mut rest = trimmed;
+    let mut skip_until: Option<&str> = None;
+    while let Some(open) = rest.find('<') {
+        let text = collapse_spaces(rest.get(..open).unwrap_or_default());
+        if skip_until.is_none() && !text.is_empty() {
+            return Some(text);
+        }
+        let tail = rest.get(open..).unwrap_or_default();
+        let close = tail.find('>').map_or(tail.len(), |end| end + 1);
+        let tag = tail.get(..close).unwrap_or_default().to_ascii_lowercase();
+        match skip_until {
+            Some(end) if tag.starts_with(end) => skip_until = None,
+            Some(_) => {}
+            None if tag.starts_with("<script") => skip_until = Some("</script"),
+            None if tag.starts_with("<style") => skip_until = Some("</style"),
+            None if tag.starts_with("<head") => skip_until = Some("</head"),
+            None => {}
+        }
+        rest = tail.get(close..).unwrap_or_default();
+    }
+    let text = collapse_spaces(rest);
+    (!text.is_empty()).then_some(text)
+}
+
+fn collapse_spaces(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Text from the server is shown on one line: control characters escaped.
 fn one_line(text: &str) -> String {
     text.chars()
@@ -219,12 +310,13 @@ mod tests {
             Exit::Handshake,
             Exit::Protocol,
             Exit::Timeout,
+            Exit::PeerClosed,
             Exit::Interrupted,
         ]
         .into_iter()
         .map(Exit::code)
         .collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 130]);
     }
 
     #[test]
@@ -307,13 +399,59 @@ mod tests {
     }
 
     #[test]
-    fn server_close_with_error_code_shows_code_and_reason() {
+    fn peer_close_with_another_code_is_exit_7_with_code_and_reason() {
         let frame = CloseFrame::new(CloseCode::MESSAGE_TOO_BIG, "too big");
-        let failure = Failure::closed_with_error(&frame);
-        assert_eq!(failure.exit, Exit::Protocol);
+        let failure = Failure::closed_with_code(&frame, "server");
+        assert_eq!(failure.exit, Exit::PeerClosed);
         assert_eq!(
             failure.message,
             "the server closed the connection with 1009 (message too big): too big"
+        );
+        let frame = CloseFrame::new(CloseCode(4001), "bye\x1b[2J");
+        let failure = Failure::closed_with_code(&frame, "client");
+        assert_eq!(
+            failure.message,
+            "the client closed the connection with 4001: bye\\u{1b}[2J"
+        );
+    }
+
+    #[test]
+    fn html_error_pages_are_summarised_by_title_or_first_text() {
+        let page = b"<!DOCTYPE HTML>\n<html><head><title>404 Not\n Found</title></head><body>x</body></html>";
+        assert_eq!(summarise_body(page).as_deref(), Some("404 Not Found"));
+        let untitled =
+            b"<html><head><style>p{}</style></head><body><h1> Bad   gateway </h1></body></html>";
+        assert_eq!(summarise_body(untitled).as_deref(), Some("Bad gateway"));
+        assert_eq!(
+            summarise_body(b"\n  plain reason\nmore").as_deref(),
+            Some("plain reason")
+        );
+        assert_eq!(summarise_body(b"<html></html>"), None);
+        assert_eq!(summarise_body(b""), None);
+    }
+
+    #[test]
+    fn redirect_rejection_carries_its_location() {
+        let mut headers = Headers::new();
+        headers.push("Location", "ws://elsewhere/");
+        let failure = Failure::from_handshake(rejected(308, "Permanent Redirect", headers, b""));
+        assert_eq!(failure.redirect.as_deref(), Some("ws://elsewhere/"));
+        let mut headers = Headers::new();
+        headers.push("Location", "ws://elsewhere/");
+        let failure = Failure::from_handshake(rejected(403, "Forbidden", headers, b""));
+        assert_eq!(failure.redirect, None);
+    }
+
+    #[test]
+    fn an_answer_that_is_not_http_suggests_wss() {
+        let failure = Failure::from_handshake(Error::Handshake(HandshakeError::MalformedHead(
+            "invalid HTTP version".to_owned(),
+        )));
+        assert_eq!(failure.exit, Exit::Handshake);
+        assert!(
+            failure.message.contains("use wss://"),
+            "{}",
+            failure.message
         );
     }
 

@@ -3,6 +3,7 @@
 //! Value parsers return one-line messages; clap prints them as usage errors
 //! (exit status 2) before anything connects.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,26 +20,60 @@ use ws_core::client::Proxy;
 
 /// The exit status table, interactive commands and examples shown by `--help`.
 const AFTER_HELP: &str = "\
+When to close (MESSAGE arguments, -x, piped stdin):
+    Replies are counted, not matched (WebSocket has no request ids): after the
+    last message is sent, ws-client waits until --expect N messages (default:
+    one per message sent) have arrived AND then --wait (default 200ms) has
+    passed without another one; every message that arrives is printed. So a
+    server that answers twice, or greets first, still has all of its messages
+    shown. If more messages arrive than expected, a note on stderr says so.
+    -1 stops at the first message; -E closes as soon as the input ends; --wait 0
+    closes as soon as N messages are in. Waiting is bounded by --timeout.
+
 Exit status:
-    0  success: the exchange finished and the connection closed normally
+    0  success: the exchange finished and the connection closed normally (the
+       peer's close code 1000, 1001 or none)
     1  other error (I/O error mid-connection, unreadable file, non-UTF-8 text input, ...)
     2  usage error (bad arguments, malformed URL or proxy URL)
     3  connection failed (refused, DNS failure, unreachable; the proxy failed or refused)
     4  handshake failed (TLS or certificate error, non-101 answer, wrong
        Sec-WebSocket-Accept, invalid response)
-    5  protocol error (the server violated the protocol, closed with an error code
-       other than 1000/1001/1005, or dropped the connection without a close)
-    6  timeout (--timeout expired)
+    5  protocol error (the peer violated the protocol, or dropped the connection
+       without a close)
+    6  timeout (--timeout or --ping-timeout expired)
+    7  the peer closed with another code (an application code 3000-4999, or
+       1002-1014): the code and reason are printed on stderr
   130  interrupted (Ctrl-C or SIGTERM) before the exchange finished
 
-Interactive commands (stdin is a terminal, or --commands):
-    /ping [data]              send a ping
+Interactive mode (stdin and stdout are terminals; with only stdin one, the
+commands below work and lines are read without editing):
+    A '> ' prompt with line editing (arrows, Home/End, Ctrl-W, ...), history
+    (Up/Down; kept in memory, in a file only with --history-file), incoming
+    messages printed above the input line marked '< ', Tab completing the
+    commands below, colours unless NO_COLOR is set or --no-color. Received
+    text has control characters escaped (\\x1b ...) whenever stdout is a
+    terminal; piped, it is written exactly. Ctrl-C or Ctrl-D closes with 1000.
+
+Commands (interactive, or --commands):
+    /ping [data]              send a ping; its pong is shown with the round trip time
     /pong [data]              send an unsolicited pong
     /close [code [reason]]    close the connection (default 1000)
     /binary <hex>             send bytes, e.g. /binary 48656c6c6f
     /help                     list the commands
     //text                    send a line that starts with '/'
-    Ctrl-D closes the connection with 1000.
+
+URLs:
+    ws://HOST[:PORT][/PATH] and wss://...; also as typed elsewhere: HOST:PORT[/PATH]
+    (ws://, or wss:// for port 443), and http(s)://... (mapped to ws(s)://
+    with a note on stderr).
+
+Input formats:
+    -t/--text (the default) sends each line as a text message, -b/--binary as a
+    binary one, --base64 decodes each line (or MESSAGE) and sends the bytes as
+    binary (and prints binary messages received as base64), --jsonrpc sends
+    each line 'method [params]' (params: a JSON array or object) as a JSON-RPC
+    2.0 request with ids 1, 2, ..., and -0 separates messages with NUL bytes
+    instead of newlines, both ways.
 
 TLS (wss://):
     The certificate is verified against Mozilla's root certificates bundled in
@@ -57,8 +92,16 @@ Load generator:
     ws-client bench URL [OPTIONS]   echo throughput and latency, handshakes per
                                     second, idle connections (ws-client bench --help)
 
+Listen mode:
+    ws-client -l 8000 waits for ONE WebSocket client on 127.0.0.1:8000 (or
+    -l 0.0.0.0:8000, -l [::]:8000), answers its handshake and then behaves as
+    when connecting: interactive, piped, or --echo (a one-connection echo peer).
+
 Examples:
     ws-client ws://127.0.0.1:8000 'Hello, World'
+    ws-client localhost:8000/chat
+    ws-client -l 8000                        # and in another terminal:
+    ws-client ws://127.0.0.1:8000/
     seq 1000 | ws-client ws://127.0.0.1:8000/ > replies.txt
     ws-client ws://127.0.0.1:8000/ --file in.bin --output raw > out.bin
     ws-client ws://127.0.0.1:8000/ --echo -q
@@ -75,18 +118,23 @@ Examples:
     long_about = "A command-line WebSocket (RFC 6455) client.\n\n\
         With MESSAGE arguments it sends each as a text message, prints every message \
         received on its own line on stdout, and once as many replies as messages sent \
-        have arrived, closes with 1000. Without MESSAGE it sends each line of stdin \
-        (interactive slash commands when stdin is a terminal). Diagnostics go to \
-        stderr; stdout carries only received data. RUST_LOG=debug logs connection \
+        have arrived (and --wait passed without another one), closes with 1000. \
+        Without MESSAGE it sends each line of stdin (an interactive prompt when stdin \
+        and stdout are terminals). Diagnostics go to stderr; stdout carries only \
+        received data. -v shows the handshake; RUST_LOG=debug logs connection \
         details on stderr.",
     after_help = AFTER_HELP,
     args_override_self = true
 )]
 pub struct Cli {
-    /// The server's `ws://` or `wss://` URL.
+    /// The server's `ws://` or `wss://` URL (empty when `-c` or `-l` is
+    /// used; [`Cli::resolve`] then moves a positional value to the
+    /// messages).
     #[arg(
         value_name = "URL",
-        help = "The server: ws://HOST[:PORT][/PATH][?QUERY] or wss://..."
+        default_value = "",
+        hide_default_value = true,
+        help = "The server: ws://HOST[:PORT][/PATH][?QUERY], wss://..., or HOST:PORT[/PATH]"
     )]
     pub url: String,
 
@@ -95,9 +143,84 @@ pub struct Cli {
     #[arg(value_name = "MESSAGE")]
     pub messages: Vec<String>,
 
+    /// The server's URL, as wscat takes it (the positional URL may then be
+    /// left out: every positional argument is a message).
+    #[arg(
+        short = 'c',
+        long = "connect",
+        value_name = "URL",
+        conflicts_with = "listen"
+    )]
+    pub connect: Option<String>,
+
+    /// Wait for one WebSocket client on HOST:PORT, or on 127.0.0.1 when only
+    /// a port is given, instead of connecting; then talk to it as usual.
+    #[arg(short = 'l', long = "listen", value_name = "[HOST:]PORT", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
+
+    /// A message to send, like a MESSAGE argument (wscat's -x); repeatable.
+    #[arg(short = 'x', long = "execute", value_name = "MESSAGE")]
+    pub execute: Vec<String>,
+
+    /// After the expected replies, wait until no message has arrived for
+    /// this long before closing ('200ms', '2s'; 0 closes at once).
+    #[arg(short = 'w', long = "wait", value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Send messages and stdin lines as text messages (the default).
+    #[arg(short = 't', long = "text", conflicts_with_all = ["binary", "base64"])]
+    pub text: bool,
+
     /// Send messages and stdin lines as binary messages instead of text.
     #[arg(short = 'b', long)]
     pub binary: bool,
+
+    /// Decode each stdin line (and MESSAGE) from base64 and send the bytes as
+    /// a binary message; print received binary messages as base64.
+    #[arg(long, conflicts_with_all = ["binary", "jsonrpc"])]
+    pub base64: bool,
+
+    /// Send each line (a method name, then optionally its params as a JSON
+    /// array or object) as a JSON-RPC 2.0 request with an incrementing id.
+    #[arg(long, conflicts_with = "binary")]
+    pub jsonrpc: bool,
+
+    /// Messages are separated by NUL bytes instead of newlines, on stdin and
+    /// on stdout.
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+
+    /// Stop after the first message received (send the input, print one
+    /// message, close).
+    #[arg(short = '1', long = "one-message", conflicts_with_all = ["expect", "echo"])]
+    pub one_message: bool,
+
+    /// Close as soon as the input ends, without waiting for replies.
+    #[arg(short = 'E', long = "exit-on-eof", conflicts_with_all = ["expect", "one_message"])]
+    pub exit_on_eof: bool,
+
+    /// Follow redirects (301, 302, 303, 307, 308) to ws://, wss://, http://
+    /// or https:// URLs, at most --max-redirects times.
+    #[arg(short = 'L', long = "location")]
+    pub follow_redirects: bool,
+
+    /// The most redirects -L follows.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_redirects: usize,
+
+    /// Show the request and response heads, the negotiated subprotocol and
+    /// extensions on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// No colours in interactive mode (also when NO_COLOR is set).
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Load and save the interactive history in this file (by default it
+    /// is kept in memory only).
+    #[arg(long, value_name = "PATH")]
+    pub history_file: Option<PathBuf>,
 
     /// Send the bytes of a file as one binary message ('-' reads all of stdin).
     #[arg(short = 'f', long, value_name = "PATH", conflicts_with = "messages")]
@@ -132,12 +255,17 @@ pub struct Cli {
 
     /// Bound on connecting, the handshake and waiting for replies and the
     /// close reply ('10s', '500ms', plain seconds; 0 waits forever).
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Send a ping this often ('5s', '500ms', plain seconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub ping_interval: Option<Duration>,
+
+    /// Fail (exit 6) when a ping gets no pong within this long; pings are
+    /// sent every --ping-interval, or every DURATION without one.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub ping_timeout: Option<Duration>,
 
     /// Largest message (and frame) accepted from the server; a larger one
     /// fails the connection with 1009 ('1048576', '64KiB', '16MiB', '1GiB').
@@ -157,7 +285,13 @@ pub struct Cli {
 
     /// Do not verify the server's certificate (wss://): anyone on the path
     /// can then read and change the traffic. Warns on stderr unless -q.
-    #[arg(short = 'k', long)]
+    /// -n is the same (wscat's --no-check).
+    #[arg(
+        short = 'k',
+        long,
+        visible_short_alias = 'n',
+        visible_alias = "no-check"
+    )]
     pub insecure: bool,
 
     /// Client certificate (PEM chain, leaf first) for servers that ask for
@@ -211,8 +345,8 @@ pub struct Cli {
     pub close_reason: String,
 
     /// Keep the connection open after the replies (and after the end of
-    /// piped input), printing messages, until the server closes or Ctrl-C.
-    #[arg(short = 'n', long)]
+    /// piped input), printing messages, until the peer closes or Ctrl-C.
+    #[arg(long, conflicts_with_all = ["one_message", "exit_on_eof"])]
     pub no_close: bool,
 
     /// How many messages to wait for before closing [default: one per message sent].
@@ -239,6 +373,68 @@ pub enum OutputFormat {
     Base64,
     /// The bytes exactly, nothing added: for byte-for-byte round trips.
     Raw,
+}
+
+impl Cli {
+    /// Applies the rules between arguments that clap cannot express: `-c`
+    /// names the URL (a positional value is then the first message), `-x`
+    /// adds messages, and `-1`/`-E` set how many replies to wait for.
+    /// Called by [`crate::run`] before anything else.
+    pub fn resolve(mut self) -> Result<Self, String> {
+        if let Some(url) = self.connect.take() {
+            if !self.url.is_empty() {
+                self.messages.insert(0, std::mem::take(&mut self.url));
+            }
+            self.url = url;
+        } else if self.listen.is_some() && !self.url.is_empty() {
+            self.messages.insert(0, std::mem::take(&mut self.url));
+        }
+        if self.url.is_empty() && self.listen.is_none() {
+            return Err(
+                "no URL: give ws://HOST[:PORT]/PATH (or -c URL), or -l PORT to listen".to_owned(),
+            );
+        }
+        self.messages.append(&mut self.execute);
+        if self.file.is_some() && !self.messages.is_empty() {
+            return Err("--file cannot be combined with messages".to_owned());
+        }
+        if self.one_message {
+            self.expect = Some(1);
+            self.wait = Duration::ZERO;
+        }
+        if self.exit_on_eof {
+            self.expect = Some(0);
+            self.wait = Duration::ZERO;
+        }
+        if self.base64 {
+            self.output = OutputFormat::Base64;
+        }
+        if self.ping_interval.is_none() {
+            self.ping_interval = self.ping_timeout;
+        }
+        Ok(self)
+    }
+}
+
+/// Parses `[HOST:]PORT` for `--listen`: a bare port binds 127.0.0.1, an
+/// IPv6 host is written in brackets (`[::]:8000`).
+pub fn parse_listen(arg: &str) -> Result<SocketAddr, String> {
+    let arg = arg.trim();
+    if let Ok(port) = arg.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Ok(address) = arg.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    match arg.rsplit_once(':') {
+        Some(("localhost", port)) => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            .map_err(|_| format!("{port:?} is not a port number")),
+        _ => Err(format!(
+            "{arg:?} is not [HOST:]PORT (e.g. 8000, 0.0.0.0:8000, [::1]:8000)"
+        )),
+    }
 }
 
 /// Parses a proxy URL (see [`Proxy::parse`]).

@@ -1,12 +1,14 @@
 //! `ws-client`: a command-line WebSocket client built on `ws-core`.
 //!
 //! The binary is a thin `main` over [`run`]; the pieces live here so that
-//! they can be tested: argument parsing ([`cli`]), slash commands
-//! ([`command`]), exit statuses ([`failure`]), output formats ([`output`]),
+//! they can be tested: argument parsing ([`cli`]), URLs as typed
+//! ([`url_forms`]), slash commands ([`command`]), input encodings ([`input`],
+//! [`jsonrpc`]), exit statuses ([`failure`]), output formats ([`output`]),
 //! the connection ([`connect`], over `ws_core::client`: resolution, proxies,
-//! TLS; [`transport`]) and the conversation ([`session`]). All protocol
-//! decisions (handshake validation, framing, pongs, the closing handshake,
-//! limits) are `ws-core`'s.
+//! TLS; [`transport`]) or a listening socket ([`listen`]), the conversation
+//! ([`session`]) and its interactive line editor ([`interactive`]). All
+//! protocol decisions (handshake validation, framing, pongs, the closing
+//! handshake, limits) are `ws-core`'s.
 //!
 //! `ws-client bench` is the load generator of the `ws-bench` crate, run
 //! under this name: ws-client depends on it, so the pieces both binaries
@@ -33,31 +35,51 @@ pub mod cli;
 pub mod command;
 pub mod connect;
 pub mod input;
+pub mod interactive;
+pub mod jsonrpc;
+pub mod listen;
 pub mod output;
 pub mod session;
 pub mod transport;
+pub mod url_forms;
 
 pub use ws_bench::{failure, signals};
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use tokio::time::Instant;
+use ws_core::handshake::{ClientRequest, Negotiated};
+use ws_core::stream::WebSocket;
 use ws_core::{Config, Message};
 
 use crate::cli::Cli;
-use crate::failure::Failure;
-use crate::input::Input;
-use crate::output::note;
-use crate::session::{Mode, Session, timeout_text};
+use crate::failure::{Exit, Failure};
+use crate::input::{Encoder, Input};
+use crate::output::{Palette, colours_wanted, describe_payload, note};
+use crate::session::{Mode, Session, Ui, timeout_text};
+use crate::transport::Transport;
+
+/// Which of the standard streams are terminals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Terminals {
+    /// stdin is a terminal: messages are typed.
+    pub stdin: bool,
+    /// stdout is a terminal: received text is escaped.
+    pub stdout: bool,
+}
 
 /// Runs the client as the arguments say; `Ok` is exit status 0.
 ///
-/// `stdin_is_terminal` decides interactive mode (slash commands, a banner,
-/// no timeout on the conversation) when messages come from stdin.
-pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
+/// The interactive mode (slash commands, a banner, no timeout on the
+/// conversation) is used when messages come from a terminal on stdin; the
+/// line editor too when stdout is a terminal as well (with stdout
+/// redirected, lines are read plainly and the output stays exact).
+pub async fn run(cli: Cli, terminals: Terminals) -> Result<(), Failure> {
+    let mut cli = cli
+        .resolve()
+        .map_err(|message| Failure::new(Exit::Usage, message))?;
     let start = Instant::now();
-    let request = connect::build_request(&cli)?;
-    let route = connect::route(&cli, &request)?;
     let timeout = Some(cli.timeout).filter(|t| !t.is_zero());
 
     let items = if let Some(path) = &cli.file {
@@ -65,58 +87,296 @@ pub async fn run(cli: Cli, stdin_is_terminal: bool) -> Result<(), Failure> {
             input::read_file(path)?.into(),
         )]))
     } else if !cli.messages.is_empty() {
-        Some(
-            cli.messages
-                .iter()
-                .map(|text| {
-                    if cli.binary {
-                        Message::Binary(text.clone().into_bytes().into())
-                    } else {
-                        Message::from(text.clone())
-                    }
-                })
-                .collect(),
-        )
+        let mut encoder = Encoder::from_cli(&cli);
+        let mut items = VecDeque::new();
+        for (index, text) in cli.messages.iter().enumerate() {
+            let message = encoder.encode(text.clone().into_bytes()).map_err(|why| {
+                Failure::new(Exit::Usage, format!("message {} is {why}", index + 1))
+            })?;
+            items.push_back(message);
+        }
+        Some(items)
     } else {
         None
     };
     let from_stdin = items.is_none() && !cli.echo;
-    let interactive = from_stdin && stdin_is_terminal;
+    let interactive = from_stdin && terminals.stdin;
+    let editing = interactive && terminals.stdout;
+    let listening = cli.listen.is_some();
     let mode = Mode {
         interactive,
         commands: from_stdin && (interactive || cli.commands),
         keep_open: cli.echo || cli.no_close,
         timeout,
+        peer: if listening { "client" } else { "server" },
     };
+    let palette = Palette::new(
+        editing && colours_wanted(cli.no_color, std::env::var("NO_COLOR").ok().as_deref()),
+    );
 
     let config = Config::default()
         .max_frame_size(cli.max_message_size)
         .max_message_size(cli.max_message_size)
         .deflate((!cli.no_deflate).then(ws_core::deflate::DeflateConfig::default));
-    let handshake_deadline = timeout.map(|t| start + t);
-    let (ws, negotiated) = connect::open(
-        &request,
-        &route,
-        config,
-        handshake_deadline,
-        &timeout_text(timeout),
-    )
-    .await?;
+    let (ws, negotiated, deadline) = match cli.listen {
+        Some(address) => {
+            let (ws, negotiated, peer) = accept_client(&cli, address, config).await?;
+            if !cli.quiet {
+                note(&format!("ws-client: client connected from {peer}"));
+            }
+            (ws, negotiated, timeout.map(|t| Instant::now() + t))
+        }
+        None => {
+            let deadline = timeout.map(|t| start + t);
+            let (ws, negotiated) = connect_following_redirects(&mut cli, config, deadline).await?;
+            (ws, negotiated, deadline)
+        }
+    };
+    if cli.verbose {
+        describe_negotiated(&negotiated, listening);
+    }
 
     if interactive && !cli.quiet {
+        let target = match cli.listen {
+            Some(_) => "the client".to_owned(),
+            None => cli.url.clone(),
+        };
         match &negotiated.protocol {
-            Some(protocol) => note(&format!("connected to {} (protocol: {protocol})", cli.url)),
-            None => note(&format!("connected to {}", cli.url)),
+            Some(protocol) => {
+                note(&palette.status(&format!("connected to {target} (protocol: {protocol})")))
+            }
+            None => note(&palette.status(&format!("connected to {target}"))),
         }
-        note("type a message and press Enter; /help lists the commands, Ctrl-D closes");
+        note(&palette.status(
+            "type a message and press Enter; /help lists the commands (Tab completes); Ctrl-D closes",
+        ));
     }
 
     // Messages known up front make the whole run one bounded exchange.
+    let mut editor = None;
     let (input, deadline) = match items {
-        Some(items) if !mode.keep_open => (Input::Items(items), handshake_deadline),
+        Some(items) if !mode.keep_open => (Input::Items(items), deadline),
         Some(items) => (Input::Items(items), None),
         None if cli.echo => (Input::Nothing, None),
-        None => (input::stdin_lines()?, None),
+        None if editing => {
+            let started = interactive::start(palette, cli.history_file.clone())?;
+            let input = started.input;
+            editor = Some((started.screen, started.terminal));
+            (input, None)
+        }
+        None => (input::stdin_lines(cli.null)?, None),
     };
-    Session::new(ws, &cli, mode, deadline).run(input).await
+    let ui = match &editor {
+        Some((screen, _)) => Ui::Interactive {
+            screen: screen.clone(),
+            palette,
+        },
+        None => Ui::Plain {
+            escape: terminals.stdout,
+        },
+    };
+    let result = Session::new(ws, &cli, mode, deadline, ui).run(input).await;
+    // Puts the terminal back before main reports a failure.
+    drop(editor);
+    result
+}
+
+/// Connects to `cli.url` (as typed: see [`url_forms`]), following
+/// redirects with `-L`; leaves the final URL in `cli.url`.
+async fn connect_following_redirects(
+    cli: &mut Cli,
+    config: Config,
+    deadline: Option<Instant>,
+) -> Result<(WebSocket<Transport>, Negotiated), Failure> {
+    let (url, rewritten) = url_forms::normalize(&cli.url);
+    if let Some(rewritten) = rewritten
+        && !cli.quiet
+    {
+        note(&format!("ws-client: {rewritten}"));
+    }
+    cli.url = url;
+    let timeout = Some(cli.timeout).filter(|t| !t.is_zero());
+    let mut redirects = 0;
+    loop {
+        let request = connect::build_request(cli)?;
+        let route = connect::route(cli, &request)?;
+        if cli.verbose {
+            describe_request(&request);
+        }
+        let failure = match connect::open(
+            &request,
+            &route,
+            config.clone(),
+            deadline,
+            &timeout_text(timeout),
+        )
+        .await
+        {
+            Ok(opened) => return Ok(opened),
+            Err(failure) => failure,
+        };
+        let Some(location) = failure.redirect.clone() else {
+            if failure.not_http && !request.is_secure() && route.proxy.is_none() {
+                return Err(tls_hint(failure, &request, &cli.url).await);
+            }
+            return Err(failure);
+        };
+        if !cli.follow_redirects {
+            return Err(Failure::new(
+                failure.exit,
+                format!("{}; -L follows redirects", failure.message),
+            ));
+        }
+        if redirects == cli.max_redirects {
+            return Err(Failure::new(
+                failure.exit,
+                format!(
+                    "{}: more than {} redirects (--max-redirects)",
+                    failure.message, cli.max_redirects
+                ),
+            ));
+        }
+        redirects += 1;
+        let next = redirect_target(&cli.url, &location)
+            .map_err(|why| Failure::new(Exit::Handshake, format!("{}: {why}", failure.message)))?;
+        if !cli.quiet {
+            note(&format!("ws-client: redirected to {next}"));
+        }
+        cli.url = next;
+    }
+}
+
+/// How long the second look at a server that did not answer in HTTP may
+/// take.
+const TLS_PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The answer to a `ws://` upgrade was not HTTP: connect once more and look
+/// at the first bytes; a TLS record (content type 21 or 22, version 3.x)
+/// means the server speaks TLS on that port, and the message says to use
+/// `wss://`.
+async fn tls_hint(failure: Failure, request: &ClientRequest, url: &str) -> Failure {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        // A direct look, bounded by TLS_PROBE_LIMIT: the hint is about the
+        // server's port, so no proxy is involved.
+        let mut stream = tokio::net::TcpStream::connect((request.host(), request.port()))
+            .await
+            .ok()?;
+        stream.write_all(&request.to_bytes()).await.ok()?;
+        let mut head = [0u8; 3];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head)
+    };
+    match tokio::time::timeout(TLS_PROBE_LIMIT, probe).await {
+        Ok(Some(head)) if url_forms::is_tls_record(&head) => Failure::new(
+            Exit::Handshake,
+            format!(
+                "handshake failed: this looks like a TLS server: use {}",
+                url.replacen("ws://", "wss://", 1)
+            ),
+        ),
+        _ => failure,
+    }
+}
+
+/// The URL a redirect from `current` to `location` leads to: resolved
+/// against `current` when relative, with http(s) mapped to ws(s).
+pub fn redirect_target(current: &str, location: &str) -> Result<String, String> {
+    let base = url::Url::parse(current).map_err(|error| format!("bad URL {current}: {error}"))?;
+    let mut next = base
+        .join(location.trim())
+        .map_err(|error| format!("cannot follow the redirect to {location:?}: {error}"))?;
+    let scheme = match next.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => {
+            return Err(format!(
+                "cannot follow a redirect to a {other}:// URL ({location})"
+            ));
+        }
+    };
+    if next.scheme() != scheme {
+        // The text form is rebuilt: `set_scheme` refuses some special-scheme changes.
+        let text = next.as_str().replacen(next.scheme(), scheme, 1);
+        next = url::Url::parse(&text).map_err(|error| format!("bad redirect {text}: {error}"))?;
+    }
+    Ok(next.to_string())
+}
+
+/// `-v`: the request head, `> `-marked, on stderr.
+fn describe_request(request: &ClientRequest) {
+    let bytes = request.to_bytes();
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        if !line.is_empty() {
+            note(&format!("> {line}"));
+        }
+    }
+}
+
+/// `-v`: what the handshake agreed, on stderr.
+fn describe_negotiated(negotiated: &Negotiated, listening: bool) {
+    if listening {
+        note("< HTTP/1.1 101 Switching Protocols (sent)");
+    } else {
+        note(
+            "< HTTP/1.1 101 Switching Protocols (Upgrade, Connection and Sec-WebSocket-Accept checked)",
+        );
+    }
+    let protocol = negotiated.protocol.as_deref().unwrap_or("none");
+    let extensions = negotiated.extensions.as_deref().unwrap_or("none");
+    note(&format!(
+        "< subprotocol: {}",
+        describe_payload(protocol.as_bytes())
+    ));
+    note(&format!(
+        "< extensions: {}",
+        describe_payload(extensions.as_bytes())
+    ));
+}
+
+/// `--listen`: binds, says where, and waits for one client.
+async fn accept_client(
+    cli: &Cli,
+    address: SocketAddr,
+    config: Config,
+) -> Result<(WebSocket<Transport>, Negotiated, SocketAddr), Failure> {
+    let listener = listen::Listener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    if !cli.quiet {
+        let host = match bound {
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+        };
+        note(&format!(
+            "ws-client: listening on ws://{host}:{}/ for one client",
+            bound.port()
+        ));
+    }
+    let quiet = cli.quiet;
+    listener
+        .accept_one(config, &cli.protocols, cli.verbose, |line| {
+            if !quiet {
+                note(&format!("ws-client: {line}"));
+            }
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_resolve_relative_locations_and_map_http_schemes() {
+        assert_eq!(redirect_target("ws://a:1/x/y", "/z").unwrap(), "ws://a:1/z");
+        assert_eq!(
+            redirect_target("ws://a:1/x", "https://b/chat").unwrap(),
+            "wss://b/chat"
+        );
+        assert_eq!(
+            redirect_target("wss://a/", "http://c:8080/").unwrap(),
+            "ws://c:8080/"
+        );
+        assert!(redirect_target("ws://a/", "ftp://b/").is_err());
+    }
 }

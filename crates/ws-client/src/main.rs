@@ -30,8 +30,11 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Other.code());
         }
     };
-    let stdin_is_terminal = std::io::stdin().is_terminal();
-    let result = runtime.block_on(ws_client::run(cli, stdin_is_terminal));
+    let terminals = ws_client::Terminals {
+        stdin: std::io::stdin().is_terminal(),
+        stdout: std::io::stdout().is_terminal(),
+    };
+    let result = runtime.block_on(ws_client::run(cli, terminals));
     // A blocking read of stdin may still be pending; it must not hold the exit.
     runtime.shutdown_background();
     match result {

@@ -7,7 +7,8 @@
 //! reading never waits on a write, and nothing waits on something else that
 //! cannot progress.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until, timeout};
@@ -18,8 +19,9 @@ use ws_core::{CloseCode, CloseFrame, Connection, Error, Event, Message};
 use crate::cli::Cli;
 use crate::command::{Action, COMMANDS_HELP, parse_line};
 use crate::failure::{Exit, Failure, format_duration, io_message};
-use crate::input::{Input, Item};
-use crate::output::{Printer, describe_close, describe_payload, note};
+use crate::input::{Encoder, Input, Item};
+use crate::interactive::Screen;
+use crate::output::{Palette, Printer, describe_close, describe_payload, note};
 use crate::signals::Signals;
 use crate::transport::Transport;
 
@@ -30,6 +32,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long queued bytes (a last close frame) may take to reach the socket
 /// before the process exits.
 const LAST_WRITE: Duration = Duration::from_millis(500);
+
+/// Pings sent by `/ping` whose pong is awaited, for the round-trip time;
+/// older ones are forgotten past this many.
+const PINGS_REMEMBERED: usize = 32;
 
 /// How the run behaves, decided from the arguments and the terminal.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +49,26 @@ pub struct Mode {
     pub keep_open: bool,
     /// `--timeout`, unless disabled with 0.
     pub timeout: Option<Duration>,
+    /// The other end, for messages: "server", or "client" with `--listen`.
+    pub peer: &'static str,
+}
+
+/// Where the session's output goes.
+#[derive(Debug)]
+pub enum Ui {
+    /// Messages on stdout, notes on stderr; `escape` when stdout is a
+    /// terminal.
+    Plain {
+        /// Escape control characters in received text.
+        escape: bool,
+    },
+    /// Messages and notes above the interactive input line.
+    Interactive {
+        /// The editor's screen.
+        screen: Screen,
+        /// Colours, or none.
+        palette: Palette,
+    },
 }
 
 /// The state of the conversation.
@@ -51,11 +77,23 @@ pub struct Session<'a> {
     write: WriteHalf<Transport>,
     cli: &'a Cli,
     mode: Mode,
-    printer: Printer<io::Stdout>,
+    printer: Printer<Box<dyn Write>>,
+    /// The interactive screen for notes, if any.
+    screen: Option<(Screen, Palette)>,
+    encoder: Encoder,
     deadline: Option<Instant>,
     sent: usize,
     received: usize,
     input_done: bool,
+    /// When the expected replies are in: the end of the quiet period
+    /// (`--wait`), pushed back by every message that arrives.
+    quiet_until: Option<Instant>,
+    /// The quiet period ended without another message.
+    quiet_over: bool,
+    /// `/ping` payloads and when they were sent.
+    pings_sent: VecDeque<(Vec<u8>, Instant)>,
+    /// Since when a `--ping-interval` ping waits for its pong.
+    pong_due_since: Option<Instant>,
     /// The server's close frame, once it arrived (`Some(None)`: no code).
     peer_close: Option<Option<CloseFrame>>,
     /// The code of the close frame we sent, if we sent one first.
@@ -74,18 +112,44 @@ impl<'a> Session<'a> {
         cli: &'a Cli,
         mode: Mode,
         deadline: Option<Instant>,
+        ui: Ui,
     ) -> Self {
         let (read, write) = ws.split();
+        let terminator = if cli.null && !mode.interactive {
+            b'\0'
+        } else {
+            b'\n'
+        };
+        let (printer, screen) = match ui {
+            Ui::Plain { escape } => (
+                Printer::new(Box::new(io::stdout()) as Box<dyn Write>, cli.output)
+                    .escaping(escape)
+                    .terminator(terminator),
+                None,
+            ),
+            Ui::Interactive { screen, palette } => (
+                Printer::new(Box::new(screen.writer()) as Box<dyn Write>, cli.output)
+                    .escaping(true)
+                    .mark(palette.received("< ")),
+                Some((screen, palette)),
+            ),
+        };
         Self {
             read,
             write,
             cli,
             mode,
-            printer: Printer::new(io::stdout(), cli.output),
+            printer,
+            screen,
+            encoder: Encoder::from_cli(cli),
             deadline,
             sent: 0,
             received: 0,
             input_done: false,
+            quiet_until: None,
+            quiet_over: false,
+            pings_sent: VecDeque::new(),
+            pong_due_since: None,
             peer_close: None,
             our_close: None,
             pings: 0,
@@ -124,9 +188,18 @@ impl<'a> Session<'a> {
         }
         loop {
             let cli = self.cli;
+            if self.replies_in() && self.quiet_until.is_none() {
+                self.quiet_until = Some(Instant::now() + cli.wait);
+                self.quiet_over = cli.wait.is_zero();
+            }
             if self.should_close() {
                 self.start_close(cli.close_code, &cli.close_reason)?;
             }
+            let quiet_pending = self.is_open() && self.quiet_until.is_some() && !self.quiet_over;
+            let pong_deadline = match (self.pong_due_since, cli.ping_timeout) {
+                (Some(since), Some(limit)) if self.is_open() => Some(since + limit),
+                _ => None,
+            };
             let open = self.is_open();
             let (congested, unwritten) = self
                 .write
@@ -147,9 +220,23 @@ impl<'a> Session<'a> {
                     None => self.on_input_end(&input),
                 },
                 () = tick(&mut pinger), if open => self.send_ping()?,
+                () = sleep_until_some(self.quiet_until), if quiet_pending => {
+                    self.quiet_over = true;
+                }
+                () = sleep_until_some(pong_deadline), if pong_deadline.is_some() => {
+                    return Err(self.no_pong().await.into());
+                }
                 () = sleep_until_some(self.deadline), if self.deadline.is_some() => {
                     if self.peer_close.is_some() {
                         break;
+                    }
+                    if self.replies_in() && self.is_open() {
+                        // The replies are in; messages kept coming during
+                        // the quiet period. That is no failure: close now,
+                        // with a fresh bound on the close reply.
+                        self.deadline = None;
+                        self.start_close(cli.close_code, &cli.close_reason)?;
+                        continue;
                     }
                     return Err(self.timed_out().await.into());
                 },
@@ -180,6 +267,15 @@ impl<'a> Session<'a> {
         self.cli.expect.unwrap_or(self.sent)
     }
 
+    /// Whether the input is sent and the expected replies are in (the
+    /// quiet period may still be running).
+    fn replies_in(&self) -> bool {
+        self.input_done
+            && !self.mode.interactive
+            && !self.mode.keep_open
+            && self.received >= self.expected()
+    }
+
     fn should_close(&mut self) -> bool {
         if !self.is_open() || !self.input_done {
             false
@@ -188,8 +284,28 @@ impl<'a> Session<'a> {
         } else if self.mode.keep_open {
             false
         } else {
-            self.received >= self.expected()
+            self.replies_in() && self.quiet_over
         }
+    }
+
+    /// A line for the user: above the input line in interactive mode, on
+    /// stderr otherwise.
+    fn note(&self, line: &str) {
+        match &self.screen {
+            Some((screen, palette)) => screen.line(palette.status(line)),
+            None => note(line),
+        }
+    }
+
+    /// Counts a data message; true if it is to be printed (`-1` prints
+    /// only the first).
+    fn count_message(&mut self) -> bool {
+        self.received += 1;
+        if self.quiet_until.is_some() && self.cli.wait > Duration::ZERO {
+            self.quiet_until = Some(Instant::now() + self.cli.wait);
+            self.quiet_over = false;
+        }
+        !(self.cli.one_message && self.received > 1)
     }
 
     /// Moves the deadline earlier to `now + after`, never later.
@@ -204,7 +320,7 @@ impl<'a> Session<'a> {
     /// receives the server's answer.
     fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Failure> {
         if self.cli.show_control {
-            note(&format!(
+            self.note(&format!(
                 "> close: {}",
                 describe_close(Some(&CloseFrame::new(code, reason)))
             ));
@@ -228,30 +344,30 @@ impl<'a> Session<'a> {
     async fn on_event(&mut self, event: Event) -> Result<(), Failure> {
         match event {
             Event::Text(text) => {
-                self.received += 1;
-                self.print(|printer| printer.text(text.as_bytes()))?;
+                if self.count_message() {
+                    self.print(|printer| printer.text(text.as_bytes()))?;
+                }
                 if self.cli.echo && self.is_open() {
                     self.send(Message::Text(text)).await?;
                 }
             }
             Event::Binary(data) => {
-                self.received += 1;
-                self.print(|printer| printer.binary(&data))?;
+                if self.count_message() {
+                    self.print(|printer| printer.binary(&data))?;
+                }
                 if self.cli.echo && self.is_open() {
                     self.send(Message::Binary(data)).await?;
                 }
             }
             Event::Ping(payload) if self.cli.show_control => {
-                note(&format!("< ping: {}", describe_payload(&payload)));
+                self.note(&format!("< ping: {}", describe_payload(&payload)));
             }
-            Event::Pong(payload) if self.cli.show_control => {
-                note(&format!("< pong: {}", describe_payload(&payload)));
-            }
+            Event::Pong(payload) => self.on_pong(&payload),
             Event::Close(frame) => {
                 if self.cli.show_control {
-                    note(&format!("< close: {}", describe_close(frame.as_ref())));
+                    self.note(&format!("< close: {}", describe_close(frame.as_ref())));
                 } else if self.mode.interactive && !self.cli.quiet {
-                    note(&format!("disconnected: {}", describe_close(frame.as_ref())));
+                    self.note(&format!("disconnected: {}", describe_close(frame.as_ref())));
                 }
                 self.peer_close = Some(frame);
                 // The reply is written; give the server a moment to end TCP.
@@ -264,11 +380,46 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// A pong: answers a `--ping-interval` ping, and one of `/ping` is shown
+    /// with its round-trip time in interactive mode.
+    fn on_pong(&mut self, payload: &[u8]) {
+        self.pong_due_since = None;
+        let sent = self
+            .pings_sent
+            .iter()
+            .position(|(data, _)| data == payload)
+            .and_then(|index| {
+                let at = self.pings_sent.get(index).map(|(_, at)| *at);
+                // Pongs answer pings in order: earlier ones went unanswered.
+                self.pings_sent.drain(..=index);
+                at
+            });
+        match sent {
+            Some(at) if self.mode.interactive => {
+                let rtt = at.elapsed();
+                let data = describe_payload(payload);
+                let shown = if data.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {data}")
+                };
+                self.note(&format!(
+                    "< pong{shown} (round trip {:.1} ms)",
+                    rtt.as_secs_f64() * 1000.0
+                ));
+            }
+            _ if self.cli.show_control => {
+                self.note(&format!("< pong: {}", describe_payload(payload)));
+            }
+            _ => {}
+        }
+    }
+
     /// Prints a message unless stdout is gone; a closed pipe ends the
     /// session politely rather than failing it.
     fn print(
         &mut self,
-        write: impl FnOnce(&mut Printer<io::Stdout>) -> io::Result<()>,
+        write: impl FnOnce(&mut Printer<Box<dyn Write>>) -> io::Result<()>,
     ) -> Result<(), Failure> {
         if self.output_closed {
             return Ok(());
@@ -306,20 +457,26 @@ impl<'a> Session<'a> {
                 return self.send(message).await;
             }
             Item::Line { bytes, number } => (bytes, number),
+            Item::Interrupt => {
+                self.input_done = true;
+                let cli = self.cli;
+                return self.start_close(cli.close_code, &cli.close_reason);
+            }
         };
         match parse_line(bytes, self.mode.commands) {
             Ok(Action::Data(bytes)) => {
-                let message = if self.cli.binary {
-                    Message::Binary(bytes.into())
-                } else {
-                    Message::from(String::from_utf8(bytes).map_err(|_| {
-                        Failure::new(
+                let message = match self.encoder.encode(bytes) {
+                    Ok(message) => message,
+                    Err(why) if self.mode.interactive => {
+                        self.note(&format!("not sent: {why}"));
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        return Err(Failure::new(
                             Exit::Other,
-                            format!(
-                                "line {number} of stdin is not valid UTF-8; use --binary to send raw bytes"
-                            ),
-                        )
-                    })?)
+                            format!("line {number} of stdin is {why}"),
+                        ));
+                    }
                 };
                 self.sent += 1;
                 self.send(message).await
@@ -330,13 +487,17 @@ impl<'a> Session<'a> {
             }
             Ok(Action::Ping(payload)) => {
                 if self.cli.show_control {
-                    note(&format!("> ping: {}", describe_payload(&payload)));
+                    self.note(&format!("> ping: {}", describe_payload(&payload)));
                 }
+                if self.pings_sent.len() == PINGS_REMEMBERED {
+                    self.pings_sent.pop_front();
+                }
+                self.pings_sent.push_back((payload.clone(), Instant::now()));
                 self.queue_with(|c| c.queue_ping(&payload))
             }
             Ok(Action::Pong(payload)) => {
                 if self.cli.show_control {
-                    note(&format!("> pong: {}", describe_payload(&payload)));
+                    self.note(&format!("> pong: {}", describe_payload(&payload)));
                 }
                 self.queue_with(|c| c.queue_pong(&payload))
             }
@@ -345,11 +506,11 @@ impl<'a> Session<'a> {
                 self.start_close(code, &reason)
             }
             Ok(Action::Help) => {
-                note(COMMANDS_HELP);
+                self.note(COMMANDS_HELP);
                 Ok(())
             }
             Err(message) => {
-                note(&message);
+                self.note(&message);
                 Ok(())
             }
         }
@@ -368,9 +529,30 @@ impl<'a> Session<'a> {
         self.pings += 1;
         let payload = self.pings.to_string();
         if self.cli.show_control {
-            note(&format!("> ping: {payload}"));
+            self.note(&format!("> ping: {payload}"));
+        }
+        if self.pong_due_since.is_none() {
+            self.pong_due_since = Some(Instant::now());
         }
         self.queue_with(|c| c.queue_ping(payload.as_bytes()))
+    }
+
+    /// `--ping-timeout` passed without a pong: the peer is presumed gone.
+    async fn no_pong(&mut self) -> Failure {
+        let cli = self.cli;
+        let _ = timeout(
+            LAST_WRITE,
+            self.write.close(CloseCode::GOING_AWAY, "no pong"),
+        )
+        .await;
+        Failure::new(
+            Exit::Timeout,
+            format!(
+                "no pong from the {} within {} (--ping-timeout)",
+                self.mode.peer,
+                format_duration(cli.ping_timeout.unwrap_or_default())
+            ),
+        )
     }
 
     /// The deadline passed while the exchange was unfinished.
@@ -415,7 +597,7 @@ impl<'a> Session<'a> {
             Some(Some(frame)) => {
                 let normal = matches!(frame.code, CloseCode::NORMAL | CloseCode::GOING_AWAY);
                 if !normal && self.our_close != Some(frame.code) {
-                    return Err(Failure::closed_with_error(frame));
+                    return Err(Failure::closed_with_code(frame, self.mode.peer));
                 }
             }
             Some(None) => {}
@@ -423,9 +605,20 @@ impl<'a> Session<'a> {
             None => {
                 return Err(Failure::new(
                     Exit::Protocol,
-                    "the server dropped the connection without a closing handshake",
+                    format!(
+                        "the {} dropped the connection without a closing handshake",
+                        self.mode.peer
+                    ),
                 ));
             }
+        }
+        let counted = !self.mode.interactive && !self.mode.keep_open && self.cli.expect.is_none();
+        if counted && self.received > self.expected() && !self.cli.quiet {
+            note(&format!(
+                "ws-client: note: {} messages received, {} expected (--expect; see --help)",
+                self.received,
+                self.expected()
+            ));
         }
         let endless = self.mode.interactive || self.mode.keep_open;
         if self.interrupted && !endless {

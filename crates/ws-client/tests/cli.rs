@@ -671,14 +671,38 @@ fn server_that_never_replies_times_out_with_exit_6() {
 }
 
 #[test]
-fn server_closing_with_an_error_code_exits_5() {
+fn server_closing_with_an_error_code_exits_7() {
     let (url, _server) = ws_server(|mut socket| {
         socket.recv().unwrap();
         close_and_drain(&mut socket, CloseCode::POLICY_VIOLATION, "no thanks");
     });
-    client(&url).arg("hello").assert().code(5).stderr(
+    client(&url).arg("hello").assert().code(7).stderr(
         "ws-client: the server closed the connection with 1008 (policy violation): no thanks\n",
     );
+}
+
+#[test]
+fn server_closing_with_an_application_code_exits_7_with_the_code_printed() {
+    let (url, _server) = ws_server(|mut socket| {
+        let message = socket.recv().unwrap().unwrap();
+        socket.send(message.into_message().unwrap()).unwrap();
+        close_and_drain(&mut socket, CloseCode(4001), "session over");
+    });
+    client(&url)
+        .args(["--no-close", "hello"])
+        .assert()
+        .code(7)
+        .stdout("hello\n")
+        .stderr("ws-client: the server closed the connection with 4001: session over\n");
+}
+
+#[test]
+fn server_closing_with_1001_exits_0() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.recv().unwrap();
+        close_and_drain(&mut socket, CloseCode::GOING_AWAY, "restarting");
+    });
+    client(&url).arg("hello").assert().success().stderr("");
 }
 
 #[test]
@@ -722,11 +746,11 @@ fn malformed_url_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with("ws-client: invalid URL"));
-    client("http://127.0.0.1:9/")
+    client("ftp://127.0.0.1:9/")
         .arg("hello")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unsupported URL scheme \"http\""));
+        .stderr(predicate::str::contains("unsupported URL scheme \"ftp\""));
 }
 
 #[test]
@@ -762,6 +786,7 @@ fn help_documents_every_exit_code() {
         "4  handshake failed",
         "5  protocol error",
         "6  timeout",
+        "7  the peer closed with another code",
     ] {
         assert!(help.contains(line), "--help lacks {line:?}");
     }
@@ -924,4 +949,562 @@ fn ctrl_c_while_a_large_message_arrives_closes_cleanly() {
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(code, Some(1000));
     assert!(stderr.contains("< close: 1000"), "{stderr}");
+}
+
+// ---- replies in flight when we close ----
+
+/// A server that waits until it has read the client's message *and* its
+/// close, then sends `replies` (text) and its close reply (1000): the
+/// replies reach the client after it sent its close.
+fn server_answering_after_the_close(
+    replies: &'static [&'static str],
+) -> (String, JoinHandle<Vec<Event>>) {
+    let (listener, url) = listen();
+    let handle = thread::spawn(move || {
+        let socket = WebSocket::accept(accept_tcp(&listener)).unwrap();
+        let (mut stream, mut connection) = socket.into_parts();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match connection.next_event().unwrap() {
+                Some(event @ Event::Close(_)) => {
+                    seen.push(event);
+                    break;
+                }
+                Some(event) => seen.push(event),
+                None => {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert_ne!(n, 0, "the client ended TCP without a close frame");
+                    connection.receive(&buf[..n]);
+                }
+            }
+        }
+        let mut out = BytesMut::new();
+        for reply in replies {
+            encode_frame(
+                &mut out,
+                FrameHeader::new(OpCode::Text, 0),
+                reply.as_bytes(),
+            );
+        }
+        encode_frame(
+            &mut out,
+            FrameHeader::new(OpCode::Close, 0),
+            &1000u16.to_be_bytes(),
+        );
+        stream.write_all(&out).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+        seen
+    });
+    (url, handle)
+}
+
+#[test]
+fn close_command_does_not_lose_replies_already_in_flight() {
+    let (url, server) = server_answering_after_the_close(&["hello"]);
+    client(&url)
+        .arg("--commands")
+        .write_stdin("hello\n/close\n")
+        .assert()
+        .success()
+        .stdout("hello\n");
+    let seen = server.join().unwrap();
+    assert_eq!(seen.first(), Some(&Event::Text("hello".into())));
+}
+
+// ---- when to close: counted replies and a quiet period ----
+
+/// Answers every message twice (`a` gets `a-1` and `a-2`), after a
+/// greeting if `greet`; echoes until the client closes.
+fn chatty_server(greet: bool) -> (String, JoinHandle<Vec<Message>>) {
+    ws_server(move |mut socket| {
+        if greet {
+            socket.send_text("welcome").unwrap();
+        }
+        let mut seen = Vec::new();
+        while let Some(event) = socket.recv().unwrap() {
+            if let Event::Text(text) = event {
+                seen.push(Message::Text(text.clone()));
+                socket.send_text(&format!("{text}-1")).unwrap();
+                socket.send_text(&format!("{text}-2")).unwrap();
+            }
+        }
+        seen
+    })
+}
+
+#[test]
+fn a_server_answering_twice_has_every_reply_printed_and_noted() {
+    let (url, server) = chatty_server(false);
+    client(&url)
+        .args(["--wait", "2s", "a", "b"])
+        .assert()
+        .success()
+        .stdout("a-1\na-2\nb-1\nb-2\n")
+        .stderr("ws-client: note: 4 messages received, 2 expected (--expect; see --help)\n");
+    assert_eq!(server.join().unwrap().len(), 2);
+}
+
+#[test]
+fn a_greeting_does_not_hide_a_reply() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.send_text("welcome").unwrap();
+        echo(socket)
+    });
+    client(&url)
+        .args(["--wait", "2s", "hello"])
+        .assert()
+        .success()
+        .stdout("welcome\nhello\n")
+        .stderr(predicate::str::contains("2 messages received, 1 expected"));
+}
+
+#[test]
+fn one_message_prints_only_the_first_message_and_conflicts_with_expect() {
+    let (url, server) = chatty_server(true);
+    client(&url)
+        .args(["--expect", "1", "-w", "0", "-1", "x"])
+        .assert()
+        .code(2);
+    // -1 and --expect conflict; -1 alone prints exactly one message.
+    client(&url)
+        .args(["-1", "x"])
+        .assert()
+        .success()
+        .stdout("welcome\n");
+    server.join().unwrap();
+}
+
+#[test]
+fn exit_on_eof_closes_without_waiting_for_replies() {
+    let (url, server) = ws_server(|mut socket| {
+        let mut seen = Vec::new();
+        while let Some(event) = socket.recv().unwrap() {
+            seen.extend(event.into_message());
+        }
+        seen
+    });
+    // The server never answers: without -E this would time out (exit 6).
+    client(&url)
+        .args(["-E", "--timeout", "20s"])
+        .write_stdin("one\ntwo\n")
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from("one"), Message::from("two")]
+    );
+}
+
+// ---- flags people's fingers know ----
+
+#[test]
+fn dash_c_takes_the_url_and_positional_arguments_are_messages() {
+    let (url, server) = echo_server();
+    Command::new(env!("CARGO_BIN_EXE_ws-client"))
+        .args(["-c", &url, "first", "-x", "second"])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .success()
+        .stdout("first\nsecond\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from("first"), Message::from("second")]
+    );
+}
+
+#[test]
+fn no_url_at_all_is_a_usage_error() {
+    Command::new(env!("CARGO_BIN_EXE_ws-client"))
+        .timeout(RUN_LIMIT)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no URL"));
+}
+
+#[test]
+fn text_and_binary_modes() {
+    let (url, server) = echo_server();
+    client(&url)
+        .args(["-b", "--output", "hex"])
+        .write_stdin("hi\n")
+        .assert()
+        .success()
+        .stdout("6869\n");
+    assert_eq!(server.join().unwrap(), [Message::from(b"hi".to_vec())]);
+    let (url, server) = echo_server();
+    client(&url)
+        .args(["-t", "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+    assert_eq!(server.join().unwrap(), [Message::from("hi")]);
+    client("ws://127.0.0.1:9/")
+        .args(["-t", "-b", "x"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn base64_decodes_input_and_encodes_binary_output() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("--base64")
+        .write_stdin("AP8=\naGk=\n")
+        .assert()
+        .success()
+        .stdout("AP8=\naGk=\n");
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from(vec![0, 255]), Message::from(b"hi".to_vec())]
+    );
+    client("ws://127.0.0.1:9/")
+        .args(["--base64", "not base64!"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("message 1 is not valid base64"));
+}
+
+#[test]
+fn nul_separates_messages_both_ways() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("-0")
+        .write_stdin(&b"two\nlines\0second"[..])
+        .assert()
+        .success()
+        .stdout(&b"two\nlines\0second\0"[..]);
+    assert_eq!(
+        server.join().unwrap(),
+        [Message::from("two\nlines"), Message::from("second")]
+    );
+}
+
+#[test]
+fn jsonrpc_wraps_each_line_with_an_incrementing_id() {
+    let (url, server) = echo_server();
+    client(&url)
+        .arg("--jsonrpc")
+        .write_stdin("add [1, 2]\nstatus\n")
+        .assert()
+        .success()
+        .stdout(concat!(
+            r#"{"id":1,"jsonrpc":"2.0","method":"add","params":[1,2]}"#,
+            "\n",
+            r#"{"id":2,"jsonrpc":"2.0","method":"status"}"#,
+            "\n"
+        ));
+    assert_eq!(server.join().unwrap().len(), 2);
+    let (url, _server) = echo_server();
+    client(&url)
+        .arg("--jsonrpc")
+        .write_stdin("add 1\n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "line 1 of stdin is the params of add must be a JSON array or object",
+        ));
+}
+
+#[test]
+fn short_n_skips_the_certificate_check_and_no_close_is_long_only() {
+    use clap::Parser;
+    use ws_client::cli::Cli;
+    let cli = Cli::try_parse_from(["ws-client", "-n", "wss://h/"]).unwrap();
+    assert!(cli.insecure && !cli.no_close);
+    let cli = Cli::try_parse_from(["ws-client", "--no-check", "wss://h/"]).unwrap();
+    assert!(cli.insecure);
+    let cli = Cli::try_parse_from(["ws-client", "--no-close", "ws://h/"]).unwrap();
+    assert!(cli.no_close && !cli.insecure);
+    // -t is --text now; --timeout is long-only.
+    let cli = Cli::try_parse_from(["ws-client", "-t", "ws://h/", "--timeout", "3s"]).unwrap();
+    assert!(cli.text);
+    assert_eq!(cli.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn ping_timeout_fails_when_no_pong_comes() {
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        // Answers the handshake, then reads without ever answering a ping.
+        let socket = WebSocket::accept(accept_tcp(&listener)).unwrap();
+        let (mut stream, _) = socket.into_parts();
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    client(&url)
+        .args(["--no-close", "--ping-timeout", "300ms"])
+        .assert()
+        .code(6)
+        .stderr("ws-client: no pong from the server within 300ms (--ping-timeout)\n");
+}
+
+#[test]
+fn verbose_shows_the_request_head_and_what_was_negotiated() {
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        let stream = accept_tcp(&listener);
+        let (socket, _) = WebSocket::accept_with(stream, Config::default(), |request| {
+            Ok(AcceptOptions::default().protocol(request.select_protocol(&["chat"])))
+        })
+        .unwrap();
+        echo(socket)
+    });
+    let assert = client(&url)
+        .args(["-v", "-s", "chat", "--no-deflate", "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.starts_with("> GET / HTTP/1.1\n> Host: 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("> Sec-WebSocket-Protocol: chat\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("< HTTP/1.1 101 Switching Protocols"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("< subprotocol: chat\n< extensions: none\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn piped_output_keeps_control_characters_exactly() {
+    let (url, _server) = ws_server(|mut socket| {
+        socket.recv().unwrap();
+        socket.send_text("\x1b[31mred\x07").unwrap();
+        close_and_drain(&mut socket, CloseCode::NORMAL, "");
+    });
+    client(&url)
+        .arg("x")
+        .assert()
+        .success()
+        .stdout("\x1b[31mred\x07\n");
+}
+
+// ---- URLs as typed ----
+
+#[test]
+fn host_and_port_without_a_scheme_connect_with_a_note() {
+    let (url, server) = echo_server();
+    let typed = url.trim_start_matches("ws://").to_owned();
+    client(&typed)
+        .arg("hi")
+        .assert()
+        .success()
+        .stdout("hi\n")
+        .stderr(format!("ws-client: note: connecting to {url}\n"));
+    assert_eq!(server.join().unwrap(), [Message::from("hi")]);
+}
+
+#[test]
+fn http_url_is_mapped_to_ws_with_a_note() {
+    let (url, server) = echo_server();
+    let typed = url.replacen("ws://", "http://", 1);
+    client(&typed)
+        .arg("hi")
+        .assert()
+        .success()
+        .stdout("hi\n")
+        .stderr(predicate::str::contains("http:// means ws://"));
+    assert_eq!(server.join().unwrap().len(), 1);
+}
+
+#[test]
+fn tls_server_on_a_ws_url_suggests_wss() {
+    // A TLS alert record (what a TLS server answers to plain HTTP), to the
+    // upgrade request and to the client's second look.
+    let (listener, url) = listen();
+    let _server = thread::spawn(move || {
+        for _ in 0..2 {
+            let mut stream = accept_tcp(&listener);
+            read_request_head(&mut stream);
+            stream.write_all(b"\x15\x03\x01\x00\x02\x02\x46").unwrap();
+        }
+    });
+    client(&url)
+        .arg("hi")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(format!(
+            "this looks like a TLS server: use {}",
+            url.replacen("ws://", "wss://", 1)
+        )));
+}
+
+#[test]
+fn html_error_page_is_summarised_not_printed() {
+    let (url, _server) = raw_server(
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 92\r\n\r\n\
+<!DOCTYPE HTML>\n<html><head><title>No such room</title></head><body><p>x</p></body></html>\n\n",
+    );
+    client(&url)
+        .arg("hi")
+        .assert()
+        .code(4)
+        .stderr("ws-client: handshake rejected: HTTP/1.1 404 Not Found: No such room\n");
+}
+
+/// Answers the upgrade request with a redirect to `location`.
+fn redirecting_server(status: &'static str, location: String) -> (String, JoinHandle<()>) {
+    let (listener, url) = listen();
+    let handle = thread::spawn(move || {
+        let mut stream = accept_tcp(&listener);
+        read_request_head(&mut stream);
+        let response =
+            format!("HTTP/1.1 {status}\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        stream.write_all(response.as_bytes()).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    (url, handle)
+}
+
+#[test]
+fn location_flag_follows_redirects() {
+    let (target, server) = echo_server();
+    let (url, _redirect) = redirecting_server(
+        "301 Moved Permanently",
+        target.replacen("ws://", "http://", 1),
+    );
+    client(&url)
+        .args(["-L", "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n")
+        .stderr(format!("ws-client: redirected to {target}\n"));
+    assert_eq!(server.join().unwrap(), [Message::from("hi")]);
+}
+
+#[test]
+fn redirects_are_not_followed_without_the_flag_and_are_bounded_with_it() {
+    let (url, _redirect) = redirecting_server("302 Found", "ws://127.0.0.1:9/".to_owned());
+    client(&url)
+        .arg("hi")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::ends_with(
+            "(Location: ws://127.0.0.1:9/); -L follows redirects\n",
+        ));
+    let (url, _redirect) = redirecting_server("307 Temporary Redirect", "/elsewhere".to_owned());
+    client(&url)
+        .args(["-L", "--max-redirects", "0", "hi"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("more than 0 redirects"));
+}
+
+// ---- --listen ----
+
+/// Starts `ws-client -l 127.0.0.1:0 ARGS` and reads the URL it listens on
+/// from its first line on stderr.
+fn listening_client(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ws-client"))
+        .args(["-l", "127.0.0.1:0", "--timeout", "20s"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("ws-client: listening on ")
+        .and_then(|rest| rest.strip_suffix(" for one client"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url, stderr)
+}
+
+/// A blocking client connected to `url`.
+fn connect_to(url: &str) -> WebSocket<TcpStream> {
+    let request = ws_core::handshake::ClientRequest::new(url).unwrap();
+    let stream = TcpStream::connect((request.host(), request.port())).unwrap();
+    stream.set_read_timeout(Some(SERVER_LIMIT)).unwrap();
+    WebSocket::connect(stream, &request, Config::default())
+        .unwrap()
+        .0
+}
+
+/// Waits for `child` to exit (bounded), returning its status and stdout.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ws-client did not exit");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    (status, stdout)
+}
+
+#[test]
+fn listen_with_echo_is_a_one_connection_echo_peer() {
+    let (child, url, _stderr) = listening_client(&["--echo"]);
+    let mut socket = connect_to(&url);
+    socket.send_text("ping me back").unwrap();
+    let reply = socket.recv().unwrap().unwrap();
+    assert_eq!(reply.into_message(), Some(Message::from("ping me back")));
+    close_and_drain(&mut socket, CloseCode::NORMAL, "");
+    let (status, stdout) = finish(child);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stdout, "ping me back\n");
+}
+
+#[test]
+fn listen_sends_piped_lines_to_the_client_and_prints_its_messages() {
+    let (mut child, url, _stderr) = listening_client(&["--no-close"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut socket = connect_to(&url);
+    stdin.write_all(b"from the listener\n").unwrap();
+    drop(stdin);
+    let got = socket.recv().unwrap().unwrap();
+    assert_eq!(got.into_message(), Some(Message::from("from the listener")));
+    socket.send_text("from the client").unwrap();
+    close_and_drain(&mut socket, CloseCode::NORMAL, "");
+    let (status, stdout) = finish(child);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stdout, "from the client\n");
+}
+
+#[test]
+fn listen_address_forms() {
+    use ws_client::cli::parse_listen;
+    assert_eq!(parse_listen("8000").unwrap().to_string(), "127.0.0.1:8000");
+    assert_eq!(
+        parse_listen("0.0.0.0:80").unwrap().to_string(),
+        "0.0.0.0:80"
+    );
+    assert_eq!(parse_listen("[::1]:9").unwrap().to_string(), "[::1]:9");
+    assert_eq!(
+        parse_listen("localhost:7").unwrap().to_string(),
+        "127.0.0.1:7"
+    );
+    assert!(parse_listen("nowhere:x").is_err());
 }

@@ -146,6 +146,10 @@ impl From<Bytes> for Message {
 }
 
 /// Something that arrived from the peer.
+///
+/// Data messages keep arriving after we sent a close, until the peer's
+/// [`Event::Close`]: they were sent before the peer saw our close (see
+/// [`Connection`](crate::Connection)'s "After our close").
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

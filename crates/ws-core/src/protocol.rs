@@ -154,7 +154,8 @@ impl Config {
 pub enum State {
     /// Messages flow both ways.
     Open,
-    /// We sent a close frame and are waiting for the peer's.
+    /// We sent a close frame and are waiting for the peer's; messages the
+    /// peer sent before it saw ours are still delivered.
     Closing,
     /// The closing handshake is over, or the connection failed; nothing more
     /// will be received. Write out what is queued, then end the transport (a
@@ -181,12 +182,10 @@ struct IncomingFrame {
     header: FrameHeader,
     /// Payload length (checked against the frame limit, so it fits).
     len: usize,
-    /// Payload bytes already unmasked and validated (or dropped, if discarding).
+    /// Payload bytes already unmasked and validated.
     processed: usize,
     /// The payload is validated as UTF-8 as it arrives.
     text: bool,
-    /// We sent close: the payload of a data frame is dropped unread.
-    discard: bool,
     /// Part of a compressed message: inflated into the assembly as it arrives.
     compressed: bool,
 }
@@ -195,14 +194,9 @@ impl IncomingFrame {
     /// Payload bytes already processed that still sit at the front of the
     /// read buffer. An uncompressed frame keeps its payload there until it
     /// is complete (so that it can be handed out without a copy); a
-    /// compressed frame is inflated, and a discarded one dropped, as it
-    /// arrives, so none of theirs is held.
+    /// compressed frame is inflated as it arrives, so none of its is held.
     fn held(&self) -> usize {
-        if self.discard || self.compressed {
-            0
-        } else {
-            self.processed
-        }
+        if self.compressed { 0 } else { self.processed }
     }
 
     /// Payload bytes already taken out of the read buffer.
@@ -258,6 +252,15 @@ struct Assembly {
 /// pong, the echo of a close, the close frame that fails a connection) are
 /// queued there by `next_event` itself, so they reach the wire even if the
 /// application never sends anything.
+///
+/// # After our close
+///
+/// Once we have sent a close ([`State::Closing`]), nothing more can be sent,
+/// but `next_event` keeps delivering what the peer sent before it saw our
+/// close (data messages included, checked against the same limits) until
+/// its close frame arrives as [`Event::Close`]. Replies to the last requests
+/// are therefore not lost when the application closes right after sending
+/// them. Pings received then are reported but no longer answered.
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
@@ -411,10 +414,10 @@ impl Connection {
             self.read = spare::take();
         }
         let frame_rest = match self.frame {
-            Some(frame) if !frame.discard => frame
+            Some(frame) => frame
                 .len
                 .saturating_sub(frame.consumed().saturating_add(self.read.len())),
-            _ => 0,
+            None => 0,
         };
         let wanted = frame_rest
             .clamp(MIN_READ, SHRINK_ABOVE)
@@ -527,19 +530,16 @@ impl Connection {
             len,
             processed: 0,
             text: false,
-            discard: false,
             compressed: false,
         };
         if header.opcode.is_control() {
             self.frame = Some(frame);
             return Ok(frame);
         }
-        if self.close_sent {
-            // RFC 6455 §1.4: after sending close, data is no longer processed.
-            frame.discard = true;
-            self.frame = Some(frame);
-            return Ok(frame);
-        }
+        // Data frames that arrive after we sent close are processed like any
+        // other, under the same limits: RFC 6455 forbids *sending* data after
+        // a close, and the peer may have sent these (replies to what we sent)
+        // before it saw ours. Dropping them would lose data in flight.
         let too_large = ProtocolError::MessageTooLarge {
             limit: self.limits.max_message_size,
         };
@@ -598,27 +598,7 @@ impl Connection {
     /// Unmasks and validates the newly arrived part of the payload; completes
     /// the frame when all of it is here.
     fn progress(&mut self, mut frame: IncomingFrame) -> Result<Progress, ProtocolError> {
-        if self.close_sent && !frame.header.opcode.is_control() && !frame.discard {
-            // We closed while this data frame was arriving: drop what is
-            // buffered of it, then the rest as it arrives. The part already
-            // processed is still in the buffer (see `IncomingFrame::held`);
-            // left there, it would be parsed as the next frame header.
-            let held = frame.held().min(self.read.len());
-            self.read.advance(held);
-            frame.discard = true;
-        }
         let available = self.read.len().min(frame.len);
-        if frame.discard {
-            let arrived = (frame.len - frame.processed).min(self.read.len());
-            self.read.advance(arrived);
-            frame.processed += arrived;
-            if frame.processed < frame.len {
-                self.frame = Some(frame);
-                return Ok(Progress::NeedMore);
-            }
-            self.frame = None;
-            return Ok(Progress::FrameDone);
-        }
         if frame.compressed {
             return self.progress_compressed(frame);
         }
@@ -706,11 +686,6 @@ impl Connection {
         frame: IncomingFrame,
         payload: Bytes,
     ) -> Result<Option<Event>, ProtocolError> {
-        if self.close_sent {
-            // A frame that was arriving when we sent close: dropped like the
-            // data frames that follow it.
-            return Ok(None);
-        }
         let kind = match (frame.header.opcode, self.message.as_mut()) {
             (OpCode::Continuation, Some(message)) => {
                 extend_exact(&mut message.buf, &payload, self.limits.max_message_size)?;
@@ -964,7 +939,7 @@ impl Connection {
         if !self.close_sent {
             self.queue_close(Some(code), reason);
             self.close_sent = true;
-            self.message = None;
+            // A message being received is kept: the peer finishes it.
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{
     CloseCode, CloseFrame, Config, Connection, Error, Event, Message, OpCode, ProtocolError, Role,
@@ -502,21 +502,25 @@ fn close_with_invalid_utf8_reason_is_1007() {
 }
 
 #[test]
-fn after_we_sent_close_data_frames_are_discarded_until_the_reply() {
+fn after_we_sent_close_data_in_flight_is_delivered_until_the_reply() {
     let mut connection = server();
     connection.close(CloseCode::GOING_AWAY, "shutdown").unwrap();
     assert_eq!(connection.state(), State::Closing);
     let sent = frames_sent(&mut connection);
     assert_eq!(sent, [(OpCode::Close, close_payload(1001, "shutdown"))]);
+    // The peer sent these before it saw our close: they are not lost.
     let mut bytes = client_frame(OpCode::Text, true, b"late");
+    bytes.extend(client_frame(OpCode::Binary, false, b"frag"));
+    bytes.extend(client_frame(OpCode::Continuation, true, b"ment"));
     bytes.extend(client_frame(OpCode::Close, true, &close_payload(1001, "")));
     let got = events(&mut connection, &bytes).unwrap();
     assert_eq!(
         got,
-        [Event::Close(Some(CloseFrame::new(
-            CloseCode::GOING_AWAY,
-            ""
-        )))]
+        [
+            Event::Text("late".into()),
+            Event::Binary(Bytes::from_static(b"fragment")),
+            Event::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "")))
+        ]
     );
     assert_eq!(connection.state(), State::Closed);
     assert!(!connection.wants_write(), "our close is not sent twice");
@@ -610,6 +614,35 @@ fn failing_after_a_close_was_sent_does_not_send_a_second_close() {
     );
     assert!(result.is_err());
     assert!(!connection.wants_write());
+}
+
+#[test]
+fn after_we_sent_close_data_is_still_held_to_the_limits() {
+    let mut connection = Connection::new(Role::Server, Config::default().max_message_size(8));
+    connection.close(CloseCode::NORMAL, "").unwrap();
+    connection.take_outbound();
+    let result = events(
+        &mut connection,
+        &client_frame(OpCode::Binary, true, b"nine bytes"),
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Error::Protocol(ProtocolError::MessageTooLarge { limit: 8 }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(connection.state(), State::Closed);
+    assert!(!connection.wants_write(), "no second close");
+
+    let mut connection = server();
+    connection.close(CloseCode::NORMAL, "").unwrap();
+    connection.take_outbound();
+    let result = events(&mut connection, &client_frame(OpCode::Text, true, b"\xff"));
+    assert!(
+        matches!(result, Err(Error::Protocol(ProtocolError::InvalidUtf8))),
+        "{result:?}"
+    );
 }
 
 // ---- sending ----
