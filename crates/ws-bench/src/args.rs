@@ -183,19 +183,9 @@ pub struct BenchArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
-    /// Offer a subprotocol; repeatable.
-    #[arg(
-        short = 's',
-        long = "protocol",
-        value_name = "NAME",
-        visible_alias = "subprotocol",
-        value_parser = parse_protocol
-    )]
-    pub protocols: Vec<String>,
-
-    /// Send an Origin header with every upgrade request.
-    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
-    pub origin: Option<String>,
+    /// `-s/--protocol` and `-o/--origin`, as ws-client has them.
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
 
     /// A local server process (Linux): report its CPU time per message over
     /// the measured window, or in idle mode its memory growth per connection.
@@ -361,6 +351,26 @@ pub fn parse_measure(arg: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The upgrade request's `-s/--protocol` and `-o/--origin`, declared once
+/// for ws-bench and ws-client (which flatten them into their own
+/// arguments), so that the two spell and check them alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct HandshakeArgs {
+    /// Offer a subprotocol, in order of preference; repeatable.
+    #[arg(
+        short = 's',
+        long = "protocol",
+        value_name = "NAME",
+        visible_alias = "subprotocol",
+        value_parser = parse_protocol
+    )]
+    pub protocols: Vec<String>,
+
+    /// Send an Origin header with the upgrade request.
+    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub origin: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,13 +482,13 @@ mod tests {
         .unwrap();
         assert!(args.text && args.quiet);
         assert_eq!(args.headers, [("X-A".to_owned(), "1".to_owned())]);
-        assert_eq!(args.protocols, ["chat"]);
-        assert_eq!(args.origin.as_deref(), Some("http://o"));
+        assert_eq!(args.handshake.protocols, ["chat"]);
+        assert_eq!(args.handshake.origin.as_deref(), Some("http://o"));
         assert_eq!(args.connections, 3);
         assert_eq!(args.duration, Some(Duration::from_secs(2)));
         assert!(parse(&["-b"]).unwrap().binary);
         let long = parse(&["--subprotocol", "a", "--protocol", "b", "--origin", "x"]).unwrap();
-        assert_eq!(long.protocols, ["a", "b"]);
+        assert_eq!(long.handshake.protocols, ["a", "b"]);
     }
 
     #[test]

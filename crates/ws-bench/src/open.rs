@@ -90,9 +90,9 @@ impl Target {
             url: args.url.clone(),
             address,
             request_url: url,
-            protocols: args.protocols.clone(),
+            protocols: args.handshake.protocols.clone(),
             headers: args.headers.clone(),
-            origin: args.origin.clone(),
+            origin: args.handshake.origin.clone(),
             config: Config::default()
                 .max_frame_size(MAX_SIZE.max(Config::default().max_frame_size))
                 .max_message_size(MAX_SIZE.max(Config::default().max_message_size))
@@ -183,10 +183,8 @@ impl Target {
         if let Some(origin) = &self.origin {
             request = request.origin(origin.clone());
         }
-        for (name, value) in &self.headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        Ok(request)
+        crate::parse::apply_headers(request, &self.headers)
+            .map_err(|error| (OpenFailure::Handshake, error))
     }
 }
 

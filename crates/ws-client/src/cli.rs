@@ -13,9 +13,10 @@ use ws_core::MAX_REASON_LEN;
 // The value parsers ws-client shares with the load generator live in
 // ws-bench (ws-client depends on it); re-exported where they always were.
 pub use ws_bench::parse::{
-    parse_auth, parse_duration, parse_header, parse_origin, parse_protocol, parse_size,
+    parse_auth, parse_duration, parse_header, parse_host, parse_origin, parse_protocol, parse_size,
 };
 
+use ws_bench::args::HandshakeArgs;
 use ws_core::client::Proxy;
 
 /// The exit status table, interactive commands and examples shown by `--help`.
@@ -124,6 +125,8 @@ Examples:
         received data. -v shows the handshake; RUST_LOG=debug logs connection \
         details on stderr.",
     after_help = AFTER_HELP,
+    override_usage = "ws-client [OPTIONS] [URL] [MESSAGE]...\n       \
+        ws-client bench URL [OPTIONS]    the load generator (see ws-bench --help)",
     args_override_self = true
 )]
 pub struct Cli {
@@ -235,23 +238,19 @@ pub struct Cli {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
+    /// Send this Host header instead of the URL's host (wscat's --host;
+    /// `-H 'Host: ...'` does the same): the connection, SNI and the
+    /// certificate check still use the URL's host.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_host)]
+    pub host: Option<String>,
+
     /// HTTP Basic authentication.
     #[arg(long, value_name = "USER:PASSWORD", visible_alias = "basic-auth", value_parser = parse_auth)]
     pub auth: Option<String>,
 
-    /// Offer a subprotocol, in order of preference; repeatable.
-    #[arg(
-        short = 's',
-        long = "protocol",
-        value_name = "NAME",
-        visible_alias = "subprotocol",
-        value_parser = parse_protocol
-    )]
-    pub protocols: Vec<String>,
-
-    /// Send an Origin header.
-    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
-    pub origin: Option<String>,
+    /// `-s/--protocol` and `-o/--origin`, declared once with ws-bench.
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
 
     /// Bound on connecting, the handshake and waiting for replies and the
     /// close reply ('10s', '500ms', plain seconds; 0 waits forever).
@@ -532,7 +531,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.messages, ["a", "b"]);
         assert_eq!(cli.headers.len(), 2);
-        assert_eq!(cli.protocols, ["one", "two"]);
+        assert_eq!(cli.handshake.protocols, ["one", "two"]);
         assert_eq!(cli.timeout, Duration::from_millis(500));
         assert_eq!(cli.close_code, CloseCode::NORMAL);
         assert_eq!(cli.max_message_size, 16 << 20);

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::debug;
 use ws_core::Config;
 use ws_core::client::{self, Connector, PemFile, Phase, Proxy, TlsConfigError, TlsOptions};
-use ws_core::handshake::{ClientRequest, HandshakeError, Negotiated};
+use ws_core::handshake::{ClientRequest, HandshakeError};
 use ws_core::stream::WebSocket;
 
 use crate::cli::Cli;
@@ -58,14 +58,18 @@ pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
             format!("Basic {}", STANDARD.encode(credentials)),
         );
     }
-    for protocol in &cli.protocols {
+    for protocol in &cli.handshake.protocols {
         request = request.protocol(protocol.clone());
     }
-    if let Some(origin) = &cli.origin {
+    if let Some(origin) = &cli.handshake.origin {
         request = request.origin(origin.clone());
     }
-    for (name, value) in &cli.headers {
-        request = request.header(name.clone(), value.clone());
+    request = ws_bench::parse::apply_headers(request, &cli.headers)
+        .map_err(|message| Failure::new(Exit::Usage, message))?;
+    if let Some(host) = &cli.host {
+        request = request
+            .host_header(host.clone())
+            .map_err(|error| Failure::new(Exit::Usage, error.to_string()))?;
     }
     Ok(request)
 }
@@ -230,7 +234,7 @@ pub async fn open(
     config: Config,
     deadline: Option<Instant>,
     timeout_text: &str,
-) -> Result<(WebSocket<Transport>, Negotiated), Failure> {
+) -> Result<(WebSocket<Transport>, client::Response), Failure> {
     let mut connector = Connector::new()
         .config(config)
         .connect_timeout(None)
@@ -248,7 +252,7 @@ pub async fn open(
         .await
         .map_err(|error| failure(error, request, route.proxy.as_ref(), timeout_text))?;
     debug!(peer = %response.peer_addr(), "connected");
-    Ok((socket, response.negotiated().clone()))
+    Ok((socket, response))
 }
 
 /// A connection failure as an exit status and one line, `timeout_text`
@@ -434,6 +438,18 @@ mod tests {
         );
         assert!(text.contains("\r\nOrigin: http://o.test\r\n"), "{text}");
         assert!(text.contains("\r\nX-A: 1\r\n"), "{text}");
+    }
+
+    #[test]
+    fn host_and_a_host_header_replace_the_host_but_not_the_target() {
+        let text = request_text(&["ws://127.0.0.1:9/", "-H", "Host: a.example"]);
+        assert!(text.contains("\r\nHost: a.example\r\n"), "{text}");
+        let request =
+            build_request(&cli(&["ws://127.0.0.1:9/", "--host", "b.example:81"])).unwrap();
+        let text = String::from_utf8(request.to_bytes()).unwrap();
+        assert!(text.contains("\r\nHost: b.example:81\r\n"), "{text}");
+        assert_eq!(text.matches("Host:").count(), 1, "{text}");
+        assert_eq!(authority(&request), "127.0.0.1:9");
     }
 
     #[test]

@@ -212,7 +212,12 @@ async fn connect_following_redirects(
         )
         .await
         {
-            Ok(opened) => return Ok(opened),
+            Ok((socket, response)) => {
+                if cli.verbose {
+                    describe_response(&response);
+                }
+                return Ok((socket, response.negotiated().clone()));
+            }
             Err(failure) => failure,
         };
         let Some(location) = failure.redirect.clone() else {
@@ -313,14 +318,28 @@ fn describe_request(request: &ClientRequest) {
     }
 }
 
+/// `-v`: the server's response head, `< `-marked, on stderr (control
+/// characters a server put in its headers escaped).
+fn describe_response(response: &ws_core::client::Response) {
+    note(&format!(
+        "< HTTP/1.1 {} {}",
+        response.status(),
+        output::escape_control(response.reason().as_bytes())
+    ));
+    for header in response.headers().iter() {
+        note(&format!(
+            "< {}: {}",
+            output::escape_control(header.name.as_bytes()),
+            output::escape_control(&header.value)
+        ));
+    }
+    note("< (Upgrade, Connection and Sec-WebSocket-Accept checked)");
+}
+
 /// `-v`: what the handshake agreed, on stderr.
 fn describe_negotiated(negotiated: &Negotiated, listening: bool) {
     if listening {
         note("< HTTP/1.1 101 Switching Protocols (sent)");
-    } else {
-        note(
-            "< HTTP/1.1 101 Switching Protocols (Upgrade, Connection and Sec-WebSocket-Accept checked)",
-        );
     }
     let protocol = negotiated.protocol.as_deref().unwrap_or("none");
     let extensions = negotiated.extensions.as_deref().unwrap_or("none");
@@ -354,7 +373,7 @@ async fn accept_client(
     }
     let quiet = cli.quiet;
     listener
-        .accept_one(config, &cli.protocols, cli.verbose, |line| {
+        .accept_one(config, &cli.handshake.protocols, cli.verbose, |line| {
             if !quiet {
                 note(&format!("ws-client: {line}"));
             }
