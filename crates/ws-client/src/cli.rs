@@ -271,6 +271,22 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Open the WebSocket over HTTP/2 (RFC 8441 extended CONNECT): --http2
+    /// (= on) requires it and fails (exit 4) when the server does not offer
+    /// h2 or extended CONNECT; --http2=auto uses it when TLS ALPN and the
+    /// server's SETTINGS allow, else HTTP/1.1. wss:// asks with ALPN, ws://
+    /// with prior knowledge (on only). -v shows which was used.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        default_value_t = Http2Flag::Off
+    )]
+    pub http2: Http2Flag,
+
     /// Do not offer permessage-deflate (RFC 7692); by default it is offered,
     /// and used if the server accepts it.
     #[arg(long)]
@@ -359,6 +375,29 @@ pub struct Cli {
     /// No informational output on stderr (errors are still printed).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// `--http2[=MODE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Http2Flag {
+    /// HTTP/1.1 only (the default).
+    Off,
+    /// HTTP/2 only: fail when the server cannot carry WebSockets over it.
+    On,
+    /// HTTP/2 when the server allows it, else HTTP/1.1.
+    Auto,
+}
+
+impl Http2Flag {
+    /// ws-core's mode for this flag.
+    pub fn mode(self) -> ws_core::client::Http2Mode {
+        use ws_core::client::Http2Mode;
+        match self {
+            Self::Off => Http2Mode::Off,
+            Self::On => Http2Mode::On,
+            Self::Auto => Http2Mode::Auto,
+        }
+    }
 }
 
 /// How binary messages are written to stdout.
@@ -535,6 +574,19 @@ mod tests {
         assert_eq!(cli.timeout, Duration::from_millis(500));
         assert_eq!(cli.close_code, CloseCode::NORMAL);
         assert_eq!(cli.max_message_size, 16 << 20);
+        assert_eq!(cli.http2, Http2Flag::Off);
+    }
+
+    #[test]
+    fn http2_alone_means_on_and_takes_auto_after_an_equals_sign() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("ws-client").chain(args.iter().copied())).unwrap()
+        };
+        let on = parse(&["--http2", "ws://h/", "m"]);
+        assert_eq!((on.http2, on.url.as_str()), (Http2Flag::On, "ws://h/"));
+        assert_eq!(parse(&["ws://h/", "--http2=auto"]).http2, Http2Flag::Auto);
+        assert_eq!(parse(&["ws://h/", "--http2=off"]).http2, Http2Flag::Off);
+        assert!(Cli::try_parse_from(["ws-client", "ws://h/", "--http2=maybe"]).is_err());
     }
 
     #[test]

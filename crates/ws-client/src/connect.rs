@@ -13,7 +13,9 @@ use rustls::{AlertDescription, CertificateError};
 use tokio::time::Instant;
 use tracing::debug;
 use ws_core::Config;
-use ws_core::client::{self, Connector, PemFile, Phase, Proxy, TlsConfigError, TlsOptions};
+use ws_core::client::{
+    self, Connector, Http2Mode, PemFile, Phase, Proxy, TlsConfigError, TlsOptions,
+};
 use ws_core::handshake::{ClientRequest, HandshakeError};
 use ws_core::stream::WebSocket;
 
@@ -90,6 +92,8 @@ pub struct Route {
     pub proxy: Option<Proxy>,
     /// The TLS configuration, for `wss://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether to go over HTTP/2 (`--http2`).
+    pub http2: Http2Mode,
 }
 
 /// The route the arguments and the environment describe for `request`:
@@ -123,7 +127,11 @@ pub fn route(cli: &Cli, request: &ClientRequest) -> Result<Route, Failure> {
     } else {
         None
     };
-    Ok(Route { proxy, tls })
+    Ok(Route {
+        proxy,
+        tls,
+        http2: cli.http2.mode(),
+    })
 }
 
 /// What the TLS options say: `--cafile`, `-k`, `--cert`, `--key`,
@@ -239,7 +247,8 @@ pub async fn open(
         .config(config)
         .connect_timeout(None)
         .handshake_timeout(None)
-        .open_timeout(deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())));
+        .open_timeout(deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())))
+        .http2(route.http2);
     connector = match &route.proxy {
         Some(proxy) => connector.proxy(proxy.clone()),
         None => connector.no_proxy(),
@@ -342,6 +351,10 @@ pub fn failure(
             };
             Failure::new(Exit::Handshake, format!("{error}{hint}"))
         }
+        Error::Http2Unavailable(_) => Failure::new(
+            Exit::Handshake,
+            format!("handshake failed: {error} (--http2=auto falls back to HTTP/1.1)"),
+        ),
         Error::Rejected(rejection) => Failure::from_handshake(ws_core::Error::Handshake(
             HandshakeError::Rejected(rejection),
         )),
