@@ -91,6 +91,7 @@ Examples:
     ws-bench ws://127.0.0.1:8000/ --mode connect -c 16 --json
     ws-bench ws://127.0.0.1:8000/ --mode idle -c 10000 --connect-rate 2000
     ws-bench ws://127.0.0.1:8000/ --deflate --payload json --size 1KiB -t
+    ws-bench ws://127.0.0.1:8000/ --http2 -c 1000 --streams-per-connection 100
     ws-client bench ws://127.0.0.1:8000/    (the same program, the same options)";
 
 /// Arguments of `ws-bench` (and `ws-client bench`).
@@ -167,6 +168,18 @@ pub struct BenchArgs {
     /// server that declines it fails the handshake.
     #[arg(long)]
     pub deflate: bool,
+
+    /// Open the WebSockets over HTTP/2 (RFC 8441 extended CONNECT, ws://
+    /// with prior knowledge), --streams-per-connection of them on each
+    /// HTTP/2 connection (echo mode). -c still counts WebSockets.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// With --http2: how many WebSockets share one HTTP/2 connection (the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS bounds it; ws-server
+    /// allows 100 by default).
+    #[arg(long, value_name = "K", default_value = "1", requires = "http2", value_parser = parse_streams)]
+    pub streams_per_connection: usize,
 
     /// With --deflate, offer it as browsers do (`permessage-deflate;
     /// client_max_window_bits`), leaving context takeover to the server.
@@ -255,6 +268,9 @@ impl BenchArgs {
         if self.idle_echo && self.mode != BenchMode::Idle {
             return Err("--idle-echo needs --mode idle".to_owned());
         }
+        if self.http2 && self.mode != BenchMode::Echo {
+            return Err("--http2 works in echo mode only".to_owned());
+        }
         if self.mode == BenchMode::Tcp {
             if self.size == 0 {
                 return Err("--mode tcp needs --size of at least 1 byte".to_owned());
@@ -275,6 +291,23 @@ impl BenchArgs {
             (None, _) => Some(DEFAULT_DURATION),
         }
     }
+}
+
+/// The most WebSockets one HTTP/2 connection may carry in a run.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 10_000;
+
+/// Parses `--streams-per-connection`: 1 to [`MAX_STREAMS_PER_CONNECTION`].
+pub fn parse_streams(arg: &str) -> Result<usize, String> {
+    let count: usize = arg
+        .trim()
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a number of streams"))?;
+    if count == 0 || count > MAX_STREAMS_PER_CONNECTION {
+        return Err(format!(
+            "the number of streams per connection must be between 1 and {MAX_STREAMS_PER_CONNECTION}"
+        ));
+    }
+    Ok(count)
 }
 
 /// Parses a connection count: 1 to [`MAX_CONNECTIONS`].
