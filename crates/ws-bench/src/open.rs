@@ -133,22 +133,7 @@ impl Target {
         let stream = self.connect_tcp().await?;
         let request = self.fresh_request()?;
         let handshake = WebSocket::connect(stream, &request, self.config.clone());
-        let (ws, negotiated) = timeout(self.connect_timeout, handshake)
-            .await
-            .map_err(|_| self.handshake_timed_out())?
-            .map_err(|error| {
-                (
-                    OpenFailure::Handshake,
-                    Failure::from_handshake(error).message,
-                )
-            })?;
-        let deflate = self.deflate(&negotiated)?;
-        let (stream, connection) = ws.into_parts();
-        Ok(Opened {
-            stream,
-            connection,
-            deflate,
-        })
+        self.finish(handshake).await
     }
 
     /// An HTTP/2 connection (TCP, prior knowledge) whose SETTINGS allow
@@ -197,9 +182,26 @@ impl Target {
     ) -> Result<Opened<Http2Stream>, (OpenFailure, String)> {
         let request = self.fresh_request()?;
         let handshake = client.connect(&request, self.config.clone());
+        self.finish(handshake).await
+    }
+
+    /// Waits for a WebSocket handshake (over TCP or HTTP/2) within the
+    /// connect timeout and checks what it negotiated.
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        handshake: impl Future<Output = Result<(WebSocket<S>, Negotiated), ws_core::Error>>,
+    ) -> Result<Opened<S>, (OpenFailure, String)> {
         let (ws, negotiated) = timeout(self.connect_timeout, handshake)
             .await
-            .map_err(|_| self.handshake_timed_out())?
+            .map_err(|_| {
+                (
+                    OpenFailure::Handshake,
+                    format!(
+                        "timed out waiting for the handshake response from {}",
+                        self.url
+                    ),
+                )
+            })?
             .map_err(|error| {
                 (
                     OpenFailure::Handshake,
@@ -213,16 +215,6 @@ impl Target {
             connection,
             deflate,
         })
-    }
-
-    fn handshake_timed_out(&self) -> (OpenFailure, String) {
-        (
-            OpenFailure::Handshake,
-            format!(
-                "timed out waiting for the handshake response from {}",
-                self.url
-            ),
-        )
     }
 
     /// permessage-deflate as the server accepted it, when it was offered.
