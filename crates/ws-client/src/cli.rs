@@ -38,7 +38,8 @@ Exit status:
     2  usage error (bad arguments, malformed URL or proxy URL)
     3  connection failed (refused, DNS failure, unreachable; the proxy failed or refused)
     4  handshake failed (TLS or certificate error, non-101 answer, wrong
-       Sec-WebSocket-Accept, invalid response)
+       Sec-WebSocket-Accept, invalid response; with --http2, a server that
+       offers no HTTP/2 or no extended CONNECT)
     5  protocol error (the peer violated the protocol, or dropped the connection
        without a close)
     6  timeout (--timeout or --ping-timeout expired)

@@ -199,7 +199,9 @@ impl Connector {
 
     /// The TLS configuration for `wss://`: from [`TlsOptions::build`], or
     /// any `rustls::ClientConfig` (set its `alpn_protocols` to
-    /// `http/1.1` for servers that insist on ALPN).
+    /// `http/1.1` for servers that insist on ALPN). With
+    /// `Http2Mode::On` or `Auto` (feature `http2`) the ALPN list of the
+    /// HTTP/2 attempt is replaced by `h2` (and `http/1.1`).
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self

@@ -55,7 +55,7 @@ impl Response {
     }
 
     /// Which HTTP version carried the handshake: HTTP/2 when
-    /// [`Http2Mode`](super::Http2Mode) asked for it and the server allowed
+    /// `Http2Mode` asked for it and the server allowed
     /// it, HTTP/1.1 otherwise.
     pub fn http_version(&self) -> HttpVersion {
         self.version

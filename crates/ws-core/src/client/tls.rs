@@ -9,7 +9,7 @@
 //! of your own goes to [`Connector::tls_config`](super::Connector::tls_config).
 //! The URL's host is the name checked and, when it is a name rather than an
 //! address, sent as SNI. ALPN offers `http/1.1`, the protocol of the upgrade
-//! (with feature `http2`, [`Http2Mode`](super::Http2Mode) offers `h2` instead
+//! (with feature `http2`, `Http2Mode` offers `h2` instead
 //! or as well, replacing the configuration's list).
 
 use std::fmt;

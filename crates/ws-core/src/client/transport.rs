@@ -13,7 +13,7 @@ use crate::stream::ReadReady;
 
 /// The stream [`connect`](super::connect) opens: TCP for `ws://`, TLS over
 /// TCP for `wss://` (through a proxy's tunnel or not), or, with feature
-/// `http2` and [`Http2Mode`](super::Http2Mode), one stream of an HTTP/2
+/// `http2` and `Http2Mode`, one stream of an HTTP/2
 /// connection. An enum, not a trait object, so a plain connection pays a
 /// branch rather than a virtual call per read, and callers keep one socket
 /// type, `WebSocket<Transport>`, whichever protocol carried the handshake;
