@@ -91,6 +91,7 @@ Examples:
     ws-bench ws://127.0.0.1:8000/ --mode connect -c 16 --json
     ws-bench ws://127.0.0.1:8000/ --mode idle -c 10000 --connect-rate 2000
     ws-bench ws://127.0.0.1:8000/ --deflate --payload json --size 1KiB -t
+    ws-bench ws://127.0.0.1:8000/ --http2 -c 1000 --streams-per-connection 100
     ws-client bench ws://127.0.0.1:8000/    (the same program, the same options)";
 
 /// Arguments of `ws-bench` (and `ws-client bench`).
@@ -168,6 +169,18 @@ pub struct BenchArgs {
     #[arg(long)]
     pub deflate: bool,
 
+    /// Open the WebSockets over HTTP/2 (RFC 8441 extended CONNECT, ws://
+    /// with prior knowledge), --streams-per-connection of them on each
+    /// HTTP/2 connection (echo mode). -c still counts WebSockets.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// With --http2: how many WebSockets share one HTTP/2 connection (the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS bounds it; ws-server
+    /// allows 100 by default).
+    #[arg(long, value_name = "K", default_value = "1", requires = "http2", value_parser = parse_streams)]
+    pub streams_per_connection: usize,
+
     /// With --deflate, offer it as browsers do (`permessage-deflate;
     /// client_max_window_bits`), leaving context takeover to the server.
     #[arg(long, requires = "deflate")]
@@ -183,19 +196,9 @@ pub struct BenchArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
-    /// Offer a subprotocol; repeatable.
-    #[arg(
-        short = 's',
-        long = "protocol",
-        value_name = "NAME",
-        visible_alias = "subprotocol",
-        value_parser = parse_protocol
-    )]
-    pub protocols: Vec<String>,
-
-    /// Send an Origin header with every upgrade request.
-    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
-    pub origin: Option<String>,
+    /// `-s/--protocol` and `-o/--origin`, as ws-client has them.
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
 
     /// A local server process (Linux): report its CPU time per message over
     /// the measured window, or in idle mode its memory growth per connection.
@@ -265,6 +268,9 @@ impl BenchArgs {
         if self.idle_echo && self.mode != BenchMode::Idle {
             return Err("--idle-echo needs --mode idle".to_owned());
         }
+        if self.http2 && self.mode != BenchMode::Echo {
+            return Err("--http2 works in echo mode only".to_owned());
+        }
         if self.mode == BenchMode::Tcp {
             if self.size == 0 {
                 return Err("--mode tcp needs --size of at least 1 byte".to_owned());
@@ -285,6 +291,23 @@ impl BenchArgs {
             (None, _) => Some(DEFAULT_DURATION),
         }
     }
+}
+
+/// The most WebSockets one HTTP/2 connection may carry in a run.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 10_000;
+
+/// Parses `--streams-per-connection`: 1 to [`MAX_STREAMS_PER_CONNECTION`].
+pub fn parse_streams(arg: &str) -> Result<usize, String> {
+    let count: usize = arg
+        .trim()
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a number of streams"))?;
+    if count == 0 || count > MAX_STREAMS_PER_CONNECTION {
+        return Err(format!(
+            "the number of streams per connection must be between 1 and {MAX_STREAMS_PER_CONNECTION}"
+        ));
+    }
+    Ok(count)
 }
 
 /// Parses a connection count: 1 to [`MAX_CONNECTIONS`].
@@ -359,6 +382,26 @@ pub fn parse_measure(arg: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// The upgrade request's `-s/--protocol` and `-o/--origin`, declared once
+/// for ws-bench and ws-client (which flatten them into their own
+/// arguments), so that the two spell and check them alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct HandshakeArgs {
+    /// Offer a subprotocol, in order of preference; repeatable.
+    #[arg(
+        short = 's',
+        long = "protocol",
+        value_name = "NAME",
+        visible_alias = "subprotocol",
+        value_parser = parse_protocol
+    )]
+    pub protocols: Vec<String>,
+
+    /// Send an Origin header with the upgrade request.
+    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub origin: Option<String>,
 }
 
 #[cfg(test)]
@@ -472,13 +515,13 @@ mod tests {
         .unwrap();
         assert!(args.text && args.quiet);
         assert_eq!(args.headers, [("X-A".to_owned(), "1".to_owned())]);
-        assert_eq!(args.protocols, ["chat"]);
-        assert_eq!(args.origin.as_deref(), Some("http://o"));
+        assert_eq!(args.handshake.protocols, ["chat"]);
+        assert_eq!(args.handshake.origin.as_deref(), Some("http://o"));
         assert_eq!(args.connections, 3);
         assert_eq!(args.duration, Some(Duration::from_secs(2)));
         assert!(parse(&["-b"]).unwrap().binary);
         let long = parse(&["--subprotocol", "a", "--protocol", "b", "--origin", "x"]).unwrap();
-        assert_eq!(long.protocols, ["a", "b"]);
+        assert_eq!(long.handshake.protocols, ["a", "b"]);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OnceCell, Semaphore, watch};
 use tokio::time::{Instant, sleep_until};
+use ws_core::http2::{Client, Http2Stream};
 
 use crate::args::BenchArgs;
 use crate::open::{Opened, Target};
@@ -49,6 +50,9 @@ pub struct Context {
     pub all_settled: Notify,
     limiter: Semaphore,
     opening_since: Cell<Option<Instant>>,
+    /// With `--http2`: the HTTP/2 connections, each shared by
+    /// `--streams-per-connection` WebSockets, opened by the first of them.
+    http2: Vec<OnceCell<Client>>,
 }
 
 impl Context {
@@ -60,7 +64,16 @@ impl Context {
         go: watch::Receiver<Go>,
         stop: watch::Receiver<bool>,
     ) -> Self {
+        let http2 = if args.http2 {
+            let groups = args
+                .connections
+                .div_ceil(args.streams_per_connection.max(1));
+            (0..groups).map(|_| OnceCell::new()).collect()
+        } else {
+            Vec::new()
+        };
         Self {
+            http2,
             args,
             target,
             shared: Shared::new(),
@@ -86,6 +99,30 @@ impl Context {
         let opened = {
             let _permit = self.limiter.acquire().await.ok();
             self.target.open().await
+        };
+        self.settle(opened)
+    }
+
+    /// Opens WebSocket number `index` over HTTP/2 (`--http2`): on the
+    /// HTTP/2 connection of its group of `--streams-per-connection`,
+    /// opened first if it is the group's first. A failure is counted and
+    /// gives `None` (a failed connection is tried again by the group's
+    /// next WebSocket).
+    pub async fn open_http2_websocket(&self, index: usize) -> Option<Opened<Http2Stream>> {
+        self.wait_turn(index).await;
+        let opened = {
+            let _permit = self.limiter.acquire().await.ok();
+            let group = index / self.args.streams_per_connection.max(1);
+            match self.http2.get(group) {
+                Some(cell) => match cell.get_or_try_init(|| self.target.connect_http2()).await {
+                    Ok(client) => self.target.open_http2(client).await,
+                    Err(error) => Err(error),
+                },
+                None => Err((
+                    crate::stats::OpenFailure::Connect,
+                    "no HTTP/2 connection for this WebSocket (not an --http2 run)".to_owned(),
+                )),
+            }
         };
         self.settle(opened)
     }

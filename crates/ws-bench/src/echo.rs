@@ -10,15 +10,14 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 use ws_core::{Connection, Event};
 
 use crate::context::Context;
 use crate::describe::describe_close;
 use crate::failure::{Failure, io_message};
-use crate::open::{close, flush_protocol};
+use crate::open::{Opened, close, flush_protocol};
 use crate::payload::FramePool;
 use crate::stats::Window;
 
@@ -26,11 +25,20 @@ use crate::stats::Window;
 /// due; longer ones are written one by one, straight from the pool.
 const GATHER_LIMIT: usize = 64 * 1024;
 
-/// One connection of an echo run, from opening to closing.
+/// One connection of an echo run, from opening to closing: over TCP, or
+/// with `--http2` over a stream of a shared HTTP/2 connection.
 pub async fn connection(context: Rc<Context>, index: usize) {
-    let Some(opened) = context.open_websocket(index).await else {
-        return;
-    };
+    if context.args.http2 {
+        if let Some(opened) = context.open_http2_websocket(index).await {
+            run(&context, opened).await;
+        }
+    } else if let Some(opened) = context.open_websocket(index).await {
+        run(&context, opened).await;
+    }
+}
+
+/// The echo loop of an opened WebSocket, then its closing handshake.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(context: &Context, opened: Opened<S>) {
     let shared = &context.shared;
     let deflate = opened.deflate.zip(context.target.config.deflate.as_ref());
     let pool = match FramePool::build(&context.payload, context.args.text, deflate) {
@@ -46,7 +54,7 @@ pub async fn connection(context: Rc<Context>, index: usize) {
     let mut connection = opened.connection;
     if let Some(window) = context.wait_go().await {
         let mut echo = Echo {
-            context: &context,
+            context,
             stream: &mut stream,
             connection: &mut connection,
             pool,
@@ -66,9 +74,9 @@ pub async fn connection(context: Rc<Context>, index: usize) {
 }
 
 /// The closed loop of one connection.
-struct Echo<'a> {
+struct Echo<'a, S> {
     context: &'a Context,
-    stream: &'a mut TcpStream,
+    stream: &'a mut S,
     connection: &'a mut Connection,
     pool: FramePool,
     /// When each outstanding message was sent, oldest first (echoes come
@@ -78,7 +86,7 @@ struct Echo<'a> {
     gather: Vec<u8>,
 }
 
-impl Echo<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Echo<'_, S> {
     async fn run(&mut self, window: Window) -> Result<(), String> {
         let shared = &self.context.shared;
         let stop = sleep_until(window.end);

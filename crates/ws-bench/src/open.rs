@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Buf;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use ws_core::deflate::{DeflateConfig, DeflateParams, negotiate_client};
-use ws_core::handshake::{ClientRequest, HandshakeError};
+use ws_core::handshake::{ClientRequest, HandshakeError, Negotiated};
+use ws_core::http2::{Client, Http2Stream, Settings};
 use ws_core::stream::WebSocket;
 use ws_core::{CloseCode, Config, Connection};
 
@@ -90,9 +91,9 @@ impl Target {
             url: args.url.clone(),
             address,
             request_url: url,
-            protocols: args.protocols.clone(),
+            protocols: args.handshake.protocols.clone(),
             headers: args.headers.clone(),
-            origin: args.origin.clone(),
+            origin: args.handshake.origin.clone(),
             config: Config::default()
                 .max_frame_size(MAX_SIZE.max(Config::default().max_frame_size))
                 .max_message_size(MAX_SIZE.max(Config::default().max_message_size))
@@ -132,6 +133,64 @@ impl Target {
         let stream = self.connect_tcp().await?;
         let request = self.fresh_request()?;
         let handshake = WebSocket::connect(stream, &request, self.config.clone());
+        self.finish(handshake).await
+    }
+
+    /// An HTTP/2 connection (TCP, prior knowledge) whose SETTINGS allow
+    /// WebSockets, within the connect timeout; its I/O runs in a task of
+    /// its own until the last WebSocket on it is gone.
+    pub async fn connect_http2(&self) -> Result<Client, (OpenFailure, String)> {
+        let stream = self.connect_tcp().await?;
+        let handshake = Client::handshake(stream, Settings::default());
+        let (client, connection) = timeout(self.connect_timeout, handshake)
+            .await
+            .map_err(|_| {
+                (
+                    OpenFailure::Handshake,
+                    format!("timed out in the HTTP/2 handshake with {}", self.url),
+                )
+            })?
+            .map_err(|error| {
+                (
+                    OpenFailure::Handshake,
+                    format!(
+                        "the server did not answer in HTTP/2 (prior knowledge): {}",
+                        Failure::from_session(error).message
+                    ),
+                )
+            })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        if !client.extended_connect_enabled() {
+            return Err((
+                OpenFailure::Handshake,
+                "the server's HTTP/2 SETTINGS do not enable extended CONNECT (RFC 8441): \
+                 it cannot carry WebSockets over HTTP/2"
+                    .to_owned(),
+            ));
+        }
+        Ok(client)
+    }
+
+    /// Opens a WebSocket on a new stream of `client`'s HTTP/2 connection,
+    /// within the connect timeout (which also bounds the wait for a free
+    /// stream under the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub async fn open_http2(
+        &self,
+        client: &Client,
+    ) -> Result<Opened<Http2Stream>, (OpenFailure, String)> {
+        let request = self.fresh_request()?;
+        let handshake = client.connect(&request, self.config.clone());
+        self.finish(handshake).await
+    }
+
+    /// Waits for a WebSocket handshake (over TCP or HTTP/2) within the
+    /// connect timeout and checks what it negotiated.
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        handshake: impl Future<Output = Result<(WebSocket<S>, Negotiated), ws_core::Error>>,
+    ) -> Result<Opened<S>, (OpenFailure, String)> {
         let (ws, negotiated) = timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| {
@@ -149,27 +208,30 @@ impl Target {
                     Failure::from_handshake(error).message,
                 )
             })?;
-        let deflate = match (&self.config.deflate, &negotiated.extensions) {
-            (None, _) => None,
-            (Some(config), Some(extensions)) => {
-                Some(negotiate_client(extensions, config).map_err(|error| {
-                    (OpenFailure::Handshake, format!("handshake failed: {error}"))
-                })?)
-            }
-            (Some(_), None) => {
-                return Err((
-                    OpenFailure::Handshake,
-                    "--deflate was given but the server did not accept permessage-deflate"
-                        .to_owned(),
-                ));
-            }
-        };
+        let deflate = self.deflate(&negotiated)?;
         let (stream, connection) = ws.into_parts();
         Ok(Opened {
             stream,
             connection,
             deflate,
         })
+    }
+
+    /// permessage-deflate as the server accepted it, when it was offered.
+    fn deflate(
+        &self,
+        negotiated: &Negotiated,
+    ) -> Result<Option<DeflateParams>, (OpenFailure, String)> {
+        match (&self.config.deflate, &negotiated.extensions) {
+            (None, _) => Ok(None),
+            (Some(config), Some(extensions)) => negotiate_client(extensions, config)
+                .map(Some)
+                .map_err(|error| (OpenFailure::Handshake, format!("handshake failed: {error}"))),
+            (Some(_), None) => Err((
+                OpenFailure::Handshake,
+                "--deflate was given but the server did not accept permessage-deflate".to_owned(),
+            )),
+        }
     }
 
     /// The request with a key of its own (ws-core makes one per request);
@@ -183,18 +245,17 @@ impl Target {
         if let Some(origin) = &self.origin {
             request = request.origin(origin.clone());
         }
-        for (name, value) in &self.headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        Ok(request)
+        crate::parse::apply_headers(request, &self.headers)
+            .map_err(|error| (OpenFailure::Handshake, error))
     }
 }
 
-/// A connection after a successful handshake.
+/// A connection after a successful handshake: over TCP, or (with
+/// `--http2`) over an HTTP/2 stream.
 #[derive(Debug)]
-pub struct Opened {
+pub struct Opened<S = TcpStream> {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: S,
     /// The protocol state, holding any bytes that came behind the 101.
     pub connection: Connection,
     /// permessage-deflate as negotiated, when it was offered.
@@ -203,7 +264,10 @@ pub struct Opened {
 
 /// Ends a connection with the closing handshake (close 1000, wait for the
 /// server's close and the end of TCP), discarding echoes still in flight.
-pub async fn close(stream: TcpStream, connection: Connection) -> Result<(), String> {
+pub async fn close<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    connection: Connection,
+) -> Result<(), String> {
     let mut ws = WebSocket::from_connection(stream, connection);
     let closing = async {
         ws.close(CloseCode::NORMAL, "").await?;
@@ -224,8 +288,8 @@ pub async fn close(stream: TcpStream, connection: Connection) -> Result<(), Stri
 }
 
 /// Writes what the protocol queued on its own (pongs the server is owed).
-pub async fn flush_protocol(
-    stream: &mut TcpStream,
+pub async fn flush_protocol<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     connection: &mut Connection,
 ) -> Result<(), String> {
     while connection.wants_write() {

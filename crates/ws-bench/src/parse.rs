@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-use ws_core::handshake::is_token;
+use ws_core::handshake::{ClientRequest, is_token};
 
 /// Headers the handshake writes itself; a second copy would break it.
-const MANAGED_HEADERS: [(&str, &str); 8] = [
-    ("host", "it is taken from the URL"),
+/// (`Host` is not among them: [`apply_headers`] makes it replace the one
+/// taken from the URL.)
+const MANAGED_HEADERS: [(&str, &str); 7] = [
     ("upgrade", "the handshake sets it"),
     ("connection", "the handshake sets it"),
     ("sec-websocket-key", "the handshake sets it"),
@@ -41,6 +42,36 @@ pub fn parse_header(arg: &str) -> Result<(String, String), String> {
     let value = value.trim_matches([' ', '\t']);
     check_field_value(value)?;
     Ok((name.to_owned(), value.to_owned()))
+}
+
+/// Adds `-H` headers to `request`; a `Host` header replaces the one built
+/// from the URL ([`ClientRequest::host_header`]: the TCP connection and
+/// TLS still use the URL's host), the last one winning.
+pub fn apply_headers(
+    mut request: ClientRequest,
+    headers: &[(String, String)],
+) -> Result<ClientRequest, String> {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("host") {
+            request = request
+                .host_header(value.clone())
+                .map_err(|error| error.to_string())?;
+        } else {
+            request = request.header(name.clone(), value.clone());
+        }
+    }
+    Ok(request)
+}
+
+/// Parses a `--host` value: a Host header value (`name[:port]`).
+pub fn parse_host(arg: &str) -> Result<String, String> {
+    if arg.is_empty() || arg.trim_matches([' ', '\t']) != arg {
+        return Err(format!(
+            "{arg:?} is not a host (e.g. example.com or example.com:8080)"
+        ));
+    }
+    check_field_value(arg)?;
+    Ok(arg.to_owned())
 }
 
 /// Parses `user:password` for Basic authentication.
@@ -172,13 +203,30 @@ mod tests {
     }
 
     #[test]
+    fn a_host_header_replaces_the_url_host_in_the_request() {
+        let header = parse_header("host: example.com").unwrap();
+        let request = ClientRequest::from_parts(false, "127.0.0.1", 9, "/").unwrap();
+        let request = apply_headers(request, &[header, ("X-A".into(), "1".into())]).unwrap();
+        let text = String::from_utf8(request.to_bytes()).unwrap();
+        assert!(text.contains("\r\nHost: example.com\r\n"), "{text}");
+        assert_eq!(
+            text.to_ascii_lowercase().matches("host:").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("\r\nX-A: 1\r\n"), "{text}");
+        assert_eq!(request.host(), "127.0.0.1");
+        assert!(parse_host(" x").is_err());
+        assert_eq!(parse_host("x:1").unwrap(), "x:1");
+    }
+
+    #[test]
     fn header_value_with_line_break_is_refused() {
         assert!(parse_header("X-A: a\r\nX-B: b").is_err());
     }
 
     #[test]
     fn headers_the_handshake_writes_are_refused_with_a_hint() {
-        assert!(parse_header("host: example.com").is_err());
         assert!(parse_header("Sec-WebSocket-Key: abc").is_err());
         assert!(
             parse_header("Sec-WebSocket-Protocol: chat")

@@ -459,3 +459,116 @@ fn bench_help_explains_the_mask_key_reuse() {
     assert!(help.contains("Usage: ws-bench"), "{help}");
     assert!(help.contains("Mask keys are therefore reused"), "{help}");
 }
+
+/// An HTTP/2 echo server (ws-core's, prior knowledge on plain TCP) on a
+/// thread of its own; returns its `ws://` URL and the counts of TCP
+/// connections and WebSocket streams it accepted.
+fn http2_server() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let connections = Arc::new(AtomicUsize::new(0));
+    let streams = Arc::new(AtomicUsize::new(0));
+    let (counted_connections, counted_streams) = (Arc::clone(&connections), Arc::clone(&streams));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((tcp, _)) = listener.accept().await {
+                counted_connections.fetch_add(1, Ordering::SeqCst);
+                let streams = Arc::clone(&counted_streams);
+                tokio::spawn(ws_core::http2::serve(
+                    tcp,
+                    Config::default(),
+                    ws_core::http2::Settings::default(),
+                    move |request| {
+                        let Ok(mut socket) = request.accept() else {
+                            return;
+                        };
+                        streams.fetch_add(1, Ordering::SeqCst);
+                        tokio::spawn(async move {
+                            while let Ok(Ok(Some(event))) =
+                                tokio::time::timeout(SERVER_LIMIT, socket.recv()).await
+                            {
+                                if let Some(message) = event.into_message()
+                                    && socket.send(message).await.is_err()
+                                {
+                                    break;
+                                }
+                            }
+                        });
+                    },
+                ));
+            }
+        });
+    });
+    (url, connections, streams)
+}
+
+#[test]
+fn http2_runs_many_websockets_over_few_connections() {
+    use std::sync::atomic::Ordering;
+
+    let (url, connections, streams) = http2_server();
+    let output = bench(
+        &url,
+        &[
+            "--http2",
+            "--streams-per-connection",
+            "3",
+            "-c",
+            "6",
+            "--in-flight",
+            "2",
+            "--size",
+            "100",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json = json_of(&output);
+    assert!(json["messages"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["mismatches"], 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_eq!(json["connected"], 6, "{json}");
+    // Six WebSockets, three to a connection.
+    assert_eq!(streams.load(Ordering::SeqCst), 6);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn http2_against_an_http_1_1_server_fails_the_handshakes_and_says_why() {
+    let url = server(echo);
+    let output = bench(&url, &["--http2", "-c", "2"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("HTTP/2"), "{stderr}");
+}
+
+#[test]
+fn http2_is_for_echo_mode_and_streams_need_it() {
+    let url = server(echo);
+    let output = bench(&url, &["--http2", "--mode", "idle"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--http2 works in echo mode only"),
+        "{stderr}"
+    );
+    bench(&url, &["--streams-per-connection", "4"])
+        .assert()
+        .code(2);
+}

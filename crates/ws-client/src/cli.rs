@@ -13,9 +13,10 @@ use ws_core::MAX_REASON_LEN;
 // The value parsers ws-client shares with the load generator live in
 // ws-bench (ws-client depends on it); re-exported where they always were.
 pub use ws_bench::parse::{
-    parse_auth, parse_duration, parse_header, parse_origin, parse_protocol, parse_size,
+    parse_auth, parse_duration, parse_header, parse_host, parse_origin, parse_protocol, parse_size,
 };
 
+use ws_bench::args::HandshakeArgs;
 use ws_core::client::Proxy;
 
 /// The exit status table, interactive commands and examples shown by `--help`.
@@ -37,7 +38,8 @@ Exit status:
     2  usage error (bad arguments, malformed URL or proxy URL)
     3  connection failed (refused, DNS failure, unreachable; the proxy failed or refused)
     4  handshake failed (TLS or certificate error, non-101 answer, wrong
-       Sec-WebSocket-Accept, invalid response)
+       Sec-WebSocket-Accept, invalid response; with --http2, a server that
+       offers no HTTP/2 or no extended CONNECT)
     5  protocol error (the peer violated the protocol, or dropped the connection
        without a close)
     6  timeout (--timeout or --ping-timeout expired)
@@ -124,6 +126,8 @@ Examples:
         received data. -v shows the handshake; RUST_LOG=debug logs connection \
         details on stderr.",
     after_help = AFTER_HELP,
+    override_usage = "ws-client [OPTIONS] [URL] [MESSAGE]...\n       \
+        ws-client bench URL [OPTIONS]    the load generator (see ws-bench --help)",
     args_override_self = true
 )]
 pub struct Cli {
@@ -235,23 +239,19 @@ pub struct Cli {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
+    /// Send this Host header instead of the URL's host (wscat's --host;
+    /// `-H 'Host: ...'` does the same): the connection, SNI and the
+    /// certificate check still use the URL's host.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_host)]
+    pub host: Option<String>,
+
     /// HTTP Basic authentication.
     #[arg(long, value_name = "USER:PASSWORD", visible_alias = "basic-auth", value_parser = parse_auth)]
     pub auth: Option<String>,
 
-    /// Offer a subprotocol, in order of preference; repeatable.
-    #[arg(
-        short = 's',
-        long = "protocol",
-        value_name = "NAME",
-        visible_alias = "subprotocol",
-        value_parser = parse_protocol
-    )]
-    pub protocols: Vec<String>,
-
-    /// Send an Origin header.
-    #[arg(short = 'o', long, value_name = "ORIGIN", value_parser = parse_origin)]
-    pub origin: Option<String>,
+    /// `-s/--protocol` and `-o/--origin`, declared once with ws-bench.
+    #[command(flatten)]
+    pub handshake: HandshakeArgs,
 
     /// Bound on connecting, the handshake and waiting for replies and the
     /// close reply ('10s', '500ms', plain seconds; 0 waits forever).
@@ -271,6 +271,22 @@ pub struct Cli {
     /// fails the connection with 1009 ('1048576', '64KiB', '16MiB', '1GiB').
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
+
+    /// Open the WebSocket over HTTP/2 (RFC 8441 extended CONNECT): --http2
+    /// (= on) requires it and fails (exit 4) when the server does not offer
+    /// h2 or extended CONNECT; --http2=auto uses it when TLS ALPN and the
+    /// server's SETTINGS allow, else HTTP/1.1. wss:// asks with ALPN, ws://
+    /// with prior knowledge (on only). -v shows which was used.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        default_value_t = Http2Flag::Off
+    )]
+    pub http2: Http2Flag,
 
     /// Do not offer permessage-deflate (RFC 7692); by default it is offered,
     /// and used if the server accepts it.
@@ -360,6 +376,29 @@ pub struct Cli {
     /// No informational output on stderr (errors are still printed).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// `--http2[=MODE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Http2Flag {
+    /// HTTP/1.1 only (the default).
+    Off,
+    /// HTTP/2 only: fail when the server cannot carry WebSockets over it.
+    On,
+    /// HTTP/2 when the server allows it, else HTTP/1.1.
+    Auto,
+}
+
+impl Http2Flag {
+    /// ws-core's mode for this flag.
+    pub fn mode(self) -> ws_core::client::Http2Mode {
+        use ws_core::client::Http2Mode;
+        match self {
+            Self::Off => Http2Mode::Off,
+            Self::On => Http2Mode::On,
+            Self::Auto => Http2Mode::Auto,
+        }
+    }
 }
 
 /// How binary messages are written to stdout.
@@ -532,10 +571,23 @@ mod tests {
         .unwrap();
         assert_eq!(cli.messages, ["a", "b"]);
         assert_eq!(cli.headers.len(), 2);
-        assert_eq!(cli.protocols, ["one", "two"]);
+        assert_eq!(cli.handshake.protocols, ["one", "two"]);
         assert_eq!(cli.timeout, Duration::from_millis(500));
         assert_eq!(cli.close_code, CloseCode::NORMAL);
         assert_eq!(cli.max_message_size, 16 << 20);
+        assert_eq!(cli.http2, Http2Flag::Off);
+    }
+
+    #[test]
+    fn http2_alone_means_on_and_takes_auto_after_an_equals_sign() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("ws-client").chain(args.iter().copied())).unwrap()
+        };
+        let on = parse(&["--http2", "ws://h/", "m"]);
+        assert_eq!((on.http2, on.url.as_str()), (Http2Flag::On, "ws://h/"));
+        assert_eq!(parse(&["ws://h/", "--http2=auto"]).http2, Http2Flag::Auto);
+        assert_eq!(parse(&["ws://h/", "--http2=off"]).http2, Http2Flag::Off);
+        assert!(Cli::try_parse_from(["ws-client", "ws://h/", "--http2=maybe"]).is_err());
     }
 
     #[test]

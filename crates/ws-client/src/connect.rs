@@ -13,8 +13,10 @@ use rustls::{AlertDescription, CertificateError};
 use tokio::time::Instant;
 use tracing::debug;
 use ws_core::Config;
-use ws_core::client::{self, Connector, PemFile, Phase, Proxy, TlsConfigError, TlsOptions};
-use ws_core::handshake::{ClientRequest, HandshakeError, Negotiated};
+use ws_core::client::{
+    self, Connector, Http2Mode, PemFile, Phase, Proxy, TlsConfigError, TlsOptions,
+};
+use ws_core::handshake::{ClientRequest, HandshakeError};
 use ws_core::stream::WebSocket;
 
 use crate::cli::Cli;
@@ -58,14 +60,18 @@ pub fn build_request(cli: &Cli) -> Result<ClientRequest, Failure> {
             format!("Basic {}", STANDARD.encode(credentials)),
         );
     }
-    for protocol in &cli.protocols {
+    for protocol in &cli.handshake.protocols {
         request = request.protocol(protocol.clone());
     }
-    if let Some(origin) = &cli.origin {
+    if let Some(origin) = &cli.handshake.origin {
         request = request.origin(origin.clone());
     }
-    for (name, value) in &cli.headers {
-        request = request.header(name.clone(), value.clone());
+    request = ws_bench::parse::apply_headers(request, &cli.headers)
+        .map_err(|message| Failure::new(Exit::Usage, message))?;
+    if let Some(host) = &cli.host {
+        request = request
+            .host_header(host.clone())
+            .map_err(|error| Failure::new(Exit::Usage, error.to_string()))?;
     }
     Ok(request)
 }
@@ -86,6 +92,8 @@ pub struct Route {
     pub proxy: Option<Proxy>,
     /// The TLS configuration, for `wss://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether to go over HTTP/2 (`--http2`).
+    pub http2: Http2Mode,
 }
 
 /// The route the arguments and the environment describe for `request`:
@@ -119,7 +127,11 @@ pub fn route(cli: &Cli, request: &ClientRequest) -> Result<Route, Failure> {
     } else {
         None
     };
-    Ok(Route { proxy, tls })
+    Ok(Route {
+        proxy,
+        tls,
+        http2: cli.http2.mode(),
+    })
 }
 
 /// What the TLS options say: `--cafile`, `-k`, `--cert`, `--key`,
@@ -230,12 +242,13 @@ pub async fn open(
     config: Config,
     deadline: Option<Instant>,
     timeout_text: &str,
-) -> Result<(WebSocket<Transport>, Negotiated), Failure> {
+) -> Result<(WebSocket<Transport>, client::Response), Failure> {
     let mut connector = Connector::new()
         .config(config)
         .connect_timeout(None)
         .handshake_timeout(None)
-        .open_timeout(deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())));
+        .open_timeout(deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())))
+        .http2(route.http2);
     connector = match &route.proxy {
         Some(proxy) => connector.proxy(proxy.clone()),
         None => connector.no_proxy(),
@@ -248,7 +261,7 @@ pub async fn open(
         .await
         .map_err(|error| failure(error, request, route.proxy.as_ref(), timeout_text))?;
     debug!(peer = %response.peer_addr(), "connected");
-    Ok((socket, response.negotiated().clone()))
+    Ok((socket, response))
 }
 
 /// A connection failure as an exit status and one line, `timeout_text`
@@ -338,6 +351,10 @@ pub fn failure(
             };
             Failure::new(Exit::Handshake, format!("{error}{hint}"))
         }
+        Error::Http2Unavailable(_) => Failure::new(
+            Exit::Handshake,
+            format!("handshake failed: {error} (--http2=auto falls back to HTTP/1.1)"),
+        ),
         Error::Rejected(rejection) => Failure::from_handshake(ws_core::Error::Handshake(
             HandshakeError::Rejected(rejection),
         )),
@@ -434,6 +451,18 @@ mod tests {
         );
         assert!(text.contains("\r\nOrigin: http://o.test\r\n"), "{text}");
         assert!(text.contains("\r\nX-A: 1\r\n"), "{text}");
+    }
+
+    #[test]
+    fn host_and_a_host_header_replace_the_host_but_not_the_target() {
+        let text = request_text(&["ws://127.0.0.1:9/", "-H", "Host: a.example"]);
+        assert!(text.contains("\r\nHost: a.example\r\n"), "{text}");
+        let request =
+            build_request(&cli(&["ws://127.0.0.1:9/", "--host", "b.example:81"])).unwrap();
+        let text = String::from_utf8(request.to_bytes()).unwrap();
+        assert!(text.contains("\r\nHost: b.example:81\r\n"), "{text}");
+        assert_eq!(text.matches("Host:").count(), 1, "{text}");
+        assert_eq!(authority(&request), "127.0.0.1:9");
     }
 
     #[test]

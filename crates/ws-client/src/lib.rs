@@ -49,6 +49,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use tokio::time::Instant;
+use ws_core::client::{Http2Mode, HttpVersion};
 use ws_core::handshake::{ClientRequest, Negotiated};
 use ws_core::stream::WebSocket;
 use ws_core::{Config, Message};
@@ -201,7 +202,7 @@ async fn connect_following_redirects(
         let request = connect::build_request(cli)?;
         let route = connect::route(cli, &request)?;
         if cli.verbose {
-            describe_request(&request);
+            describe_request(&request, route.http2);
         }
         let failure = match connect::open(
             &request,
@@ -212,7 +213,12 @@ async fn connect_following_redirects(
         )
         .await
         {
-            Ok(opened) => return Ok(opened),
+            Ok((socket, response)) => {
+                if cli.verbose {
+                    describe_response(&response);
+                }
+                return Ok((socket, response.negotiated().clone()));
+            }
             Err(failure) => failure,
         };
         let Some(location) = failure.redirect.clone() else {
@@ -303,9 +309,34 @@ pub fn redirect_target(current: &str, location: &str) -> Result<String, String> 
     Ok(next.to_string())
 }
 
-/// `-v`: the request head, `> `-marked, on stderr.
-fn describe_request(request: &ClientRequest) {
+/// `-v`: the request head, `> `-marked, on stderr: the HTTP/1.1 upgrade,
+/// or with `--http2` (on) the extended CONNECT's pseudo-header fields
+/// followed by the same fields minus those HTTP/2 has no use for.
+fn describe_request(request: &ClientRequest, http2: Http2Mode) {
     let bytes = request.to_bytes();
+    if http2 == Http2Mode::On {
+        let scheme = if request.is_secure() { "https" } else { "http" };
+        note("> HTTP/2 extended CONNECT (RFC 8441)");
+        note("> :method: CONNECT");
+        note("> :protocol: websocket");
+        note(&format!("> :scheme: {scheme}"));
+        note(&format!("> :path: {}", request.resource()));
+        note(&format!("> :authority: {}", request.host_header_value()));
+        let h1_only = ["host", "upgrade", "connection", "sec-websocket-key"];
+        // HTTP/2 field names are lowercase.
+        for line in String::from_utf8_lossy(&bytes).lines().skip(1) {
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.to_ascii_lowercase();
+                if !h1_only.contains(&name.as_str()) {
+                    note(&format!("> {name}:{value}"));
+                }
+            }
+        }
+        return;
+    }
+    if http2 == Http2Mode::Auto && request.is_secure() {
+        note("> (HTTP/2 offered with TLS ALPN; HTTP/1.1 form shown)");
+    }
     for line in String::from_utf8_lossy(&bytes).lines() {
         if !line.is_empty() {
             note(&format!("> {line}"));
@@ -313,14 +344,38 @@ fn describe_request(request: &ClientRequest) {
     }
 }
 
+/// `-v`: the server's response head, `< `-marked, on stderr (control
+/// characters a server put in its headers escaped).
+fn describe_response(response: &ws_core::client::Response) {
+    let version = response.http_version();
+    let status_line = match version {
+        HttpVersion::Http2 => format!("< HTTP/2 {}", response.status()),
+        _ => format!(
+            "< HTTP/1.1 {} {}",
+            response.status(),
+            output::escape_control(response.reason().as_bytes())
+        ),
+    };
+    note(&status_line);
+    for header in response.headers().iter() {
+        note(&format!(
+            "< {}: {}",
+            output::escape_control(header.name.as_bytes()),
+            output::escape_control(&header.value)
+        ));
+    }
+    match version {
+        HttpVersion::Http2 => {
+            note("< over HTTP/2: a WebSocket on an extended CONNECT stream (RFC 8441)")
+        }
+        _ => note("< over HTTP/1.1 (Upgrade, Connection and Sec-WebSocket-Accept checked)"),
+    }
+}
+
 /// `-v`: what the handshake agreed, on stderr.
 fn describe_negotiated(negotiated: &Negotiated, listening: bool) {
     if listening {
         note("< HTTP/1.1 101 Switching Protocols (sent)");
-    } else {
-        note(
-            "< HTTP/1.1 101 Switching Protocols (Upgrade, Connection and Sec-WebSocket-Accept checked)",
-        );
     }
     let protocol = negotiated.protocol.as_deref().unwrap_or("none");
     let extensions = negotiated.extensions.as_deref().unwrap_or("none");
@@ -354,7 +409,7 @@ async fn accept_client(
     }
     let quiet = cli.quiet;
     listener
-        .accept_one(config, &cli.protocols, cli.verbose, |line| {
+        .accept_one(config, &cli.handshake.protocols, cli.verbose, |line| {
             if !quiet {
                 note(&format!("ws-client: {line}"));
             }

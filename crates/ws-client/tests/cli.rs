@@ -553,6 +553,49 @@ fn headers_auth_origin_and_protocols_reach_the_server() {
 }
 
 #[test]
+fn host_and_a_host_header_override_the_host_the_server_sees() {
+    for args in [
+        ["--host", "chat.example:8080"],
+        ["-H", "Host: chat.example:8080"],
+    ] {
+        let (listener, url) = listen();
+        let server = thread::spawn(move || {
+            let stream = accept_tcp(&listener);
+            let (mut socket, request) =
+                WebSocket::accept_with(stream, Config::default(), |_| Ok(AcceptOptions::default()))
+                    .unwrap();
+            let hosts: Vec<_> = request
+                .headers()
+                .get_all("Host")
+                .map(|host| String::from_utf8_lossy(host).into_owned())
+                .collect();
+            socket.send_text(&hosts.join("|")).unwrap();
+            close_and_drain(&mut socket, CloseCode::NORMAL, "");
+        });
+        client(&url)
+            .arg("--no-close")
+            .args(args)
+            .assert()
+            .success()
+            .stdout("chat.example:8080\n");
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn help_shows_the_bench_subcommand() {
+    for flag in ["-h", "--help"] {
+        Command::new(env!("CARGO_BIN_EXE_ws-client"))
+            .arg(flag)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "ws-client bench URL [OPTIONS]    the load generator (see ws-bench --help)",
+            ));
+    }
+}
+
+#[test]
 fn oversized_message_from_server_fails_with_1009_and_exit_5() {
     let (url, server) = ws_server(|mut socket| {
         socket.send_binary(&[7u8; 2048]).unwrap();
@@ -1265,7 +1308,14 @@ fn verbose_shows_the_request_head_and_what_was_negotiated() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("< HTTP/1.1 101 Switching Protocols"),
+        stderr.contains("\n< HTTP/1.1 101 Switching Protocols\n"),
+        "{stderr}"
+    );
+    // The server's own header lines, as it sent them.
+    assert!(stderr.contains("\n< Upgrade: websocket\n"), "{stderr}");
+    assert!(stderr.contains("\n< Sec-WebSocket-Accept: "), "{stderr}");
+    assert!(
+        stderr.contains("\n< Sec-WebSocket-Protocol: chat\n"),
         "{stderr}"
     );
     assert!(

@@ -320,7 +320,7 @@ async fn tcp_nodelay_is_on_by_default_and_can_be_turned_off() {
         .connect(&format!("ws://{address}/"))
         .await
         .unwrap();
-    assert!(!socket.get_ref().tcp().nodelay().unwrap());
+    assert!(!socket.get_ref().tcp().unwrap().nodelay().unwrap());
     drop(socket);
     server.await.unwrap();
     let (address, server) = echo_server().await;
@@ -329,7 +329,7 @@ async fn tcp_nodelay_is_on_by_default_and_can_be_turned_off() {
         .connect(&format!("ws://{address}/"))
         .await
         .unwrap();
-    assert!(socket.get_ref().tcp().nodelay().unwrap());
+    assert!(socket.get_ref().tcp().unwrap().nodelay().unwrap());
     drop(socket);
     server.await.unwrap();
 }

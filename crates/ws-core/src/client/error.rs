@@ -150,6 +150,13 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// HTTP/2 was required ([`Http2Mode::On`](super::Http2Mode::On)) and
+    /// the server cannot carry a WebSocket over it.
+    #[cfg(feature = "http2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+    #[error("the server cannot carry WebSockets over HTTP/2: {0}")]
+    Http2Unavailable(NoHttp2),
+
     /// The server answered the upgrade request with another status than
     /// 101: its status, headers and the start of its body.
     #[error("{}", strip_handshake_prefix(&HandshakeError::Rejected(.0.clone())))]
@@ -182,6 +189,46 @@ impl Error {
         match self {
             Self::Rejected(rejection) => Some(rejection),
             _ => None,
+        }
+    }
+}
+
+/// Why a server cannot carry WebSockets over HTTP/2, for
+/// [`Error::Http2Unavailable`].
+#[cfg(feature = "http2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoHttp2 {
+    /// TLS's ALPN did not choose `h2`: the server chose this protocol
+    /// (`http/1.1`), or none.
+    Alpn(Option<String>),
+    /// The server's HTTP/2 SETTINGS do not enable extended CONNECT
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, RFC 8441 §3).
+    ExtendedConnectDisabled,
+    /// Plaintext with prior knowledge: the server did not answer the
+    /// HTTP/2 preface in HTTP/2 (an HTTP/1.1-only server); the error.
+    NotHttp2(String),
+}
+
+#[cfg(feature = "http2")]
+impl fmt::Display for NoHttp2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Alpn(Some(protocol)) => write!(
+                f,
+                "TLS ALPN chose {protocol:?}, not \"h2\" (the server does not offer HTTP/2)"
+            ),
+            Self::Alpn(None) => f.write_str(
+                "TLS ALPN chose no protocol, not \"h2\" (the server does not offer HTTP/2)",
+            ),
+            Self::ExtendedConnectDisabled => f.write_str(
+                "its HTTP/2 SETTINGS do not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441)",
+            ),
+            Self::NotHttp2(error) => write!(
+                f,
+                "it did not answer the HTTP/2 preface (prior knowledge) in HTTP/2: {error}"
+            ),
         }
     }
 }

@@ -15,7 +15,9 @@
 //!    Mozilla roots by default, or [`TlsOptions`] (trusted PEM files, a
 //!    client certificate with an optionally encrypted key) or a
 //!    `rustls::ClientConfig` of your own;
-//! 4. the WebSocket handshake, validated strictly.
+//! 4. the WebSocket handshake, validated strictly: an HTTP/1.1 upgrade,
+//!    or with feature `http2` and [`Connector::http2`], an extended CONNECT
+//!    on an HTTP/2 stream (RFC 8441).
 //!
 //! Each step has a time limit ([`Connector`] sets them) and each failure
 //! is an [`Error`] variant that keeps its cause. The result is the socket
@@ -70,10 +72,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
+#[cfg(feature = "http2")]
+pub use error::NoHttp2;
 pub use error::{Error, PemFile, Phase, TlsConfigError};
 pub use proxy::{Proxy, ProxyKind, ProxyUrlError};
-pub use response::Response;
+pub use response::{HttpVersion, Response};
 pub use tls::{TlsOptions, TlsStream};
+#[cfg(feature = "http2")]
+pub use transport::Http2Transport;
 pub use transport::Transport;
 
 use crate::Config;
@@ -118,6 +124,8 @@ enum ProxyChoice {
 /// proxy=..., ssl=..., open_timeout=...)` is the closest in scope.
 #[derive(Debug, Clone)]
 pub struct Connector {
+    #[cfg(feature = "http2")]
+    http2: Http2Mode,
     config: Config,
     proxy: ProxyChoice,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -140,6 +148,8 @@ impl Connector {
     /// no overall limit.
     pub fn new() -> Self {
         Self {
+            #[cfg(feature = "http2")]
+            http2: Http2Mode::Off,
             config: Config::default(),
             proxy: ProxyChoice::Environment,
             tls: None,
@@ -148,6 +158,17 @@ impl Connector {
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             open_timeout: None,
         }
+    }
+
+    /// Whether the WebSocket goes over HTTP/2 (RFC 8441): see
+    /// [`Http2Mode`]; the default is [`Http2Mode::Off`]. The socket type
+    /// stays `WebSocket<Transport>` ([`Transport::Http2`]) and
+    /// [`Response::http_version`] tells which protocol carried it.
+    #[cfg(feature = "http2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+    pub fn http2(mut self, mode: Http2Mode) -> Self {
+        self.http2 = mode;
+        self
     }
 
     /// The connection's configuration (limits, permessage-deflate: with
@@ -178,7 +199,9 @@ impl Connector {
 
     /// The TLS configuration for `wss://`: from [`TlsOptions::build`], or
     /// any `rustls::ClientConfig` (set its `alpn_protocols` to
-    /// `http/1.1` for servers that insist on ALPN).
+    /// `http/1.1` for servers that insist on ALPN). With
+    /// `Http2Mode::On` or `Auto` (feature `http2`) the ALPN list of the
+    /// HTTP/2 attempt is replaced by `h2` (and `http/1.1`).
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -266,6 +289,38 @@ impl Connector {
         request: &ClientRequest,
     ) -> Result<(WebSocket<Transport>, Response), Error> {
         let open = Limit::after(self.open_timeout);
+        #[cfg(feature = "http2")]
+        match self.http2 {
+            Http2Mode::On => {
+                if let Some(opened) = self.connect_http2(request, open, true).await? {
+                    return Ok(opened);
+                }
+            }
+            // Plaintext has no ALPN to ask with, and HTTP/2 prior
+            // knowledge would fail with an HTTP/1.1 server: Auto asks only
+            // over TLS.
+            Http2Mode::Auto if request.is_secure() => {
+                if let Some(opened) = self.connect_http2(request, open, false).await? {
+                    return Ok(opened);
+                }
+            }
+            Http2Mode::Auto | Http2Mode::Off => {}
+        }
+        let (transport, peer_addr, proxy, limit) = self.establish(request, open, None).await?;
+        self.upgrade(transport, request, peer_addr, proxy, limit)
+            .await
+    }
+
+    /// TCP (through the proxy, if any), then TLS for `wss://`, offering
+    /// `alpn` instead of the TLS configuration's protocols when given.
+    /// Returns the transport, the TCP peer, the proxy and the limit on the
+    /// handshakes.
+    async fn establish(
+        &self,
+        request: &ClientRequest,
+        open: Limit,
+        alpn: Option<Vec<Vec<u8>>>,
+    ) -> Result<(Transport, std::net::SocketAddr, Option<Proxy>, Limit), Error> {
         let proxy = self.proxy_for(request)?;
         let (host, port) = (request.host(), request.port());
         let dial = async {
@@ -279,10 +334,15 @@ impl Connector {
 
         let handshake_limit = Limit::after(self.handshake_timeout).earliest(open);
         let transport = if request.is_secure() {
-            let config = match &self.tls {
+            let mut config = match &self.tls {
                 Some(config) => Arc::clone(config),
                 None => tls::default_config()?,
             };
+            if let Some(protocols) = alpn {
+                let mut own = (*config).clone();
+                own.alpn_protocols = protocols;
+                config = Arc::new(own);
+            }
             let stream = handshake_limit
                 .run(Phase::Tls, tls::handshake(tcp, host, config))
                 .await??;
@@ -290,9 +350,166 @@ impl Connector {
         } else {
             Transport::Plain(tcp)
         };
+        Ok((transport, peer_addr, proxy, handshake_limit))
+    }
+
+    /// The HTTP/1.1 upgrade on an established transport.
+    async fn upgrade(
+        &self,
+        transport: Transport,
+        request: &ClientRequest,
+        peer_addr: std::net::SocketAddr,
+        proxy: Option<Proxy>,
+        limit: Limit,
+    ) -> Result<(WebSocket<Transport>, Response), Error> {
         let opening = websocket_handshake(transport, request, self.config.clone());
-        let (socket, head, negotiated) = handshake_limit.run(Phase::Handshake, opening).await??;
-        Ok((socket, Response::new(head, negotiated, peer_addr, proxy)))
+        let (socket, head, negotiated) = limit.run(Phase::Handshake, opening).await??;
+        let response = Response::new(head, negotiated, peer_addr, proxy, HttpVersion::Http11);
+        Ok((socket, response))
+    }
+
+    /// A WebSocket over HTTP/2: ALPN `h2` (and `http/1.1` unless
+    /// `required`) for `wss://`, prior knowledge for `ws://`. With
+    /// `required` every way the server falls short is an
+    /// [`Error::Http2Unavailable`]; without, ALPN choosing `http/1.1`
+    /// goes on with an HTTP/1.1 upgrade on the same connection, and
+    /// SETTINGS without extended CONNECT give `None`: the caller opens a
+    /// new connection for HTTP/1.1 (this one speaks HTTP/2 now).
+    #[cfg(feature = "http2")]
+    async fn connect_http2(
+        &self,
+        request: &ClientRequest,
+        open: Limit,
+        required: bool,
+    ) -> Result<Option<(WebSocket<Transport>, Response)>, Error> {
+        use crate::http2::{Client, Settings};
+
+        let alpn = if required {
+            vec![tls::ALPN_H2.to_vec()]
+        } else {
+            vec![tls::ALPN_H2.to_vec(), tls::ALPN_HTTP_1_1.to_vec()]
+        };
+        let established = self
+            .establish(request, open, request.is_secure().then_some(alpn))
+            .await;
+        let (transport, peer_addr, proxy, limit) = match established {
+            // A server that offers ALPN but not `h2` may refuse the TLS
+            // handshake outright (rustls servers do).
+            Err(error)
+                if required
+                    && matches!(
+                        error.rustls_error(),
+                        Some(rustls::Error::AlertReceived(
+                            rustls::AlertDescription::NoApplicationProtocol
+                        ))
+                    ) =>
+            {
+                return Err(Error::Http2Unavailable(NoHttp2::Alpn(None)));
+            }
+            other => other?,
+        };
+        if let Some(tls) = transport.tls_connection() {
+            let chosen = tls.alpn_protocol();
+            if chosen != Some(tls::ALPN_H2) {
+                if required {
+                    let chosen = chosen.map(|p| String::from_utf8_lossy(p).into_owned());
+                    return Err(Error::Http2Unavailable(NoHttp2::Alpn(chosen)));
+                }
+                return self
+                    .upgrade(transport, request, peer_addr, proxy, limit)
+                    .await
+                    .map(Some);
+            }
+        }
+        let secure = request.is_secure();
+        let local_addr = transport.local_addr().map_err(Error::Io)?;
+        let handshake = Client::handshake(transport, Settings::default());
+        let (client, connection) = match limit.run(Phase::Handshake, handshake).await? {
+            Ok(pair) => pair,
+            Err(error) if !secure => {
+                return Err(Error::Http2Unavailable(NoHttp2::NotHttp2(
+                    error.to_string(),
+                )));
+            }
+            Err(error) => return Err(http2_error(error)),
+        };
+        // The connection does the I/O of every stream; it ends once the
+        // handle below and the WebSocket are gone.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        if !client.extended_connect_enabled() {
+            if required {
+                return Err(Error::Http2Unavailable(NoHttp2::ExtendedConnectDisabled));
+            }
+            return Ok(None);
+        }
+        let opening = client.connect_with_headers(request, self.config.clone());
+        let (socket, negotiated, headers) = limit
+            .run(Phase::Handshake, opening)
+            .await?
+            .map_err(http2_error)?;
+        let (stream, connection) = socket.into_parts();
+        let transport = Transport::Http2(Box::new(transport::Http2Transport::new(
+            stream, peer_addr, local_addr,
+        )));
+        let head = crate::handshake::ResponseHead {
+            status: 200,
+            reason: String::new(),
+            headers,
+        };
+        let response = Response::new(head, negotiated, peer_addr, proxy, HttpVersion::Http2);
+        Ok(Some((
+            WebSocket::from_connection(transport, connection),
+            response,
+        )))
+    }
+}
+
+/// Whether [`Connector`] carries the WebSocket over HTTP/2 (RFC 8441: an
+/// extended CONNECT on one stream of an HTTP/2 connection) or over an
+/// HTTP/1.1 upgrade (feature `http2`).
+///
+/// Neither tokio-tungstenite nor fastwebsockets nor Python `websockets`
+/// has a client for RFC 8441; curl's `--http2` / `--http2-prior-knowledge`
+/// is the model: `On` is curl's prior knowledge for `http://` and
+/// `h2`-only ALPN for `https://`, `Auto` is its `--http2`.
+#[cfg(feature = "http2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Http2Mode {
+    /// HTTP/1.1 only (the default): ALPN offers `http/1.1`.
+    #[default]
+    Off,
+    /// HTTP/2 only: `wss://` offers ALPN `h2` alone, `ws://` speaks HTTP/2
+    /// at once (prior knowledge, RFC 9113 §3.3). Fails with
+    /// [`Error::Http2Unavailable`] when ALPN does not choose `h2`, a
+    /// plaintext server does not answer in HTTP/2, or its SETTINGS do not
+    /// enable extended CONNECT.
+    On,
+    /// HTTP/2 when the server allows it, else HTTP/1.1: `wss://` offers
+    /// ALPN `h2` and `http/1.1`; when ALPN chooses `http/1.1` the upgrade
+    /// goes on over the same TLS connection, and when the server's HTTP/2
+    /// SETTINGS lack extended CONNECT a new connection is opened for
+    /// HTTP/1.1. `ws://` uses HTTP/1.1 (plaintext has no negotiation).
+    Auto,
+}
+
+/// A failure of the HTTP/2 client as a [`connect`] error: a refusal of
+/// the extended CONNECT is a [`Error::Rejected`], as a non-101 answer is.
+#[cfg(feature = "http2")]
+fn http2_error(error: crate::Error) -> Error {
+    match error {
+        crate::Error::Handshake(HandshakeError::ConnectRejected(rejection)) => {
+            Error::Rejected(rejection)
+        }
+        crate::Error::Handshake(HandshakeError::ExtendedConnectDisabled) => {
+            Error::Http2Unavailable(NoHttp2::ExtendedConnectDisabled)
+        }
+        crate::Error::Handshake(error) => Error::Handshake(error),
+        crate::Error::Io(error) => Error::Io(error),
+        other => Error::Io(io::Error::other(other.to_string())),
     }
 }
 

@@ -7,13 +7,34 @@ use crate::handshake::{Headers, Negotiated, ResponseHead};
 use super::proxy::Proxy;
 
 /// The server's `101 Switching Protocols` response to a
-/// [`connect`](super::connect), and how the connection was made.
+/// [`connect`](super::connect) (or, over HTTP/2, its `200` to the extended
+/// CONNECT), and how the connection was made.
 #[derive(Debug, Clone)]
 pub struct Response {
     head: ResponseHead,
     negotiated: Negotiated,
     peer_addr: SocketAddr,
     proxy: Option<Proxy>,
+    version: HttpVersion,
+}
+
+/// The HTTP version that carried the opening handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// An HTTP/1.1 upgrade (RFC 6455): the WebSocket owns the connection.
+    Http11,
+    /// An extended CONNECT on an HTTP/2 stream (RFC 8441).
+    Http2,
+}
+
+impl std::fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Http11 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
+        })
+    }
 }
 
 impl Response {
@@ -22,21 +43,31 @@ impl Response {
         negotiated: Negotiated,
         peer_addr: SocketAddr,
         proxy: Option<Proxy>,
+        version: HttpVersion,
     ) -> Self {
         Self {
             head,
             negotiated,
             peer_addr,
             proxy,
+            version,
         }
     }
 
-    /// The status code: 101.
+    /// Which HTTP version carried the handshake: HTTP/2 when
+    /// `Http2Mode` asked for it and the server allowed
+    /// it, HTTP/1.1 otherwise.
+    pub fn http_version(&self) -> HttpVersion {
+        self.version
+    }
+
+    /// The status code: 101 (200 over HTTP/2).
     pub fn status(&self) -> u16 {
         self.head.status
     }
 
-    /// The reason phrase as sent (`Switching Protocols`, or anything).
+    /// The reason phrase as sent (`Switching Protocols`, or anything; empty
+    /// over HTTP/2, which has none).
     pub fn reason(&self) -> &str {
         &self.head.reason
     }

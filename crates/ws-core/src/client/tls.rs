@@ -8,7 +8,9 @@
 //! may be encrypted, or turns verification off; a `rustls::ClientConfig`
 //! of your own goes to [`Connector::tls_config`](super::Connector::tls_config).
 //! The URL's host is the name checked and, when it is a name rather than an
-//! address, sent as SNI. ALPN offers `http/1.1`, the protocol of the upgrade.
+//! address, sent as SNI. ALPN offers `http/1.1`, the protocol of the upgrade
+//! (with feature `http2`, `Http2Mode` offers `h2` instead
+//! or as well, replacing the configuration's list).
 
 use std::fmt;
 use std::fs::File;
@@ -38,7 +40,10 @@ pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 const MAX_PEM_FILE: u64 = 16 << 20;
 
 /// The ALPN protocol offered: the upgrade is an HTTP/1.1 request.
-const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+pub(crate) const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+/// The ALPN protocol of HTTP/2, offered with `Http2Mode::On` or `Auto`.
+#[cfg(feature = "http2")]
+pub(crate) const ALPN_H2: &[u8] = b"h2";
 
 /// What to trust and what to present in a TLS handshake, turned into a
 /// `rustls::ClientConfig` by [`build`](Self::build).

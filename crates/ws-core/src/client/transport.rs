@@ -12,9 +12,12 @@ use super::tls::TlsStream;
 use crate::stream::ReadReady;
 
 /// The stream [`connect`](super::connect) opens: TCP for `ws://`, TLS over
-/// TCP for `wss://` (through a proxy's tunnel or not). An enum, not a trait
-/// object, so a plain connection pays a branch rather than a virtual call
-/// per read; `Send` and `Unpin`, for `tokio::spawn` and the halves of
+/// TCP for `wss://` (through a proxy's tunnel or not), or, with feature
+/// `http2` and `Http2Mode`, one stream of an HTTP/2
+/// connection. An enum, not a trait object, so a plain connection pays a
+/// branch rather than a virtual call per read, and callers keep one socket
+/// type, `WebSocket<Transport>`, whichever protocol carried the handshake;
+/// `Send` and `Unpin`, for `tokio::spawn` and the halves of
 /// [`split`](crate::stream::WebSocket::split).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -23,33 +26,84 @@ pub enum Transport {
     Plain(TcpStream),
     /// `wss://`, after the TLS handshake (boxed: the TLS state is large).
     Tls(Box<TlsStream>),
+    /// A WebSocket over an HTTP/2 stream (RFC 8441), `ws://` with prior
+    /// knowledge or `wss://` after ALPN chose `h2`. The HTTP/2 connection
+    /// (TCP or TLS) runs in a task of its own and ends with its last
+    /// stream.
+    #[cfg(feature = "http2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+    Http2(Box<Http2Transport>),
+}
+
+/// The [`Transport::Http2`] stream and the addresses of the connection
+/// under it (which lives in its own task, out of reach).
+#[cfg(feature = "http2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+#[derive(Debug)]
+pub struct Http2Transport {
+    stream: crate::http2::Http2Stream,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+#[cfg(feature = "http2")]
+impl Http2Transport {
+    pub(crate) fn new(
+        stream: crate::http2::Http2Stream,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Self {
+        Self {
+            stream,
+            peer,
+            local,
+        }
+    }
+
+    /// The HTTP/2 stream (its identifier, whether the closing handshake
+    /// is done).
+    pub fn stream(&self) -> &crate::http2::Http2Stream {
+        &self.stream
+    }
 }
 
 impl Transport {
-    /// The TCP stream underneath (to the proxy, when there is one).
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP stream underneath (to the proxy, when there is one); `None`
+    /// over HTTP/2, whose connection belongs to its own task.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Self::Plain(stream) => stream,
-            Self::Tls(stream) => stream.get_ref().0,
+            Self::Plain(stream) => Some(stream),
+            Self::Tls(stream) => Some(stream.get_ref().0),
+            #[cfg(feature = "http2")]
+            Self::Http2(_) => None,
         }
     }
 
     /// The address of the TCP peer: the server's, or the proxy's.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().peer_addr()
+        match self {
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Ok(http2.peer),
+            _ => self.tcp().ok_or(io::ErrorKind::NotConnected)?.peer_addr(),
+        }
     }
 
     /// The local address of the TCP connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().local_addr()
+        match self {
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Ok(http2.local),
+            _ => self.tcp().ok_or(io::ErrorKind::NotConnected)?.local_addr(),
+        }
     }
 
     /// The rustls connection state (negotiated version, ALPN, the server's
-    /// certificates), for `wss://`.
+    /// certificates), for `wss://` over HTTP/1.1 (over HTTP/2 the TLS
+    /// stream belongs to the connection's task).
     pub fn tls_connection(&self) -> Option<&rustls::ClientConnection> {
         match self {
-            Self::Plain(_) => None,
             Self::Tls(stream) => Some(stream.get_ref().1),
+            _ => None,
         }
     }
 }
@@ -62,6 +116,8 @@ impl ReadReady for Transport {
         match self {
             Self::Plain(stream) => stream.poll_read_ready(cx),
             Self::Tls(_) => Poll::Ready(Ok(())),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => http2.stream.poll_read_ready(cx),
         }
     }
 }
@@ -84,6 +140,8 @@ impl AsyncRead for Transport {
                 }
                 other => other,
             },
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Pin::new(&mut http2.stream).poll_read(cx, buf),
         }
     }
 }
@@ -97,6 +155,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Self::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Pin::new(&mut http2.stream).poll_write(cx, buf),
         }
     }
 
@@ -108,6 +168,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Self::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Pin::new(&mut http2.stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -115,6 +177,8 @@ impl AsyncWrite for Transport {
         match self {
             Self::Plain(stream) => stream.is_write_vectored(),
             Self::Tls(stream) => stream.is_write_vectored(),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => http2.stream.is_write_vectored(),
         }
     }
 
@@ -122,6 +186,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Self::Tls(stream) => Pin::new(stream).poll_flush(cx),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Pin::new(&mut http2.stream).poll_flush(cx),
         }
     }
 
@@ -129,6 +195,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Self::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
+            #[cfg(feature = "http2")]
+            Self::Http2(http2) => Pin::new(&mut http2.stream).poll_shutdown(cx),
         }
     }
 }

@@ -183,6 +183,47 @@ impl ClientRequest {
         self
     }
 
+    /// Sends this `Host` header (and HTTP/2 `:authority`) instead of the
+    /// one built from the URL, as curl's `-H 'Host: ...'` and wscat's
+    /// `--host` do: for a virtual host reached by address, or a server
+    /// behind a name it does not know. Only the header changes: the TCP
+    /// connection still goes to [`host`](Self::host) and
+    /// [`port`](Self::port), and TLS still sends and checks the URL's host.
+    ///
+    /// The value must be a non-empty header value without surrounding
+    /// whitespace or control characters; anything else fails with
+    /// [`HandshakeError::InvalidUrl`] and leaves nothing half-set.
+    ///
+    /// ```
+    /// use ws_core::handshake::ClientRequest;
+    ///
+    /// let request = ClientRequest::from_parts(false, "127.0.0.1", 8000, "/")?
+    ///     .host_header("chat.example")?;
+    /// assert_eq!(request.host(), "127.0.0.1");
+    /// assert!(String::from_utf8_lossy(&request.to_bytes()).contains("\r\nHost: chat.example\r\n"));
+    /// # Ok::<(), ws_core::handshake::HandshakeError>(())
+    /// ```
+    pub fn host_header(mut self, value: impl Into<String>) -> Result<Self, HandshakeError> {
+        let value = value.into();
+        let valid = !value.is_empty()
+            && value.trim_matches([' ', '\t']) == value
+            && value.bytes().all(|b| b == b'\t' || !b.is_ascii_control());
+        if !valid {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "invalid Host header {value:?}: it must be a non-empty header value"
+            )));
+        }
+        self.host_header = value;
+        Ok(self)
+    }
+
+    /// The `Host` header this request sends: the URL's host (bracketed if
+    /// IPv6) with the port unless it is the scheme's default, or the value
+    /// given to [`host_header`](Self::host_header).
+    pub fn host_header_value(&self) -> &str {
+        &self.host_header
+    }
+
     /// Sets the raw `Sec-WebSocket-Extensions` offer, e.g.
     /// `permessage-deflate; client_max_window_bits`; replaces an earlier one.
     pub fn extensions(mut self, offer: impl Into<String>) -> Self {
@@ -498,6 +539,30 @@ mod tests {
             accept_key(request.key().as_bytes())
         ))
         .0
+    }
+
+    #[test]
+    fn host_header_replaces_the_url_host_in_the_header_only() {
+        let request = ClientRequest::from_parts(true, "10.0.0.1", 8443, "/")
+            .unwrap()
+            .host_header("chat.example:443")
+            .unwrap();
+        let text = text(&request);
+        assert!(text.contains("\r\nHost: chat.example:443\r\n"), "{text}");
+        assert_eq!(text.matches("Host:").count(), 1, "{text}");
+        assert_eq!((request.host(), request.port()), ("10.0.0.1", 8443));
+        assert_eq!(request.host_header_value(), "chat.example:443");
+    }
+
+    #[test]
+    fn host_header_refuses_values_that_are_not_header_values() {
+        for bad in ["", " a", "a ", "a\r\nX: y", "a\0b"] {
+            let request = ClientRequest::from_parts(false, "h", 80, "/").unwrap();
+            assert!(
+                matches!(request.host_header(bad), Err(HandshakeError::InvalidUrl(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -169,6 +169,18 @@ impl Client {
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Http2WebSocket, Negotiated), Error> {
+        self.connect_with_headers(request, config)
+            .await
+            .map(|(socket, negotiated, _)| (socket, negotiated))
+    }
+
+    /// [`connect`](Self::connect), also returning the `200`'s header
+    /// fields (for `client::Response`).
+    pub(crate) async fn connect_with_headers(
+        &self,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<(Http2WebSocket, Negotiated, Headers), Error> {
         if !self.extended_connect_enabled() {
             return Err(HandshakeError::ExtendedConnectDisabled.into());
         }
@@ -188,15 +200,19 @@ impl Client {
         } else {
             body_prefix(&mut body).await
         };
-        let negotiated =
-            validate_connect_response(&request, status, headers, &prefix).and_then(|negotiated| {
+        let negotiated = validate_connect_response(&request, status, headers.clone(), &prefix)
+            .and_then(|negotiated| {
                 client_connection(config, &negotiated, BytesMut::new())
                     .map(|connection| (connection, negotiated))
             });
         match negotiated {
             Ok((connection, negotiated)) => {
                 let stream = Http2Stream::new(send_stream, body);
-                Ok((WebSocket::from_connection(stream, connection), negotiated))
+                Ok((
+                    WebSocket::from_connection(stream, connection),
+                    negotiated,
+                    headers,
+                ))
             }
             Err(error) => {
                 send_stream.send_reset(Reason::CANCEL);
