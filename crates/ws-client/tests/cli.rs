@@ -943,17 +943,7 @@ fn close_while_a_large_message_arrives(
     // Let the client take in part of the frame.
     thread::sleep(Duration::from_millis(300));
     interrupt(&mut child);
-    let deadline = std::time::Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("ws-client did not exit");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_bounded(&mut child);
     let mut stderr = String::new();
     child
         .stderr
@@ -1491,19 +1481,25 @@ fn connect_to(url: &str) -> WebSocket<TcpStream> {
         .0
 }
 
-/// Waits for `child` to exit (bounded), returning its status and stdout.
-fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+/// Waits for `child` to exit, killing it (and failing the test) after
+/// `RUN_LIMIT`.
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + RUN_LIMIT;
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
             panic!("ws-client did not exit");
         }
         thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// Waits for `child` to exit (bounded), returning its status and stdout.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let status = wait_bounded(&mut child);
     let mut stdout = String::new();
     child
         .stdout
