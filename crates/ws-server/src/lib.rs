@@ -48,6 +48,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 pub mod http;
+mod http2;
 pub mod metered;
 pub mod metrics;
 pub mod server;
