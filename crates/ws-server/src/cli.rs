@@ -23,7 +23,8 @@ const MIN_FRAME_SIZE: usize = 125;
 ///
 /// Echoes every text and binary message back to its sender, answers pings,
 /// and completes the closing handshake. The same port serves a small test
-/// page at `/` and a health check at `/healthz`.
+/// page at `/` and a health check at `/healthz`, over HTTP/1.1 and HTTP/2
+/// (WebSockets on HTTP/2 streams, RFC 8441: see --http2).
 ///
 /// Prints `listening on ws://HOST:PORT` (`wss://` with --tls-cert) on
 /// stdout once it accepts connections, then `test page: http://HOST:PORT/`.

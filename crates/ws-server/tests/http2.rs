@@ -221,6 +221,16 @@ async fn prior_knowledge_carries_ten_websockets_on_one_connection() {
         http1.recv().unwrap(),
         Some(Event::Text("over HTTP/1.1".into()))
     );
+    let log = blocking({
+        let server = Arc::clone(&server);
+        move || server.wait_for_log("http=1.1")
+    })
+    .await;
+    let opened = log
+        .lines()
+        .find(|line| line.contains("connection opened") && line.contains("http=1.1"))
+        .unwrap();
+    assert!(!opened.contains("stream="), "{opened}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
