@@ -137,7 +137,7 @@ pub(crate) struct Origin {
 /// only until it holds the task's waker (which does not change for the
 /// task's life); afterwards the wake-up it delivers is recognised by the
 /// flag the server sets before it notifies.
-pub(crate) struct StopSignal<'a, 'n> {
+struct StopSignal<'a, 'n> {
     notified: Pin<&'n mut Notified<'a>>,
     stopping: &'a AtomicBool,
     waker_registered: bool,

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::http::StatusCode;
+use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use ws_core::Error;
@@ -248,6 +249,49 @@ fn answer(request: HttpRequest, peer: SocketAddr, shared: &Shared) {
     shared.metrics.answered(Answer::Http(status));
     if let Err(error) = request.respond(http::http2_response(page)) {
         tracing::debug!(%peer, %error, "answering an HTTP/2 request failed");
+    }
+}
+
+/// Answers a connection that chose HTTP/2 (ALPN `h2`) but came past
+/// `--max-connections`: every request it sends within `within` gets 503,
+/// and GOAWAY follows the first answer, so that the client reads why, as an
+/// HTTP/1.1 client reads its `503` (HTTP/1.1 bytes would be a protocol
+/// error to it).
+pub(crate) async fn refuse(io: Transport, peer: SocketAddr, shared: &Shared, within: Duration) {
+    let refusing = async {
+        let io = Prefixed::new(BytesMut::new(), io);
+        let config = shared.config.core_config();
+        let mut connection =
+            ServerConnection::handshake(io, config, shared.config.http2_settings()).await?;
+        let mut going_away = false;
+        while let Some(request) = connection.next_request().await {
+            let reason = "503 too many connections, try again later\n";
+            shared.metrics.answered(Answer::Refused(503));
+            match request? {
+                Incoming::WebSocket(request) => {
+                    let _ = request.reject(StatusCode::SERVICE_UNAVAILABLE, reason);
+                }
+                Incoming::Http(request) => {
+                    let mut response = ::http::Response::new(Bytes::from_static(reason.as_bytes()));
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    response
+                        .headers_mut()
+                        .insert("retry-after", ::http::HeaderValue::from_static("1"));
+                    let _ = request.respond(response);
+                }
+                _ => {}
+            }
+            if !going_away {
+                connection.graceful_shutdown();
+                going_away = true;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    match tokio::time::timeout(within, refusing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "refusing an HTTP/2 connection failed"),
+        Err(_) => tracing::debug!(%peer, "HTTP/2 connection over the limit dropped"),
     }
 }
 

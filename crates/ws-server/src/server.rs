@@ -290,7 +290,8 @@ fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
 
 /// Answers a connection over the limit with 503 and closes it; over TLS,
 /// after a handshake bounded by the handshake timeout, so that the client
-/// can read the answer.
+/// can read the answer (over HTTP/2 when ALPN chose `h2`: 503 on its
+/// streams, then GOAWAY).
 async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, shared: Arc<Shared>) {
     tracing::debug!(%peer, "over the connection limit; answering 503");
     let timeout = shared.config.handshake_timeout;
@@ -305,6 +306,10 @@ async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, sha
             return;
         }
     };
+    if transport.alpn_protocol() == Some(b"h2") {
+        crate::http2::refuse(transport, peer, &shared, timeout).await;
+        return;
+    }
     shared.metrics.answered(Answer::Refused(503));
     let (_, response) = http::error(
         503,

@@ -362,6 +362,25 @@ async fn tls_with_alpn_h2_serves_websockets_the_page_and_healthz() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_h2_connection_past_the_limit_reads_503_on_its_stream() {
+    let pki = Pki::new("limit");
+    let mut args = pki.args().to_vec();
+    args.extend(["--max-connections".to_owned(), "1".to_owned()]);
+    let server = ServerProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (client, _connection) = h2_client(pki.connect(&server, &[b"h2"]).await).await;
+    let mut holder = open(&client, Config::default()).await;
+    round_trip(&mut holder, Message::Text("holding the slot".into())).await;
+
+    let (late, _connection) = h2_client(pki.connect(&server, &[b"h2"]).await).await;
+    let request = ClientRequest::from_parts(true, "localhost", 443, "/").unwrap();
+    assert_eq!(
+        refused_status(late.connect(&request, Config::default()).await),
+        503
+    );
+    round_trip(&mut holder, Message::Text("still holding".into())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_off_offers_no_h2_and_takes_the_preface_for_a_bad_request() {
     let pki = Pki::new("off");
     let mut args = pki.args().to_vec();
