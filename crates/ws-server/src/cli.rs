@@ -23,7 +23,8 @@ const MIN_FRAME_SIZE: usize = 125;
 ///
 /// Echoes every text and binary message back to its sender, answers pings,
 /// and completes the closing handshake. The same port serves a small test
-/// page at `/` and a health check at `/healthz`.
+/// page at `/` and a health check at `/healthz`, over HTTP/1.1 and HTTP/2
+/// (WebSockets on HTTP/2 streams, RFC 8441: see --http2).
 ///
 /// Prints `listening on ws://HOST:PORT` (`wss://` with --tls-cert) on
 /// stdout once it accepts connections, then `test page: http://HOST:PORT/`.
@@ -62,7 +63,10 @@ pub struct Args {
     pub max_frame_size: usize,
 
     /// Most connections open at once; past it a new connection gets
-    /// `HTTP/1.1 503 Service Unavailable` and is closed.
+    /// `HTTP/1.1 503 Service Unavailable` and is closed. Each WebSocket
+    /// over HTTP/2 counts as a connection (an HTTP/2 connection counts once
+    /// for its first WebSocket, or once while it has none); a stream past
+    /// the limit gets 503 on that stream alone.
     #[arg(
         long,
         env = "WS_SERVER_MAX_CONNECTIONS",
@@ -146,7 +150,8 @@ pub struct Args {
     /// Serve `wss://` (and the page over https://) with this PEM certificate
     /// chain, leaf first; needs --tls-key. The ready line then reads
     /// `listening on wss://HOST:PORT`. The TLS handshake counts against
-    /// --handshake-timeout; ALPN offers http/1.1.
+    /// --handshake-timeout; ALPN offers h2 (unless --http2 off) and
+    /// http/1.1.
     #[arg(
         long,
         env = "WS_SERVER_TLS_CERT",
@@ -164,6 +169,20 @@ pub struct Args {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTP/2 too (on or off): WebSockets over HTTP/2 streams (RFC
+    /// 8441), many per connection, and the page, /healthz and /metrics.
+    /// With --tls-cert, ALPN offers h2 and http/1.1; on a plaintext port, a
+    /// client that opens with the HTTP/2 preface (prior knowledge) is
+    /// served HTTP/2. Off, the preface is a bad HTTP/1.1 request.
+    #[arg(long, env = "WS_SERVER_HTTP2", value_name = "on|off", default_value = "on", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub http2: bool,
+
+    /// Streams (WebSockets and plain requests) one HTTP/2 client may have
+    /// open at once (SETTINGS_MAX_CONCURRENT_STREAMS); the client waits, or
+    /// gets REFUSED_STREAM, past it.
+    #[arg(long, env = "WS_SERVER_MAX_STREAMS_PER_CONNECTION", value_name = "N", default_value = "100", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
 
     /// Log filter for stderr: error, warn, info, debug, trace or off, or
     /// tracing directives (ws_server=debug). Overrides RUST_LOG; without
@@ -214,6 +233,8 @@ impl Args {
                     .window_bits(self.deflate_window_bits)
                     .context_takeover(self.deflate_context_takeover)
             }),
+            http2: self.http2,
+            max_streams_per_connection: self.max_streams_per_connection,
         }
     }
 
@@ -386,6 +407,10 @@ mod tests {
             "https://example.com",
             "--log-level",
             "debug",
+            "--http2",
+            "off",
+            "--max-streams-per-connection",
+            "7",
         ])
         .unwrap();
         assert_eq!(args.worker_threads(), 1);
@@ -401,6 +426,26 @@ mod tests {
         assert_eq!(config.protocols, ["chat", "a", "b"]);
         assert_eq!(config.allowed_origins, ["https://example.com"]);
         assert_eq!(args.log_level.as_deref(), Some("debug"));
+        assert!(!config.http2);
+        assert_eq!(config.max_streams_per_connection, 7);
+        assert_eq!(
+            config.http2_settings(),
+            ws_core::http2::Settings::default().max_concurrent_streams(7)
+        );
+    }
+
+    #[test]
+    fn http2_takes_on_and_off_and_is_on_by_default() {
+        assert!(parse(&[]).unwrap().http2);
+        for (value, expected) in [("on", true), ("off", false), ("true", true), ("0", false)] {
+            assert_eq!(
+                parse(&["--http2", value]).unwrap().http2,
+                expected,
+                "{value}"
+            );
+        }
+        let error = parse(&["--max-streams-per-connection", "0"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]
@@ -529,6 +574,10 @@ mod tests {
             "--allowed-origin",
             "--log-level",
             "RUST_LOG",
+            "--http2",
+            "[default: on]",
+            "--max-streams-per-connection",
+            "[default: 100]",
         ] {
             assert!(
                 help.contains(expected),
@@ -559,7 +608,7 @@ mod tests {
                 "--help lacks {env}:\n{help}"
             );
         }
-        assert_eq!(options, 18);
+        assert_eq!(options, 20);
     }
 
     #[test]

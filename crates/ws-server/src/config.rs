@@ -13,6 +13,10 @@ pub struct ServerConfig {
     /// The largest frame accepted; a larger one closes the connection with 1009.
     pub max_frame_size: usize,
     /// Open connections beyond this number get `503 Service Unavailable`.
+    /// A WebSocket over HTTP/2 counts as a connection of its own: an HTTP/2
+    /// connection counts once for its first WebSocket stream (or once with
+    /// none), and once more for each further one; a stream past the limit
+    /// is refused with 503 on that stream alone.
     pub max_connections: usize,
     /// The most echoed bytes a connection may have waiting to be written.
     /// Past it the server stops reading from that client until the client
@@ -41,7 +45,18 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// permessage-deflate settings; `None` declines every offer.
     pub deflate: Option<DeflateConfig>,
+    /// Serve HTTP/2 (RFC 8441 WebSockets, the page, `/healthz`,
+    /// `/metrics`): offered over TLS with ALPN `h2`, and taken on the
+    /// plaintext port when a client opens with the HTTP/2 preface (prior
+    /// knowledge). Off, only HTTP/1.1 is spoken.
+    pub http2: bool,
+    /// The streams (WebSockets and plain requests) one HTTP/2 client may
+    /// have open at once: `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_streams_per_connection: u32,
 }
+
+/// Streams one HTTP/2 client may have open at once, by default.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -58,6 +73,8 @@ impl Default for ServerConfig {
             protocols: Vec::new(),
             allowed_origins: Vec::new(),
             deflate: Some(DeflateConfig::default()),
+            http2: true,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
         }
     }
 }
@@ -90,6 +107,12 @@ impl ServerConfig {
             // to refuse an echo.
             .write_high_water(self.max_backlog.saturating_add(1))
             .write_low_water(self.max_backlog)
+    }
+
+    /// The HTTP/2 limits of each connection: the streams per connection,
+    /// and ws-core's documented windows.
+    pub fn http2_settings(&self) -> ws_core::http2::Settings {
+        ws_core::http2::Settings::default().max_concurrent_streams(self.max_streams_per_connection)
     }
 
     /// The server's decision on a valid upgrade request: the origin check,

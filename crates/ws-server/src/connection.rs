@@ -1,5 +1,6 @@
 //! One accepted TCP connection: the HTTP head, then either a plain response
-//! or a WebSocket echo session.
+//! or a WebSocket echo session; or HTTP/2 (ALPN `h2`, or the preface on a
+//! plaintext port), whose WebSocket streams run the same echo session.
 //!
 //! Every protocol decision is ws-core's; this module only moves the
 //! connection through its phases and bounds each one in time.
@@ -13,24 +14,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use ws_core::handshake::ServerHandshake;
-use ws_core::stream::WebSocket;
+use ws_core::http2::{Http2Stream, Preface, Prefixed, ServerConnection, detect_preface};
+use ws_core::stream::{ReadReady, WebSocket};
 use ws_core::{CloseCode, Error, Event, Message};
 
 use crate::http;
+use crate::http2::{self, StreamSlot};
 use crate::metered::Metered;
-use crate::metrics::{Answer, ClosedBy, Traffic};
+use crate::metrics::{Answer, ClosedBy, HttpVersion, Traffic};
 use crate::server::{ActiveGuard, Shared};
 use crate::tcp;
 use crate::tls::{self, TlsConfig, TlsFailure, Transport};
 
-/// The WebSocket type the server runs on.
-type Socket = WebSocket<WriteDeadline<Metered<Transport>>>;
+/// The WebSocket type the server runs on: over a TCP (or TLS) connection,
+/// or over an HTTP/2 stream.
+pub(crate) type Socket<T = Transport> = WebSocket<WriteDeadline<Metered<T>>>;
 
 /// The payload of the ping an idle connection gets, so that a packet capture
 /// shows why it was sent.
@@ -65,16 +69,68 @@ pub(crate) async fn serve(
     };
     tokio::pin!(shutdown);
     let opened = Box::pin(open(stream, peer, &shared, tls, shutdown.as_mut())).await;
-    let Some(socket) = opened else {
-        return;
+    match opened {
+        None => {}
+        Some(Opened::WebSocket(socket, deflate)) => {
+            let origin = Origin {
+                peer,
+                version: HttpVersion::Http1,
+                stream: None,
+            };
+            let mut session = Session::new(socket, deflate, origin, &shared);
+            session.echo_loop(shutdown).await;
+            Box::pin(session.finish()).await;
+        }
+        Some(Opened::Http2(connection)) => {
+            Box::pin(http2::serve(
+                *connection,
+                peer,
+                Arc::clone(&shared),
+                shutdown,
+            ))
+            .await;
+        }
+    }
+}
+
+/// Runs the echo session of a WebSocket over an HTTP/2 stream (accepted by
+/// [`http2::serve`]) until it ends, holding its connection slot meanwhile.
+pub(crate) async fn serve_stream(
+    socket: Box<Socket<Http2Stream>>,
+    deflate: bool,
+    origin: Origin,
+    shared: Arc<Shared>,
+    _slot: StreamSlot,
+) {
+    let notified = shared.stop.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let shutdown = StopSignal {
+        notified,
+        stopping: &shared.shutting_down,
+        waker_registered: false,
     };
-    let (socket, deflate) = socket;
-    let mut session = Session::new(socket, deflate, peer, &shared);
+    tokio::pin!(shutdown);
+    // A shutdown that started before this task did is seen by the echo
+    // loop's first look at the flag: the stream is closed with 1001.
+    let mut session = Session::new(socket, deflate, origin, &shared);
     session.echo_loop(shutdown).await;
     Box::pin(session.finish()).await;
 }
 
+/// Where a WebSocket came from, for its log lines and counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// HTTP/1.1 upgrade or HTTP/2 extended CONNECT.
+    pub(crate) version: HttpVersion,
+    /// The HTTP/2 stream identifier.
+    pub(crate) stream: Option<u32>,
+}
+
 /// Completes when the server stops; cheap enough to poll on every message.
+/// Once complete, it stays complete.
 ///
 /// A `Notified` takes a lock each time it is polled, and the echo loop polls
 /// the shutdown whenever it waits for input. So the `Notified` is polled
@@ -104,16 +160,25 @@ impl Future for StopSignal<'_, '_> {
     }
 }
 
+/// What a connection became once opened.
+enum Opened {
+    /// A WebSocket after a 101 (with permessage-deflate if the flag is set).
+    WebSocket(Box<Socket>, bool),
+    /// An HTTP/2 connection, its handshake done.
+    Http2(Box<http2::Connection>),
+}
+
 /// The opening of a connection, bounded by the handshake timeout and cut
-/// short by a shutdown: the WebSocket after a 101, or `None` once whatever
-/// else was asked has been answered (or the client went away).
+/// short by a shutdown: the WebSocket after a 101, an HTTP/2 connection
+/// after its handshake, or `None` once whatever else was asked has been
+/// answered (or the client went away).
 async fn open<F>(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     tls: Option<TlsConfig>,
     shutdown: Pin<&mut F>,
-) -> Option<(Box<Socket>, bool)>
+) -> Option<Opened>
 where
     F: Future<Output = ()>,
 {
@@ -135,7 +200,8 @@ where
         Ok(Opening::Respond(stream, response)) => {
             http::respond_and_close(stream, &response).await;
         }
-        Ok(Opening::Upgraded(socket, deflate)) => return Some((socket, deflate)),
+        Ok(Opening::Upgraded(socket, deflate)) => return Some(Opened::WebSocket(socket, deflate)),
+        Ok(Opening::Http2(connection)) => return Some(Opened::Http2(connection)),
     }
     None
 }
@@ -149,6 +215,8 @@ enum Opening {
     /// The 101 was sent: the connection speaks WebSocket now (with
     /// permessage-deflate if the flag is set).
     Upgraded(Box<Socket>, bool),
+    /// The client speaks HTTP/2, and its handshake is done.
+    Http2(Box<http2::Connection>),
 }
 
 /// Runs the TLS handshake (if any), reads the request head and answers it;
@@ -169,9 +237,31 @@ async fn handshake(
             return Opening::Dropped;
         }
     };
+    if shared.config.http2 && stream.alpn_protocol() == Some(b"h2") {
+        return http2_opening(Prefixed::new(BytesMut::new(), stream), peer, shared).await;
+    }
+    // Prior knowledge (RFC 9113 §3.3) is for plaintext only: over TLS,
+    // HTTP/2 is chosen with ALPN.
+    let prior_knowledge = shared.config.http2 && matches!(stream, Transport::Plain(_));
     let mut handshake = ServerHandshake::new(shared.config.core_config());
     loop {
-        match handshake.request() {
+        let preface = if prior_knowledge {
+            detect_preface(handshake.read_buffer())
+        } else {
+            Preface::Other
+        };
+        if preface == Preface::Http2 {
+            let read = handshake.into_leftover();
+            return http2_opening(Prefixed::new(read, stream), peer, shared).await;
+        }
+        // While the bytes may still become the preface, no HTTP/1.1 head is
+        // parsed (`PRI * HTTP/2.0` is not one).
+        let request = if preface == Preface::Partial {
+            Ok(None)
+        } else {
+            handshake.request()
+        };
+        match request {
             Ok(Some(_)) => break,
             Ok(None) => {}
             Err(refused) => {
@@ -232,6 +322,7 @@ async fn handshake(
             // Any path is accepted: the echo is the same everywhere.
             tracing::info!(
                 %peer,
+                http = %HttpVersion::Http1.label(),
                 path = ?request.path(),
                 protocol = protocol.as_deref().unwrap_or("none"),
                 extensions = extensions.as_deref().unwrap_or("none"),
@@ -248,6 +339,25 @@ async fn handshake(
             // The request head (all its headers) is not kept for the
             // connection's lifetime.
             Opening::Upgraded(Box::new(socket), extensions.is_some())
+        }
+    }
+}
+
+/// The HTTP/2 handshake on a connection that chose HTTP/2, under the
+/// handshake timeout like the rest of the opening: the server's SETTINGS
+/// (extended CONNECT enabled, the stream limit) out, the client's preface
+/// and SETTINGS in.
+async fn http2_opening(io: Prefixed<Transport>, peer: SocketAddr, shared: &Shared) -> Opening {
+    let config = shared.config.core_config();
+    match ServerConnection::handshake(io, config, shared.config.http2_settings()).await {
+        Ok(connection) => {
+            shared.metrics.http2_connection();
+            tracing::debug!(%peer, "HTTP/2 connection");
+            Opening::Http2(Box::new(connection))
+        }
+        Err(error) => {
+            tracing::info!(%peer, %error, "HTTP/2 handshake failed; connection dropped");
+            Opening::Dropped
         }
     }
 }
@@ -318,7 +428,7 @@ impl Ending {
 /// it is dropped, so that a connection aborted at the end of a shutdown is
 /// reported too.
 struct Report<'a> {
-    peer: SocketAddr,
+    origin: Origin,
     started: Instant,
     /// Messages received and sent back, and their payload bytes.
     messages_echoed: u64,
@@ -337,9 +447,14 @@ impl Drop for Report<'_> {
     fn drop(&mut self) {
         let close_code = self.ending.code().map_or(0, |code| code.0);
         let closed_by = self.ending.closed_by();
-        self.shared.metrics.closed(closed_by, close_code);
+        let origin = self.origin;
+        self.shared
+            .metrics
+            .closed(closed_by, close_code, origin.version);
         tracing::info!(
-            peer = %self.peer,
+            peer = %origin.peer,
+            http = %origin.version.label(),
+            stream = origin.stream,
             duration = ?self.started.elapsed(),
             messages_in = self.messages_echoed + self.messages_not_echoed,
             bytes_in = self.bytes_echoed + self.bytes_not_echoed,
@@ -361,8 +476,8 @@ enum Wake {
 }
 
 /// A WebSocket connection after the handshake: echoes until it closes.
-struct Session<'a> {
-    socket: Box<Socket>,
+struct Session<'a, T> {
+    socket: Box<Socket<T>>,
     report: Report<'a>,
     /// The server's per-message counters this connection adds to.
     traffic: &'a Traffic,
@@ -371,14 +486,17 @@ struct Session<'a> {
     max_backlog: usize,
 }
 
-impl<'a> Session<'a> {
-    fn new(socket: Box<Socket>, deflate: bool, peer: SocketAddr, shared: &'a Shared) -> Self {
-        let traffic = shared.metrics.opened(deflate);
+impl<'a, T> Session<'a, T>
+where
+    T: AsyncRead + AsyncWrite + ReadReady + Unpin,
+{
+    fn new(socket: Box<Socket<T>>, deflate: bool, origin: Origin, shared: &'a Shared) -> Self {
+        let traffic = shared.metrics.opened(deflate, origin.version);
         Self {
             socket,
             traffic,
             report: Report {
-                peer,
+                origin,
                 started: Instant::now(),
                 messages_echoed: 0,
                 bytes_echoed: 0,
@@ -464,13 +582,13 @@ impl<'a> Session<'a> {
                         bytes_at_last_check = bytes_read;
                         idle_pinged = false;
                     } else if !idle_pinged {
-                        tracing::debug!(peer = %self.report.peer, "idle; sending a ping");
+                        tracing::debug!(peer = %self.report.origin.peer, "idle; sending a ping");
                         idle_pinged = true;
                         if !Box::pin(self.ping_idle()).await {
                             return;
                         }
                     } else {
-                        tracing::debug!(peer = %self.report.peer, "no answer to the idle ping");
+                        tracing::debug!(peer = %self.report.origin.peer, "no answer to the idle ping");
                         Box::pin(self.close(CloseCode::GOING_AWAY, "idle timeout")).await;
                         return;
                     }
@@ -530,7 +648,7 @@ impl<'a> Session<'a> {
                 self.report.messages_not_echoed += 1;
                 self.report.bytes_not_echoed += len;
                 self.traffic.not_echoed(len);
-                tracing::debug!(peer = %self.report.peer, %error, "message not echoed");
+                tracing::debug!(peer = %self.report.origin.peer, %error, "message not echoed");
             }
         }
     }
@@ -554,7 +672,7 @@ impl<'a> Session<'a> {
     where
         F: Future<Output = ()>,
     {
-        let peer = self.report.peer;
+        let peer = self.report.origin.peer;
         tracing::debug!(%peer, backlog = self.backlog(), cap = self.max_backlog, "backlog over the cap; reading paused");
         let deadline = Instant::now() + self.close_timeout;
         let flushed = tokio::select! {
@@ -594,7 +712,7 @@ impl<'a> Session<'a> {
     /// Records why `recv` failed. On a protocol error ws-core has already
     /// written the close frame with the matching code.
     fn failed(&mut self, error: &Error) {
-        let peer = self.report.peer;
+        let peer = self.report.origin.peer;
         match error {
             Error::Io(io_error) if io_error.kind() == io::ErrorKind::TimedOut => {
                 tracing::warn!(
@@ -628,7 +746,7 @@ impl<'a> Session<'a> {
                 false
             }
             Err(_) => {
-                tracing::debug!(peer = %self.report.peer, "peer does not read; dropping it");
+                tracing::debug!(peer = %self.report.origin.peer, "peer does not read; dropping it");
                 self.report.ending = Ending::Abnormal;
                 false
             }
@@ -650,10 +768,10 @@ impl<'a> Session<'a> {
         match tokio::time::timeout(self.close_timeout, handshake).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::debug!(peer = %self.report.peer, %error, "closing handshake failed");
+                tracing::debug!(peer = %self.report.origin.peer, %error, "closing handshake failed");
             }
             Err(_) => tracing::debug!(
-                peer = %self.report.peer,
+                peer = %self.report.origin.peer,
                 timeout = ?self.close_timeout,
                 "no close frame from the peer in time; connection dropped"
             ),

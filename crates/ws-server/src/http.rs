@@ -2,10 +2,11 @@
 //! the metrics, and the errors for everything else. Every response closes
 //! the connection.
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use ws_core::handshake::{RequestHead, http_response};
 
-use crate::metrics::Metrics;
+use crate::metrics::{HttpVersion, Metrics};
 use crate::tcp::{LINGER, linger};
 
 /// The test page served at `/`.
@@ -24,29 +25,119 @@ const COMMON_HEADERS: [(&str, &str); 2] = [
     ("X-Content-Type-Options", "nosniff"),
 ];
 
-/// The status and the complete response bytes for a request that is not a
-/// WebSocket upgrade: the page at `/`, `ok` at `/healthz`, the server's
-/// `metrics` at `/metrics`.
-pub fn route(head: &RequestHead, metrics: &Metrics) -> (u16, Vec<u8>) {
-    let rendered;
-    let (content_type, body): (&str, &[u8]) = match head.path() {
-        "/" => ("text/html; charset=utf-8", PAGE.as_bytes()),
-        "/healthz" => ("text/plain; charset=utf-8", HEALTHY.as_bytes()),
-        "/metrics" => {
-            rendered = metrics.render();
-            (METRICS_CONTENT_TYPE, rendered.as_bytes())
+/// The answer to a plain request (not a WebSocket), the same over HTTP/1.1
+/// and HTTP/2: [`route`] writes it as HTTP/1.1, [`http2_response`] as an
+/// HTTP/2 response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// Headers besides the content type (and, over HTTP/1.1, the length and
+    /// `Connection: close`).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body (sent for `GET`; `HEAD` gets the head alone).
+    pub body: Bytes,
+}
+
+/// Answers `method` on `path` (its query ignored): the page at `/`, `ok`
+/// at `/healthz` (with the WebSockets open and served by HTTP version in
+/// `X-WebSockets-*` headers), the server's `metrics` at `/metrics`; 405
+/// for another method than `GET` or `HEAD`, 404 for another path.
+pub fn page(method: &str, path: &str, metrics: &Metrics) -> Page {
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
+    let mut headers: Vec<(&'static str, String)> = COMMON_HEADERS
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_owned()))
+        .collect();
+    let (content_type, body) = match path {
+        "/" => (
+            "text/html; charset=utf-8",
+            Bytes::from_static(PAGE.as_bytes()),
+        ),
+        "/healthz" => {
+            for (version, open, total) in [
+                (
+                    HttpVersion::Http1,
+                    "X-WebSockets-Open-Http1",
+                    "X-WebSockets-Total-Http1",
+                ),
+                (
+                    HttpVersion::Http2,
+                    "X-WebSockets-Open-Http2",
+                    "X-WebSockets-Total-Http2",
+                ),
+            ] {
+                headers.push((open, metrics.open_over(version).to_string()));
+                headers.push((total, metrics.total_over(version).to_string()));
+            }
+            (
+                "text/plain; charset=utf-8",
+                Bytes::from_static(HEALTHY.as_bytes()),
+            )
         }
-        _ => return error(404, "not found", &[]),
+        "/metrics" => (METRICS_CONTENT_TYPE, Bytes::from(metrics.render())),
+        _ => return error_page(404, "not found", &[]),
     };
-    match head.method.as_str() {
-        "GET" => (200, http_response(200, &COMMON_HEADERS, content_type, body)),
-        "HEAD" => {
-            // The same head as GET, Content-Length included, without the body.
-            let mut response = http_response(200, &COMMON_HEADERS, content_type, body);
-            response.truncate(response.len().saturating_sub(body.len()));
-            (200, response)
+    if !matches!(method, "GET" | "HEAD") {
+        return error_page(405, "method not allowed", &[("Allow", "GET, HEAD")]);
+    }
+    Page {
+        status: 200,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+/// The status and the complete response bytes for a request that is not a
+/// WebSocket upgrade (see [`page`]), as HTTP/1.1.
+pub fn route(head: &RequestHead, metrics: &Metrics) -> (u16, Vec<u8>) {
+    let page = page(&head.method, head.path(), metrics);
+    let headers: Vec<(&str, &str)> = page
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let mut response = http_response(page.status, &headers, page.content_type, &page.body);
+    if head.method == "HEAD" {
+        // The same head as GET, Content-Length included, without the body.
+        response.truncate(response.len().saturating_sub(page.body.len()));
+    }
+    (page.status, response)
+}
+
+/// `page` as an HTTP/2 response (ws-core leaves the body out for `HEAD`).
+pub fn http2_response(page: Page) -> http::Response<Bytes> {
+    let mut response = http::Response::new(page.body);
+    *response.status_mut() =
+        http::StatusCode::from_u16(page.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(page.content_type),
+    );
+    for (name, value) in page.headers {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            headers.append(name, value);
         }
-        _ => error(405, "method not allowed", &[("Allow", "GET, HEAD")]),
+    }
+    response
+}
+
+fn error_page(status: u16, message: &str, extra: &[(&'static str, &str)]) -> Page {
+    let mut headers: Vec<(&'static str, String)> = COMMON_HEADERS
+        .iter()
+        .chain(extra)
+        .map(|(name, value)| (*name, (*value).to_owned()))
+        .collect();
+    headers.shrink_to_fit();
+    Page {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        headers,
+        body: Bytes::from(format!("{status} {message}\n")),
     }
 }
 
@@ -112,6 +203,39 @@ mod tests {
         let (status, response) = route_plain(&head("GET", "/healthz"));
         assert_eq!(status, 200);
         assert!(text(&response).ends_with("\r\n\r\nok"));
+    }
+
+    #[test]
+    fn healthz_shows_the_websockets_by_http_version_in_headers() {
+        let metrics = Metrics::new();
+        let _ = metrics.opened(false, HttpVersion::Http2);
+        let _ = metrics.opened(false, HttpVersion::Http2);
+        let _ = metrics.opened(false, HttpVersion::Http1);
+        metrics.closed(crate::metrics::ClosedBy::Client, 1000, HttpVersion::Http1);
+        let response = text(&route(&head("GET", "/healthz"), &metrics).1);
+        for line in [
+            "X-WebSockets-Open-Http1: 0\r\n",
+            "X-WebSockets-Total-Http1: 1\r\n",
+            "X-WebSockets-Open-Http2: 2\r\n",
+            "X-WebSockets-Total-Http2: 2\r\n",
+        ] {
+            assert!(response.contains(line), "{line:?} in {response}");
+        }
+    }
+
+    #[test]
+    fn an_http2_response_carries_the_same_status_headers_and_body() {
+        let response = http2_response(page("GET", "/nope", &Metrics::new()));
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(&response.body()[..], b"404 not found\n");
+        let response = http2_response(page("POST", "/", &Metrics::new()));
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
     }
 
     #[test]

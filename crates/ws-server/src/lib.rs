@@ -8,6 +8,11 @@
 //! the handshake timeout, the idle timeout, the close timeout, the
 //! connection limit and the shutdown.
 //!
+//! WebSockets over HTTP/2 (RFC 8441, ws-core's `http2`) run the same echo
+//! session on each extended CONNECT stream: a connection that negotiates
+//! ALPN `h2` over TLS, or opens with the HTTP/2 preface on the plaintext
+//! port, carries any number of them (see [`ServerConfig::http2`]).
+//!
 //! # Example
 //!
 //! ```
@@ -48,6 +53,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 pub mod http;
+mod http2;
 pub mod metered;
 pub mod metrics;
 pub mod server;

@@ -91,6 +91,37 @@ impl Traffic {
     }
 }
 
+/// The HTTP version a WebSocket was opened over: an HTTP/1.1 upgrade (one
+/// TCP connection each) or an HTTP/2 extended CONNECT (a stream of a shared
+/// connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 `Upgrade: websocket` (RFC 6455).
+    Http1,
+    /// HTTP/2 extended CONNECT (RFC 8441).
+    Http2,
+}
+
+impl HttpVersion {
+    /// Both versions, in the order they are shown.
+    pub const ALL: [Self; 2] = [Self::Http1, Self::Http2];
+
+    /// The version as the logs and the `http` label read: `1.1` or `2`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Http1 => "1.1",
+            Self::Http2 => "2",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Http1 => 0,
+            Self::Http2 => 1,
+        }
+    }
+}
+
 /// How the opening of a plain HTTP request or an upgrade ended, for the
 /// counters by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +140,14 @@ pub struct Metrics {
     /// TCP connections being served, in any phase (TLS, the request head,
     /// a WebSocket session, the final linger).
     pub(crate) tcp_open: AtomicUsize,
+    /// WebSocket streams over HTTP/2 beyond the first on their connection:
+    /// with `tcp_open`, what `--max-connections` bounds.
+    pub(crate) extra_streams: AtomicUsize,
+    /// WebSockets open now and opened in all, by HTTP version.
+    open_by_version: [AtomicU64; 2],
+    total_by_version: [AtomicU64; 2],
+    /// HTTP/2 connections served (TLS with ALPN `h2`, or prior knowledge).
+    http2_connections: AtomicU64,
     /// WebSocket connections open now (upgraded and not yet ended).
     websocket_open: AtomicU64,
     /// WebSocket connections that completed the opening handshake.
@@ -141,6 +180,10 @@ impl Metrics {
     pub fn new() -> Self {
         Self {
             tcp_open: AtomicUsize::new(0),
+            extra_streams: AtomicUsize::new(0),
+            open_by_version: Default::default(),
+            total_by_version: Default::default(),
+            http2_connections: AtomicU64::new(0),
             websocket_open: AtomicU64::new(0),
             websocket_total: AtomicU64::new(0),
             deflate_negotiated: AtomicU64::new(0),
@@ -156,11 +199,17 @@ impl Metrics {
     }
 
     /// Counts a WebSocket connection that completed its opening handshake
-    /// (and is open from now on), and returns the per-message counters it
-    /// is to use.
-    pub fn opened(&self, deflate: bool) -> &Traffic {
+    /// over `version` (and is open from now on), and returns the
+    /// per-message counters it is to use.
+    pub fn opened(&self, deflate: bool, version: HttpVersion) -> &Traffic {
         let sequence = self.websocket_total.fetch_add(1, Ordering::Relaxed);
         self.websocket_open.fetch_add(1, Ordering::Relaxed);
+        if let Some(open) = self.open_by_version.get(version.index()) {
+            open.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(total) = self.total_by_version.get(version.index()) {
+            total.fetch_add(1, Ordering::Relaxed);
+        }
         if deflate {
             self.deflate_negotiated.fetch_add(1, Ordering::Relaxed);
         }
@@ -169,9 +218,13 @@ impl Metrics {
         self.traffic.get(shard).unwrap_or(&self.traffic[0])
     }
 
-    /// Counts the end of a WebSocket connection counted by [`opened`](Self::opened).
-    pub fn closed(&self, by: ClosedBy, code: u16) {
+    /// Counts the end of a WebSocket connection counted by
+    /// [`opened`](Self::opened) with the same `version`.
+    pub fn closed(&self, by: ClosedBy, code: u16, version: HttpVersion) {
         self.websocket_open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(open) = self.open_by_version.get(version.index()) {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
         let slot = if (FIRST_CODE..=LAST_CODE).contains(&code) {
             usize::from(code - FIRST_CODE)
         } else {
@@ -207,6 +260,34 @@ impl Metrics {
     /// head) did not finish within the handshake timeout.
     pub fn handshake_timed_out(&self) {
         self.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP/2 connection whose HTTP/2 handshake completed.
+    pub fn http2_connection(&self) {
+        self.http2_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// WebSockets open now over `version`.
+    pub fn open_over(&self, version: HttpVersion) -> u64 {
+        self.open_by_version
+            .get(version.index())
+            .map_or(0, |open| open.load(Ordering::Relaxed))
+    }
+
+    /// WebSockets opened over `version` since the start.
+    pub fn total_over(&self, version: HttpVersion) -> u64 {
+        self.total_by_version
+            .get(version.index())
+            .map_or(0, |total| total.load(Ordering::Relaxed))
+    }
+
+    /// What `--max-connections` bounds: TCP connections in any phase, plus
+    /// the WebSocket streams over HTTP/2 beyond the first on their
+    /// connection.
+    pub fn connection_slots(&self) -> usize {
+        self.tcp_open
+            .load(Ordering::Relaxed)
+            .saturating_add(self.extra_streams.load(Ordering::Relaxed))
     }
 
     /// WebSocket connections that completed the opening handshake.
@@ -251,6 +332,33 @@ impl Metrics {
             "counter",
             "WebSocket connections that completed the opening handshake.",
             &one(load(&self.websocket_total)),
+        );
+        let by_version = |counters: &[AtomicU64; 2]| -> Vec<(String, u64)> {
+            HttpVersion::ALL
+                .iter()
+                .zip(counters)
+                .map(|(version, counter)| {
+                    (format!("{{http=\"{}\"}}", version.label()), load(counter))
+                })
+                .collect()
+        };
+        metric(
+            "ws_server_connections_by_http_open",
+            "gauge",
+            "WebSocket connections open now, by the HTTP version they were opened over (1.1: upgrade; 2: extended CONNECT stream).",
+            &by_version(&self.open_by_version),
+        );
+        metric(
+            "ws_server_connections_by_http_total",
+            "counter",
+            "WebSocket connections that completed the opening handshake, by HTTP version.",
+            &by_version(&self.total_by_version),
+        );
+        metric(
+            "ws_server_http2_connections_total",
+            "counter",
+            "HTTP/2 connections served (TLS with ALPN h2, or plaintext with prior knowledge).",
+            &one(load(&self.http2_connections)),
         );
         metric(
             "ws_server_tcp_connections_open",
@@ -401,10 +509,10 @@ mod tests {
     fn traffic_from_every_shard_is_summed() {
         let metrics = Metrics::new();
         for _ in 0..SHARDS + 3 {
-            let traffic = metrics.opened(false);
+            let traffic = metrics.opened(false, HttpVersion::Http1);
             traffic.echoed(10);
         }
-        metrics.opened(true).not_echoed(7);
+        metrics.opened(true, HttpVersion::Http2).not_echoed(7);
         let text = metrics.render();
         let echoing = (SHARDS + 3) as u64;
         assert_eq!(
@@ -437,12 +545,12 @@ mod tests {
     #[test]
     fn closes_are_counted_by_closer_and_code() {
         let metrics = Metrics::new();
-        let _ = metrics.opened(true);
-        let _ = metrics.opened(false);
-        let _ = metrics.opened(false);
-        metrics.closed(ClosedBy::Client, 1000);
-        metrics.closed(ClosedBy::Client, 4321);
-        metrics.closed(ClosedBy::Transport, 1006);
+        let _ = metrics.opened(true, HttpVersion::Http1);
+        let _ = metrics.opened(false, HttpVersion::Http2);
+        let _ = metrics.opened(false, HttpVersion::Http2);
+        metrics.closed(ClosedBy::Client, 1000, HttpVersion::Http1);
+        metrics.closed(ClosedBy::Client, 4321, HttpVersion::Http2);
+        metrics.closed(ClosedBy::Transport, 1006, HttpVersion::Http2);
         let text = metrics.render();
         assert_eq!(
             sample(
@@ -470,13 +578,33 @@ mod tests {
     }
 
     #[test]
+    fn websockets_are_counted_by_http_version() {
+        let metrics = Metrics::new();
+        let _ = metrics.opened(false, HttpVersion::Http1);
+        let _ = metrics.opened(false, HttpVersion::Http2);
+        let _ = metrics.opened(true, HttpVersion::Http2);
+        metrics.closed(ClosedBy::Client, 1000, HttpVersion::Http2);
+        metrics.http2_connection();
+        let text = metrics.render();
+        let open = |http| format!("ws_server_connections_by_http_open{{http=\"{http}\"}}");
+        let total = |http| format!("ws_server_connections_by_http_total{{http=\"{http}\"}}");
+        assert_eq!(sample(&text, &open("1.1")), Some(1));
+        assert_eq!(sample(&text, &open("2")), Some(1));
+        assert_eq!(sample(&text, &total("1.1")), Some(1));
+        assert_eq!(sample(&text, &total("2")), Some(2));
+        assert_eq!(sample(&text, "ws_server_http2_connections_total"), Some(1));
+        assert_eq!(metrics.open_over(HttpVersion::Http2), 1);
+        assert_eq!(metrics.total_over(HttpVersion::Http2), 2);
+    }
+
+    #[test]
     fn an_unknown_status_or_code_is_counted_as_other() {
         let metrics = Metrics::new();
         metrics.answered(Answer::Refused(418));
         metrics.answered(Answer::Refused(403));
         metrics.answered(Answer::Http(200));
-        let _ = metrics.opened(false);
-        metrics.closed(ClosedBy::Server, 0);
+        let _ = metrics.opened(false, HttpVersion::Http1);
+        metrics.closed(ClosedBy::Server, 0, HttpVersion::Http1);
         let text = metrics.render();
         assert_eq!(
             sample(&text, "ws_server_upgrades_refused_total{status=\"other\"}"),

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::http;
-use crate::metrics::{Answer, Metrics};
+use crate::metrics::{Answer, HttpVersion, Metrics};
 use crate::tls::{self, TlsConfig, TlsFailure};
 
 /// State every connection task shares with the server.
@@ -50,19 +50,25 @@ impl Shared {
 pub struct Summary {
     /// WebSocket connections that completed the opening handshake.
     pub connections_served: u64,
+    /// Of those, the ones opened over HTTP/1.1 (an upgrade).
+    pub connections_http1: u64,
+    /// Of those, the ones opened over HTTP/2 (an extended CONNECT stream).
+    pub connections_http2: u64,
     /// Messages echoed back to clients.
     pub messages_echoed: u64,
 }
 
 impl fmt::Display for Summary {
-    /// `served 1 connection, echoed 2 messages`.
+    /// `served 3 connections (http=1.1: 1, http=2: 2), echoed 2 messages`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural = |count: u64| if count == 1 { "" } else { "s" };
         write!(
             f,
-            "served {} connection{}, echoed {} message{}",
+            "served {} connection{} (http=1.1: {}, http=2: {}), echoed {} message{}",
             self.connections_served,
             plural(self.connections_served),
+            self.connections_http1,
+            self.connections_http2,
             self.messages_echoed,
             plural(self.messages_echoed)
         )
@@ -97,9 +103,15 @@ impl Server {
     /// Serves `wss://` (and HTTPS) instead of `ws://`: every connection
     /// starts with a TLS handshake with `config` (see
     /// [`tls::load_pem_files`]), which counts against the handshake timeout.
+    /// With [`ServerConfig::http2`] on, ALPN offers `h2` before
+    /// `http/1.1`.
     #[must_use]
     pub fn with_tls(mut self, config: TlsConfig) -> Self {
-        self.tls = Some(config);
+        self.tls = Some(if self.shared.config.http2 {
+            tls::with_http2(&config)
+        } else {
+            config
+        });
         self
     }
 
@@ -152,7 +164,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         backoff.reset();
-                        if shared.metrics.tcp_open.load(Ordering::Relaxed) >= shared.config.max_connections {
+                        if shared.metrics.connection_slots() >= shared.config.max_connections {
                             if !at_limit {
                                 tracing::warn!(
                                     limit = shared.config.max_connections,
@@ -221,6 +233,8 @@ impl Server {
         }
         Summary {
             connections_served: shared.metrics.connections_total(),
+            connections_http1: shared.metrics.total_over(HttpVersion::Http1),
+            connections_http2: shared.metrics.total_over(HttpVersion::Http2),
             messages_echoed: shared.metrics.messages_sent(),
         }
     }
@@ -276,7 +290,8 @@ fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
 
 /// Answers a connection over the limit with 503 and closes it; over TLS,
 /// after a handshake bounded by the handshake timeout, so that the client
-/// can read the answer.
+/// can read the answer (over HTTP/2 when ALPN chose `h2`: 503 on its
+/// streams, then GOAWAY).
 async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, shared: Arc<Shared>) {
     tracing::debug!(%peer, "over the connection limit; answering 503");
     let timeout = shared.config.handshake_timeout;
@@ -291,6 +306,10 @@ async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, sha
             return;
         }
     };
+    if transport.alpn_protocol() == Some(b"h2") {
+        crate::http2::refuse(transport, peer, &shared, timeout).await;
+        return;
+    }
     shared.metrics.answered(Answer::Refused(503));
     let (_, response) = http::error(
         503,
@@ -368,16 +387,27 @@ mod tests {
 
     #[test]
     fn summary_counts_in_the_singular_and_the_plural() {
-        let summary = |connections_served, messages_echoed| {
+        let summary = |connections_http1, connections_http2, messages_echoed| {
             Summary {
-                connections_served,
+                connections_served: connections_http1 + connections_http2,
+                connections_http1,
+                connections_http2,
                 messages_echoed,
             }
             .to_string()
         };
-        assert_eq!(summary(1, 1), "served 1 connection, echoed 1 message");
-        assert_eq!(summary(0, 2), "served 0 connections, echoed 2 messages");
-        assert_eq!(summary(2, 0), "served 2 connections, echoed 0 messages");
+        assert_eq!(
+            summary(1, 0, 1),
+            "served 1 connection (http=1.1: 1, http=2: 0), echoed 1 message"
+        );
+        assert_eq!(
+            summary(0, 0, 2),
+            "served 0 connections (http=1.1: 0, http=2: 0), echoed 2 messages"
+        );
+        assert_eq!(
+            summary(1, 2, 0),
+            "served 3 connections (http=1.1: 1, http=2: 2), echoed 0 messages"
+        );
     }
 
     #[tokio::test]

@@ -2,8 +2,11 @@
 //! that carries both plain and TLS connections.
 //!
 //! TLS is rustls with the `ring` provider (no OpenSSL, no C toolchain beyond
-//! what `ring` builds). The server offers ALPN `http/1.1`, the protocol a
-//! WebSocket upgrade speaks, and requests no client certificate.
+//! what `ring` builds). The configuration offers ALPN `http/1.1`, the
+//! protocol a WebSocket upgrade speaks ([`Server::with_tls`] adds `h2`
+//! first when HTTP/2 is on), and requests no client certificate.
+//!
+//! [`Server::with_tls`]: crate::Server::with_tls
 
 use std::fmt;
 use std::fs::File;
@@ -266,6 +269,25 @@ pub enum Transport {
     Plain(TcpStream),
     /// `wss://` and HTTPS, after the TLS handshake.
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// The protocol ALPN chose in the TLS handshake (`h2`, `http/1.1`), if
+    /// any; `None` on plain TCP.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(stream) => stream.get_ref().1.alpn_protocol(),
+        }
+    }
+}
+
+/// The TLS configuration with ALPN `h2` offered before `http/1.1`: a client
+/// that can (a browser over `https://`) then speaks HTTP/2.
+pub fn with_http2(config: &TlsConfig) -> TlsConfig {
+    let mut config = rustls::ServerConfig::clone(config);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 impl ws_core::stream::ReadReady for Transport {

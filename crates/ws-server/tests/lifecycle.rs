@@ -74,7 +74,7 @@ fn sigterm_sends_1001_to_clients_prints_a_summary_and_exits_0() {
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(
         server.stdout_line().as_deref(),
-        Some("shut down: served 2 connections, echoed 2 messages")
+        Some("shut down: served 2 connections (http=1.1: 2, http=2: 0), echoed 2 messages")
     );
 }
 
@@ -90,7 +90,7 @@ fn sigint_shuts_down_the_same_way_and_counts_in_the_singular() {
     assert!(server.wait_exit().success());
     assert_eq!(
         server.stdout_line().as_deref(),
-        Some("shut down: served 1 connection, echoed 1 message")
+        Some("shut down: served 1 connection (http=1.1: 1, http=2: 0), echoed 1 message")
     );
 }
 
@@ -128,7 +128,7 @@ fn shutdown_gives_up_on_silent_clients_after_the_timeout() {
     assert!(server.wait_exit().success());
     assert_eq!(
         server.stdout_line().as_deref(),
-        Some("shut down: served 1 connection, echoed 0 messages")
+        Some("shut down: served 1 connection (http=1.1: 1, http=2: 0), echoed 0 messages")
     );
 }
 

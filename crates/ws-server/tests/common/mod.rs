@@ -27,7 +27,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// The URL of the second stdout line, `test page: URL`.
     pub page_url: String,
-    stdout: Receiver<String>,
+    /// In a mutex so that a server can be shared with blocking threads.
+    stdout: Mutex<Receiver<String>>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -77,7 +78,7 @@ impl ServerProcess {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             page_url: String::new(),
-            stdout: lines_rx,
+            stdout: Mutex::new(lines_rx),
             stderr: stderr_text,
         };
         let line = server
@@ -85,6 +86,7 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("no ready line; stderr:\n{}", server.stderr()));
         let addr = line
             .strip_prefix("listening on ws://")
+            .or_else(|| line.strip_prefix("listening on wss://"))
             .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
         server.addr = addr.parse().expect("ready line holds a socket address");
         let line = server.stdout_line().expect("a test page line");
@@ -97,7 +99,7 @@ impl ServerProcess {
 
     /// The next line the server printed on stdout, if one comes in time.
     pub fn stdout_line(&self) -> Option<String> {
-        self.stdout.recv_timeout(IO_TIMEOUT).ok()
+        self.stdout.lock().unwrap().recv_timeout(IO_TIMEOUT).ok()
     }
 
     /// Everything the server logged so far.
@@ -168,6 +170,11 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
