@@ -283,6 +283,23 @@ fn read_certificates(
     Ok(certificates)
 }
 
+/// Why an encrypted key that parsed did not decrypt, as a person reads it.
+///
+/// The encrypted structure has already been parsed, so every failure here
+/// is in what the passphrase's key produced: a padding error (pkcs5 0.7
+/// reports it as `EncryptFailed`), or, about once in 256 wrong passphrases,
+/// a padding that checks out by chance over bytes that are not DER.
+fn decrypt_error_reason(error: pkcs8::Error) -> String {
+    match error {
+        pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        )
+        | pkcs8::Error::Asn1(_)
+        | pkcs8::Error::KeyMalformed => "wrong passphrase".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// The private key in a PEM file, decrypted with `passphrase` if it is an
 /// encrypted PKCS#8 key.
 fn read_private_key(
@@ -310,17 +327,9 @@ fn read_private_key(
             path: path.to_owned(),
             reason,
         };
-        let decrypted = encrypted.decrypt(passphrase).map_err(|error| {
-            decrypt_failed(match error {
-                // A padding error after decryption: the key derived from
-                // the passphrase is not the one used (pkcs5 0.7 reports it
-                // as `EncryptFailed`).
-                pkcs8::Error::EncryptedPrivateKey(
-                    pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-                ) => "wrong passphrase".to_owned(),
-                other => other.to_string(),
-            })
-        })?;
+        let decrypted = encrypted
+            .decrypt(passphrase)
+            .map_err(|error| decrypt_failed(decrypt_error_reason(error)))?;
         // A wrong passphrase can still unpad correctly by chance: what
         // comes out must be a private key.
         if pkcs8::PrivateKeyInfo::try_from(decrypted.as_bytes()).is_err() {
@@ -602,6 +611,24 @@ mod tests {
 
     fn io_error(error: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn a_wrong_passphrase_reads_as_such_however_decryption_fails() {
+        // Bad padding, and the one time in 256 that the padding checks out
+        // over garbage, which then fails as DER (seen in a CI run).
+        for error in [
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed),
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::EncryptFailed),
+            pkcs8::Error::Asn1(pkcs8::der::Tag::Sequence.value_error()),
+            pkcs8::Error::KeyMalformed,
+        ] {
+            assert_eq!(decrypt_error_reason(error), "wrong passphrase");
+        }
+        assert_ne!(
+            decrypt_error_reason(pkcs8::Error::ParametersMalformed),
+            "wrong passphrase"
+        );
     }
 
     #[test]
