@@ -303,8 +303,9 @@ async function client(url, caFile) {
   } finally {
     clearTimeout(watchdog);
     session.close();
+    // Also on an early return, when a check that the rest needs failed.
+    process.exit(failed ? 1 : 0);
   }
-  process.exit(failed ? 1 : 0);
 }
 
 /// Opens one WebSocket stream; resolves with `{ stream, nextFrame, ended }`
