@@ -1,7 +1,8 @@
 //! `cargo xtask interop`: the binaries against independent implementations,
 //! installed by the task itself: the Python `websockets` library (in a
 //! virtualenv under `target/interop`) and a headless Chromium (Debian's,
-//! driven by playwright-core from npm, never a browser of playwright's own).
+//! driven by playwright-core from npm, never a browser of playwright's own);
+//! TLS and proxies in `interop_tls`, HTTP/2 (RFC 8441) in `interop_h2`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +50,7 @@ pub fn run(workspace: &Workspace) -> Result<()> {
     python_checks(&mut report, workspace, &dir);
     browser_checks(&mut report, workspace, &dir);
     crate::interop_tls::run(&mut report, workspace, &dir);
+    crate::interop_h2::run(&mut report, workspace, &dir);
     report.finish()
 }
 

@@ -80,18 +80,18 @@ pub fn run(report: &mut Report, workspace: &Workspace, dir: &Path) {
 }
 
 /// The test PKI, as files.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
     /// base64 of the SHA-256 of the leaf's SubjectPublicKeyInfo, the form
     /// Chromium's `--ignore-certificate-errors-spki-list` takes.
     spki_sha256: String,
 }
 
 impl Pki {
-    fn create(dir: &Path) -> Result<Self> {
+    pub(crate) fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create {}", dir.display()))?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -134,7 +134,7 @@ impl Pki {
         Ok(pki)
     }
 
-    fn ca_arg(&self) -> String {
+    pub(crate) fn ca_arg(&self) -> String {
         self.ca.display().to_string()
     }
 }
@@ -294,22 +294,7 @@ fn python_checks(
 /// is the ws:// one, unchanged).
 fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path, pki: &Pki, port: &str) {
     let group = "chromium -> wss ws-server page (https)";
-    let prepared = (|| -> Result<(PathBuf, PathBuf)> {
-        let chromium = ensure_chromium()?;
-        let prefix = dir.join("node");
-        ensure_playwright(&prefix)?;
-        let wrapper = pki.dir.join("chromium-trusting-test-key");
-        write(
-            &wrapper,
-            &format!(
-                "#!/bin/sh\n# The test certificate is trusted by its key, for this run only.\nexec '{}' --ignore-certificate-errors-spki-list={} \"$@\"\n",
-                chromium.display(),
-                pki.spki_sha256
-            ),
-        )?;
-        set_executable(&wrapper)?;
-        Ok((wrapper, prefix))
-    })();
+    let prepared = chromium_trusting(dir, pki);
     let (wrapper, prefix) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
@@ -326,6 +311,26 @@ fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path, pki: &
         .arg(&wrapper);
     let output = process::run(&mut command, None, BROWSER_TIMEOUT);
     crate::interop::relay_script(report, group, output, None);
+}
+
+/// Chromium (and playwright-core under `dir/node`, returned second) ready
+/// to drive, through a wrapper script that trusts the test certificate by
+/// its key (`--ignore-certificate-errors-spki-list`).
+pub(crate) fn chromium_trusting(dir: &Path, pki: &Pki) -> Result<(PathBuf, PathBuf)> {
+    let chromium = ensure_chromium()?;
+    let prefix = dir.join("node");
+    ensure_playwright(&prefix)?;
+    let wrapper = pki.dir.join("chromium-trusting-test-key");
+    write(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\n# The test certificate is trusted by its key, for this run only.\nexec '{}' --ignore-certificate-errors-spki-list={} \"$@\"\n",
+            chromium.display(),
+            pki.spki_sha256
+        ),
+    )?;
+    set_executable(&wrapper)?;
+    Ok((wrapper, prefix))
 }
 
 #[cfg(unix)]

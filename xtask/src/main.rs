@@ -18,6 +18,7 @@ mod e2e;
 mod examples;
 mod hostile;
 mod interop;
+mod interop_h2;
 mod interop_tls;
 mod process;
 mod report;
