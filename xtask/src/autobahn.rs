@@ -13,9 +13,15 @@
 //! (or `$XTASK_AUTOBAHN_DIR`), driven through its `run-server-cases.sh` and
 //! `run-client-cases.sh` with its virtualenv under `target/`. With `--docker`
 //! it is the pinned `crossbario/autobahn-testsuite` image instead ([`docker`]).
+//!
+//! With `--http2` the fuzzingclient reaches ws-server through [`h2relay`]:
+//! each of its WebSockets is an extended CONNECT stream (RFC 8441) on one
+//! shared HTTP/2 connection, the frames passing unchanged, so the verdicts
+//! are compared with the direct run's expectation file.
 
 mod compare;
 mod docker;
+mod h2relay;
 
 use std::fs::File;
 use std::io::Write as _;
@@ -32,6 +38,7 @@ use crate::workspace::Workspace;
 
 const USAGE: &str = "usage: cargo xtask autobahn [--server] [--client] [--cases PATTERNS | --full]
                             [--update-expected] [--docker]
+       cargo xtask autobahn --http2 [--cases PATTERNS]
 
 Runs the Autobahn|Testsuite against the release ws-server (fuzzingclient) and
 ws-client --echo (fuzzingserver) and compares every case's behavior and
@@ -49,6 +56,12 @@ The two sides run at the same time (about 5 minutes for all cases).
                      (refused when a selected case did not run)
   --docker           run the suite from the docker image crossbario/autobahn-
                      testsuite:25.10.1 instead of the Python port
+  --http2            the server side over HTTP/2: a relay in xtask carries each
+                     of the suite's HTTP/1.1 WebSockets over its own extended
+                     CONNECT stream on one HTTP/2 connection to ws-server
+                     (bytes unchanged); sections 1-10 and 12-13 (all there
+                     are: the suite has no 8 or 11) by default, compared with
+                     expected-server.json (about 5 minutes; not part of ci)
 
 Reports (index.html, one page per case): target/autobahn/{server,client}/.
 
@@ -64,6 +77,9 @@ environment:
 
 /// The cases a run covers without `--cases`, CI's run among them.
 const DEFAULT_CASES: &str = "*";
+/// The cases `--http2` covers without `--cases`: issue #18's sections 1-10
+/// and 12-13, which are all of the suite's (it has no section 8 or 11).
+const HTTP2_CASES: &str = "1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,12.*,13.*";
 
 /// Default of `AUTOBAHN_TIMEOUT`: about three times a full side's run on a
 /// busy 2-core machine.
@@ -118,12 +134,14 @@ struct Options {
     selection: Selection,
     update: bool,
     docker: bool,
+    /// The server side through the HTTP/2 relay.
+    http2: bool,
 }
 
 /// Reads the command line; `--help` prints the usage and exits.
 fn parse_options(args: &[String]) -> Result<Options> {
-    let (mut server, mut client, mut update, mut docker, mut full) =
-        (false, false, false, false, false);
+    let (mut server, mut client, mut update, mut docker, mut full, mut http2) =
+        (false, false, false, false, false, false);
     let mut cases = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -133,6 +151,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--full" => full = true,
             "--update-expected" => update = true,
             "--docker" => docker = true,
+            "--http2" => http2 = true,
             "--cases" => {
                 let patterns = args.next().context("--cases needs PATTERNS")?;
                 cases = Some(Selection::parse(patterns)?);
@@ -148,8 +167,21 @@ fn parse_options(args: &[String]) -> Result<Options> {
         (Some(_), true) => bail!("--cases and --full exclude each other"),
         (Some(selection), false) => selection,
         (None, true) => Selection::all(),
+        (None, false) if http2 => Selection::parse(HTTP2_CASES)?,
         (None, false) => Selection::parse(DEFAULT_CASES)?,
     };
+    if http2 {
+        ensure!(
+            !client,
+            "--http2 tests the server side only (ws-client's HTTP/2 is not under the suite)"
+        );
+        ensure!(
+            !update,
+            "--http2 compares with the direct run's expectations; it does not write them"
+        );
+        ensure!(!docker, "--http2 runs the Python port only, not --docker");
+        server = true;
+    }
     let sides = match (server, client) {
         (true, false) => vec![Side::Server],
         (false, true) => vec![Side::Client],
@@ -160,6 +192,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         selection,
         update,
         docker,
+        http2,
     })
 }
 
@@ -299,8 +332,11 @@ struct Run<'a> {
     selection: &'a Selection,
     limits: Limits,
     venv: PathBuf,
-    /// `target/autobahn`: the report directories are `server/` and `client/`.
+    /// `target/autobahn`: the report directories are `server/` and `client/`
+    /// (`server-h2/` with `--http2`).
     reports: PathBuf,
+    /// The server side through the HTTP/2 relay.
+    http2: bool,
 }
 
 /// Builds the binaries, runs the sides and compares (or updates) each.
@@ -313,6 +349,7 @@ fn run_options(workspace: &Workspace, options: &Options, runner: &Runner) -> Res
         limits: Limits::from_env()?,
         venv: workspace.target.join("autobahn-venv"),
         reports: workspace.target.join("autobahn"),
+        http2: options.http2,
     };
     if let Runner::Local(dir) = runner {
         setup(dir, &run.venv)?;
@@ -323,7 +360,7 @@ fn run_options(workspace: &Workspace, options: &Options, runner: &Runner) -> Res
         let verdicts = outcome.with_context(|| format!("{} side", side.name()))?;
         eprintln!(
             "xtask autobahn: {} {}: {} in {} s; report: {}",
-            side.name(),
+            run.label(side),
             side.agent(),
             compare::summary(&verdicts),
             took.as_secs(),
@@ -342,6 +379,12 @@ fn run_options(workspace: &Workspace, options: &Options, runner: &Runner) -> Res
     }
     if failures.is_empty() {
         Ok(())
+    } else if options.http2 {
+        bail!(
+            "through the HTTP/2 relay, the server side's Autobahn results differ from the \
+             direct run's expectations (listed above): the relay passes the frames unchanged, \
+             so the difference is ws-server's over HTTP/2 (or the relay's)"
+        )
     } else if options.update {
         bail!(
             "the expectation file of the {} side was not written (see above)",
@@ -368,6 +411,9 @@ fn rerun_args(options: &Options) -> String {
     }
     if options.docker {
         args.push_str("--docker ");
+    }
+    if options.http2 {
+        args.push_str("--http2 ");
     }
     args
 }
@@ -481,9 +527,19 @@ impl Run<'_> {
         })
     }
 
-    /// `target/autobahn/server` or `target/autobahn/client`.
+    /// `target/autobahn/server` or `target/autobahn/client`
+    /// (`target/autobahn/server-h2` through the relay).
     fn report_dir(&self, side: Side) -> PathBuf {
-        self.reports.join(side.name())
+        self.reports.join(self.label(side))
+    }
+
+    /// The side's name in the output: `server-h2` through the relay.
+    fn label(&self, side: Side) -> String {
+        if self.http2 && side == Side::Server {
+            "server-h2".to_owned()
+        } else {
+            side.name().to_owned()
+        }
     }
 
     /// Runs one side into a fresh report directory and reads its verdicts.
@@ -497,8 +553,11 @@ impl Run<'_> {
             .with_context(|| format!("could not create {}", dir.display()))?;
         eprintln!(
             "xtask autobahn: {} side ({}), cases {}, log {}",
-            side.name(),
+            self.label(side),
             match self.runner {
+                Runner::Local(_) if self.http2 => {
+                    "Python port, through the HTTP/2 relay"
+                }
                 Runner::Local(_) => "Python port",
                 Runner::Docker => docker::IMAGE,
             },
@@ -516,11 +575,20 @@ impl Run<'_> {
     fn server(&self, dir: &Path) -> Result<()> {
         let binary = self.workspace.release_binary("ws-server");
         let server = e2e::start_ws_server_binary(&binary, &["--log-level", "warn"])?;
+        let relay = if self.http2 {
+            let upstream = ws_address(server.url())?;
+            Some(h2relay::Relay::start(upstream).context("the HTTP/2 relay")?)
+        } else {
+            None
+        };
+        let url = relay
+            .as_ref()
+            .map_or_else(|| server.url().to_owned(), h2relay::Relay::url);
         let mut command = match self.runner {
             Runner::Local(suite) => {
                 let mut command = Command::new(suite.join("run-server-cases.sh"));
                 command
-                    .args(["--agent", Side::Server.agent(), server.url()])
+                    .args(["--agent", Side::Server.agent(), &url])
                     .arg(self.selection.to_arg())
                     .arg(dir);
                 self.limits.apply(&mut command, &self.venv);
@@ -555,6 +623,10 @@ impl Run<'_> {
             .stderr(Stdio::from(log_file));
         // The script exits 1 when a case failed: the comparison judges that.
         let status = process::status_within(&mut command, self.limits.total + MARGIN)?;
+        if let Some(relay) = relay {
+            eprintln!("xtask autobahn: relay: {}", relay.summary());
+            relay.stop()?;
+        }
         ensure!(
             status.code().is_some_and(|code| code <= 1),
             "the fuzzingclient failed ({status}); its log: {}",
@@ -612,6 +684,13 @@ impl Run<'_> {
         driven?;
         stopped
     }
+}
+
+/// The address of a `ws://HOST:PORT` URL.
+fn ws_address(url: &str) -> Result<std::net::SocketAddr> {
+    url.strip_prefix("ws://")
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("{url:?} is not ws://IP:PORT"))
 }
 
 /// Ends the fuzzingserver once the reports are written: the run script on
@@ -698,7 +777,54 @@ mod tests {
         let parsed = options(&[]).unwrap();
         assert_eq!(parsed.sides, [Side::Server, Side::Client]);
         assert_eq!(parsed.selection, Selection::parse(DEFAULT_CASES).unwrap());
-        assert!(!parsed.update && !parsed.docker);
+        assert!(!parsed.update && !parsed.docker && !parsed.http2);
+    }
+
+    #[test]
+    fn http2_runs_the_server_side_over_its_sections() {
+        let parsed = options(&["--http2"]).unwrap();
+        assert_eq!(parsed.sides, [Side::Server]);
+        assert!(parsed.http2);
+        assert_eq!(parsed.selection, Selection::parse(HTTP2_CASES).unwrap());
+        assert_eq!(
+            rerun_args(&parsed),
+            "--server --cases '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,12.*,13.*' --http2 "
+        );
+        let subset = options(&["--http2", "--cases", "1.*"]).unwrap();
+        assert_eq!(subset.selection.patterns(), ["1.*"]);
+        assert!(options(&["--http2", "--client"]).is_err());
+        assert!(options(&["--http2", "--update-expected"]).is_err());
+        assert!(options(&["--http2", "--docker"]).is_err());
+    }
+
+    #[test]
+    fn http2_sections_are_every_case_of_the_direct_run() {
+        // Sections 1-10 and 12-13 are all the suite has: no 8, no 11.
+        let expected = compare::read_expected(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("autobahn/expected-server.json"),
+        )
+        .unwrap();
+        let sections = Selection::parse(HTTP2_CASES).unwrap();
+        assert_eq!(expected.len(), 517);
+        assert!(expected.keys().all(|case| sections.covers(case)));
+        let sections: std::collections::BTreeSet<String> = expected
+            .keys()
+            .map(|case| case.to_string().split('.').next().unwrap_or("").to_owned())
+            .collect();
+        assert!(
+            !sections.contains("8") && !sections.contains("11"),
+            "{sections:?}"
+        );
+    }
+
+    #[test]
+    fn the_relay_connects_to_the_servers_address() {
+        assert_eq!(
+            ws_address("ws://127.0.0.1:9001").unwrap(),
+            "127.0.0.1:9001".parse().unwrap()
+        );
+        assert!(ws_address("http://127.0.0.1:9001").is_err());
+        assert!(ws_address("ws://localhost:9001").is_err());
     }
 
     #[test]
