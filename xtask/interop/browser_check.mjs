@@ -11,27 +11,9 @@
 // each received message is appended as an element of class `received` holding
 // exactly its text, #status reading `open` or `closed CODE REASON`.
 
-import { createRequire } from 'node:module';
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { STEP_TIMEOUT_MS, inChromium } from './checks.mjs';
 
 const TOTAL_TIMEOUT_MS = 60_000;
-const STEP_TIMEOUT_MS = 15_000;
-// Without the background-networking flags Chromium reaches for the internet,
-// which a closed machine refuses; --user-data-dir is passed by playwright from
-// the directory given to launchPersistentContext.
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const [pageUrl, nodePrefix, chromiumPath] = process.argv.slice(2);
 if (!pageUrl || !nodePrefix || !chromiumPath) {
@@ -39,72 +21,11 @@ if (!pageUrl || !nodePrefix || !chromiumPath) {
   process.exit(2);
 }
 
-let failed = 0;
-const report = (name, error) => {
-  if (error === undefined) {
-    console.log(`ok ${name}`);
-  } else {
-    failed += 1;
-    const reason = String(error && error.message ? error.message : error)
-      .split('\n')
-      .map((line) => line.trim())
-      .filter(Boolean)
-      .slice(0, 3)
-      .join(' | ');
-    console.log(`FAIL ${name}: ${reason}`);
-  }
-};
-
-const check = async (name, body) => {
-  try {
-    await body();
-    report(name);
-    return true;
-  } catch (error) {
-    report(name, error);
-    return false;
-  }
-};
-
-let userDataDir;
-// Playwright's own exit handler closes the browser when this fires.
-const watchdog = setTimeout(() => {
-  report('browser checks finish in time', `still running after ${TOTAL_TIMEOUT_MS / 1000} s`);
-  try {
-    if (userDataDir) {
-      rmSync(userDataDir, { recursive: true, force: true });
-    }
-  } catch {
-    // The browser may still be writing there; a stray temp dir is harmless.
-  }
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
-
-const require = createRequire(path.join(path.resolve(nodePrefix), 'package.json'));
-const { chromium } = require('playwright-core');
-
-let context;
-userDataDir = await mkdtemp(path.join(tmpdir(), 'xtask-chromium-'));
-try {
-  const launched = await check('chromium starts headless', async () => {
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: FLAGS,
-      timeout: STEP_TIMEOUT_MS,
-    });
-  });
-  if (launched) {
-    await runPageChecks(context);
-  }
-} finally {
-  if (context) {
-    await context.close().catch(() => {});
-  }
-  await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-  clearTimeout(watchdog);
-}
-process.exit(failed ? 1 : 0);
+let check;
+await inChromium({ nodePrefix, chromiumPath, totalMs: TOTAL_TIMEOUT_MS }, async (context, checker) => {
+  check = checker;
+  await runPageChecks(context);
+});
 
 async function runPageChecks(context) {
   const page = context.pages()[0] ?? (await context.newPage());

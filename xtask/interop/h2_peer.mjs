@@ -21,6 +21,7 @@
 import http2 from 'node:http2';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { reporter } from './checks.mjs';
 
 const STREAMS = 10;
 const TOTAL_TIMEOUT_MS = 30_000;
@@ -151,31 +152,7 @@ if (mode === 'client' && rest.length >= 1) {
 // ---------------------------------------------------------------- client
 
 async function client(url, caFile) {
-  let failed = 0;
-  const report = (name, error) => {
-    if (error === undefined) {
-      console.log(`ok ${name}`);
-    } else {
-      failed += 1;
-      const reason = String(error && error.message ? error.message : error)
-        .split('\n')
-        .map((line) => line.trim())
-        .filter(Boolean)
-        .slice(0, 3)
-        .join(' | ');
-      console.log(`FAIL ${name}: ${reason}`);
-    }
-  };
-  const check = async (name, body) => {
-    try {
-      const value = await body();
-      report(name);
-      return value ?? true;
-    } catch (error) {
-      report(name, error);
-      return undefined;
-    }
-  };
+  const { report, check, failures } = reporter();
   const watchdog = setTimeout(() => {
     report('node http2 client finishes in time', `still running after ${TOTAL_TIMEOUT_MS / 1000} s`);
     process.exit(1);
@@ -304,7 +281,7 @@ async function client(url, caFile) {
     clearTimeout(watchdog);
     session.close();
     // Also on an early return, when a check that the rest needs failed.
-    process.exit(failed ? 1 : 0);
+    process.exit(failures() ? 1 : 0);
   }
 }
 
