@@ -181,7 +181,6 @@ impl Server {
                             tasks.spawn(connection::serve(
                                 stream,
                                 peer,
-                                Arc::clone(&shared),
                                 tls.clone(),
                                 ActiveGuard::new(&shared),
                             ));
@@ -349,6 +348,12 @@ impl ActiveGuard {
     pub(crate) fn new(shared: &Arc<Shared>) -> Self {
         shared.metrics.tcp_open.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(shared))
+    }
+
+    /// The state shared with the server, which the guard keeps alive: a
+    /// connection task needs no other reference to it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
     }
 }
 
