@@ -205,7 +205,15 @@ async fn open(
         }
         Ok(Opening::Upgraded(socket, deflate)) => return Some((socket, deflate)),
         Ok(Opening::Http2(connection)) => {
-            http2::serve(*connection, peer, Arc::clone(&shared), shutdown).await;
+            // Boxed: the HTTP/2 connection's state is larger than the
+            // opening's, which every connection allocates.
+            Box::pin(http2::serve(
+                *connection,
+                peer,
+                Arc::clone(&shared),
+                shutdown,
+            ))
+            .await;
         }
     }
     None
