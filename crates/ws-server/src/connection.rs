@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use ws_core::http2::{Http2Stream, Preface, Prefixed, ServerConnection, detect_pr
 use ws_core::stream::{ReadReady, WebSocket};
 use ws_core::{CloseCode, Error, Event, Message};
 
+use crate::config::ServerConfig;
 use crate::http;
 use crate::http2::{self, StreamSlot};
 use crate::metered::Metered;
@@ -41,55 +43,52 @@ pub(crate) type Socket<T = Transport> = WebSocket<WriteDeadline<Metered<T>>>;
 const IDLE_PING: &[u8] = b"idle";
 
 /// Serves one connection from its first byte to its end, counted as open
-/// (`_active`) until then.
+/// (`active`) until then.
 ///
 /// A task's future is as large as its largest state, for as long as the task
-/// lives. So the opening (TLS, the request head, a plain HTTP answer) runs in
-/// its own allocation, freed once it is over, and an idle WebSocket connection
-/// holds only the session's state.
-pub(crate) async fn serve(
+/// lives. So the opening (TLS, the request head, a plain HTTP answer, or a
+/// whole HTTP/2 connection) runs in its own allocation, freed once it is
+/// over, and an idle WebSocket connection holds only the session's state.
+///
+/// Not an `async fn`: one copies its arguments into locals of its own, and
+/// the task would carry both copies, dead after the opening, for its whole
+/// life. For the same reason the opening's future is made here, outside the
+/// task's state, which would otherwise keep the stream and the TLS
+/// configuration it took.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
     tls: Option<TlsConfig>,
-    _active: ActiveGuard,
-) {
-    let notified = shared.stop.notified();
-    tokio::pin!(notified);
-    // Registered before the flag is read: a shutdown that starts in between
-    // still wakes this connection.
-    notified.as_mut().enable();
-    if shared.shutting_down.load(Ordering::SeqCst) {
-        return;
-    }
-    let shutdown = StopSignal {
-        notified,
-        stopping: &shared.shutting_down,
-        waker_registered: false,
-    };
-    tokio::pin!(shutdown);
-    let opened = Box::pin(open(stream, peer, &shared, tls, shutdown.as_mut())).await;
-    match opened {
-        None => {}
-        Some(Opened::WebSocket(socket, deflate)) => {
-            let origin = Origin {
-                peer,
-                version: HttpVersion::Http1,
-                stream: None,
-            };
-            let mut session = Session::new(socket, deflate, origin, &shared);
-            session.echo_loop(shutdown).await;
-            Box::pin(session.finish()).await;
-        }
-        Some(Opened::Http2(connection)) => {
-            Box::pin(http2::serve(
-                *connection,
-                peer,
-                Arc::clone(&shared),
-                shutdown,
-            ))
-            .await;
-        }
+    active: ActiveGuard,
+) -> impl Future<Output = ()> + Send {
+    let opening = Box::pin(open(stream, peer, Arc::clone(active.shared()), tls));
+    // `active`, held until the task ends, also holds the task's reference to
+    // the shared state: it is reached through the guard rather than a
+    // variable of its own, which would take room in the task.
+    async move {
+        let Some((socket, deflate)) = opening.await else {
+            return;
+        };
+        let notified = active.shared().stop.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // A shutdown that started before this point is seen by the echo
+        // loop's first look at the flag: the connection is closed with 1001.
+        let shutdown = StopSignal {
+            notified,
+            stopping: &active.shared().shutting_down,
+            waker_registered: false,
+        };
+        tokio::pin!(shutdown);
+        let origin = Origin {
+            peer,
+            version: HttpVersion::Http1,
+            stream: None,
+        };
+        let mut session = Session::new(socket, deflate, origin, active.shared());
+        session.echo_loop(shutdown).await;
+        Box::pin(session.finish()).await;
     }
 }
 
@@ -125,8 +124,9 @@ pub(crate) struct Origin {
     pub(crate) peer: SocketAddr,
     /// HTTP/1.1 upgrade or HTTP/2 extended CONNECT.
     pub(crate) version: HttpVersion,
-    /// The HTTP/2 stream identifier.
-    pub(crate) stream: Option<u32>,
+    /// The HTTP/2 stream identifier (nonzero: 4 bytes less in every
+    /// connection's state than an `Option<u32>`).
+    pub(crate) stream: Option<NonZeroU32>,
 }
 
 /// Completes when the server stops; cheap enough to poll on every message.
@@ -160,36 +160,39 @@ impl Future for StopSignal<'_, '_> {
     }
 }
 
-/// What a connection became once opened.
-enum Opened {
-    /// A WebSocket after a 101 (with permessage-deflate if the flag is set).
-    WebSocket(Box<Socket>, bool),
-    /// An HTTP/2 connection, its handshake done.
-    Http2(Box<http2::Connection>),
-}
-
 /// The opening of a connection, bounded by the handshake timeout and cut
-/// short by a shutdown: the WebSocket after a 101, an HTTP/2 connection
-/// after its handshake, or `None` once whatever else was asked has been
-/// answered (or the client went away).
-async fn open<F>(
+/// short by a shutdown: the WebSocket after a 101 (with permessage-deflate if
+/// the flag is set), or `None` once whatever else was asked has been answered
+/// (or the client went away). An HTTP/2 connection is served here to its
+/// end, its state kept out of the task's like the opening's.
+async fn open(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &Shared,
+    shared: Arc<Shared>,
     tls: Option<TlsConfig>,
-    shutdown: Pin<&mut F>,
-) -> Option<Opened>
-where
-    F: Future<Output = ()>,
-{
+) -> Option<(Box<Socket>, bool)> {
+    let notified = shared.stop.notified();
+    tokio::pin!(notified);
+    // Registered before the flag is read: a shutdown that starts in between
+    // still wakes this connection.
+    notified.as_mut().enable();
+    if shared.shutting_down.load(Ordering::SeqCst) {
+        return None;
+    }
+    let shutdown = StopSignal {
+        notified,
+        stopping: &shared.shutting_down,
+        waker_registered: false,
+    };
+    tokio::pin!(shutdown);
     let timeout = shared.config.handshake_timeout;
     let opening = tokio::select! {
         biased;
-        () = shutdown => {
+        () = shutdown.as_mut() => {
             tracing::debug!(%peer, "server shutting down during the handshake");
             return None;
         }
-        opening = tokio::time::timeout(timeout, handshake(stream, peer, shared, tls.as_ref())) => opening,
+        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared, tls.as_ref())) => opening,
     };
     match opening {
         Err(_) => {
@@ -200,8 +203,18 @@ where
         Ok(Opening::Respond(stream, response)) => {
             http::respond_and_close(stream, &response).await;
         }
-        Ok(Opening::Upgraded(socket, deflate)) => return Some(Opened::WebSocket(socket, deflate)),
-        Ok(Opening::Http2(connection)) => return Some(Opened::Http2(connection)),
+        Ok(Opening::Upgraded(socket, deflate)) => return Some((socket, deflate)),
+        Ok(Opening::Http2(connection)) => {
+            // Boxed: the HTTP/2 connection's state is larger than the
+            // opening's, which every connection allocates.
+            Box::pin(http2::serve(
+                *connection,
+                peer,
+                Arc::clone(&shared),
+                shutdown,
+            ))
+            .await;
+        }
     }
     None
 }
@@ -481,9 +494,6 @@ struct Session<'a, T> {
     report: Report<'a>,
     /// The server's per-message counters this connection adds to.
     traffic: &'a Traffic,
-    close_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    max_backlog: usize,
 }
 
 impl<'a, T> Session<'a, T>
@@ -506,10 +516,13 @@ where
                 clean: false,
                 shared,
             },
-            close_timeout: shared.config.close_timeout,
-            idle_timeout: shared.config.idle_timeout,
-            max_backlog: shared.config.max_backlog,
         }
+    }
+
+    /// The server's settings: read from there, not copied into every
+    /// connection's state.
+    fn config(&self) -> &'a ServerConfig {
+        &self.report.shared.config
     }
 
     /// Logs the connection's report, then closes TCP from the server's side
@@ -532,93 +545,83 @@ where
     /// The echo loop. Messages are queued, not written one by one: `recv`
     /// writes the queue when it runs out of buffered input, so a burst of
     /// small messages goes back in one write.
-    async fn echo_loop<F>(&mut self, mut shutdown: Pin<&mut F>)
+    ///
+    /// Not an `async fn`, which would keep a second copy of its arguments
+    /// in the task for the connection's life.
+    #[allow(clippy::manual_async_fn)]
+    fn echo_loop<F>(&mut self, mut shutdown: Pin<&mut F>) -> impl Future<Output = ()>
     where
         F: Future<Output = ()>,
     {
-        // One timer for the whole session, re-armed only when it fires: a
-        // per-message reset would cost a timer update on every message.
-        // Boxed, and only with an idle timeout, so that connections without
-        // one do not carry it.
-        let mut idle = self
-            .idle_timeout
-            .map(|period| Box::pin(tokio::time::sleep_until(far_or(Instant::now(), period))));
-        let mut idle_pinged = false;
-        let mut bytes_at_last_check = self.socket.get_ref().get_ref().bytes_read();
-        loop {
-            // A client that keeps the input full makes `recv` ready on every
-            // poll, so the other branches below might never be polled; this
-            // flag (one relaxed load) still ends such a connection at shutdown.
-            let wake = if self.report.shared.shutting_down.load(Ordering::Relaxed) {
-                Wake::Shutdown
-            } else {
-                let idle = idle.as_mut().map(|timer| timer.as_mut());
-                self.next_wake(shutdown.as_mut(), idle).await
-            };
-            match wake {
-                Wake::Received(Ok(Some(event))) => {
-                    self.echo(event);
-                    if self.backlog() > self.max_backlog
-                        && !Box::pin(self.drain_backlog(shutdown.as_mut())).await
-                    {
-                        return;
-                    }
-                }
-                Wake::Received(Ok(None)) => return,
-                Wake::Received(Err(error)) => {
-                    self.failed(&error);
-                    return;
-                }
-                Wake::Shutdown => {
-                    Box::pin(self.close(CloseCode::GOING_AWAY, "server shutting down")).await;
-                    return;
-                }
-                Wake::IdleTimer => {
-                    let bytes_read = self.socket.get_ref().get_ref().bytes_read();
-                    if let (Some(timer), Some(period)) = (idle.as_mut(), self.idle_timeout) {
-                        timer.as_mut().reset(far_or(Instant::now(), period));
-                    }
-                    if bytes_read != bytes_at_last_check {
-                        bytes_at_last_check = bytes_read;
-                        idle_pinged = false;
-                    } else if !idle_pinged {
-                        tracing::debug!(peer = %self.report.origin.peer, "idle; sending a ping");
-                        idle_pinged = true;
-                        if !Box::pin(self.ping_idle()).await {
+        async move {
+            // One timer for the whole session, re-armed only when it fires: a
+            // per-message reset would cost a timer update on every message.
+            // Boxed, and only with an idle timeout, so that connections without
+            // one do not carry it.
+            let mut idle = self
+                .config()
+                .idle_timeout
+                .map(|period| Box::pin(tokio::time::sleep_until(far_or(Instant::now(), period))));
+            let mut idle_pinged = false;
+            let mut bytes_at_last_check = self.socket.get_ref().get_ref().bytes_read();
+            loop {
+                // A client that keeps the input full makes `recv` ready on every
+                // poll, so the other branches below might never be polled; this
+                // flag (one relaxed load) still ends such a connection at shutdown.
+                let wake = if self.report.shared.shutting_down.load(Ordering::Relaxed) {
+                    Wake::Shutdown
+                } else {
+                    // Idle connections hold no buffers while they wait (see
+                    // `recv_lean`): 10,000 idle clients must stay cheap.
+                    let mut received = std::pin::pin!(self.socket.recv_lean());
+                    std::future::poll_fn(|cx| {
+                        let idle = idle.as_mut().map(|timer| timer.as_mut());
+                        next_wake(cx, received.as_mut(), shutdown.as_mut(), idle)
+                    })
+                    .await
+                };
+                match wake {
+                    Wake::Received(Ok(Some(event))) => {
+                        self.echo(event);
+                        if self.backlog() > self.config().max_backlog
+                            && !Box::pin(self.drain_backlog(shutdown.as_mut())).await
+                        {
                             return;
                         }
-                    } else {
-                        tracing::debug!(peer = %self.report.origin.peer, "no answer to the idle ping");
-                        Box::pin(self.close(CloseCode::GOING_AWAY, "idle timeout")).await;
+                    }
+                    Wake::Received(Ok(None)) => return,
+                    Wake::Received(Err(error)) => {
+                        self.failed(&error);
                         return;
+                    }
+                    Wake::Shutdown => {
+                        Box::pin(self.close(CloseCode::GOING_AWAY, "server shutting down")).await;
+                        return;
+                    }
+                    Wake::IdleTimer => {
+                        let bytes_read = self.socket.get_ref().get_ref().bytes_read();
+                        if let (Some(timer), Some(period)) =
+                            (idle.as_mut(), self.config().idle_timeout)
+                        {
+                            timer.as_mut().reset(far_or(Instant::now(), period));
+                        }
+                        if bytes_read != bytes_at_last_check {
+                            bytes_at_last_check = bytes_read;
+                            idle_pinged = false;
+                        } else if !idle_pinged {
+                            tracing::debug!(peer = %self.report.origin.peer, "idle; sending a ping");
+                            idle_pinged = true;
+                            if !Box::pin(self.ping_idle()).await {
+                                return;
+                            }
+                        } else {
+                            tracing::debug!(peer = %self.report.origin.peer, "no answer to the idle ping");
+                            Box::pin(self.close(CloseCode::GOING_AWAY, "idle timeout")).await;
+                            return;
+                        }
                     }
                 }
             }
-        }
-    }
-
-    /// Waits for the next event, the server's shutdown or the idle timer.
-    ///
-    /// `recv` comes first: while input is buffered it returns at once and
-    /// the other futures are not polled at all, which keeps the per-message
-    /// cost at the protocol's.
-    async fn next_wake<F>(&mut self, shutdown: Pin<&mut F>, idle: Option<Pin<&mut Sleep>>) -> Wake
-    where
-        F: Future<Output = ()>,
-    {
-        let has_idle_timer = idle.is_some();
-        let mut idle = idle;
-        let idle_fired = std::future::poll_fn(|cx| match idle.as_mut() {
-            Some(timer) => timer.as_mut().poll(cx),
-            None => Poll::Pending,
-        });
-        tokio::select! {
-            biased;
-            // Idle connections hold no buffers while they wait (see
-            // `recv_lean`): 10,000 idle clients must stay cheap.
-            received = self.socket.recv_lean() => Wake::Received(received),
-            () = shutdown => Wake::Shutdown,
-            () = idle_fired, if has_idle_timer => Wake::IdleTimer,
         }
     }
 
@@ -673,8 +676,8 @@ where
         F: Future<Output = ()>,
     {
         let peer = self.report.origin.peer;
-        tracing::debug!(%peer, backlog = self.backlog(), cap = self.max_backlog, "backlog over the cap; reading paused");
-        let deadline = Instant::now() + self.close_timeout;
+        tracing::debug!(%peer, backlog = self.backlog(), cap = self.config().max_backlog, "backlog over the cap; reading paused");
+        let deadline = Instant::now() + self.config().close_timeout;
         let flushed = tokio::select! {
             biased;
             flushed = tokio::time::timeout_at(deadline, self.socket.flush()) => flushed,
@@ -694,13 +697,13 @@ where
                 self.failed(&error);
                 false
             }
-            Err(_) if self.backlog() <= self.max_backlog => true,
+            Err(_) if self.backlog() <= self.config().max_backlog => true,
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!(
                     %peer,
                     backlog = self.backlog(),
-                    cap = self.max_backlog,
-                    timeout = ?self.close_timeout,
+                    cap = self.config().max_backlog,
+                    timeout = ?self.config().close_timeout,
                     "client does not read its echoes; dropped"
                 );
                 self.report.ending = Ending::NotReading;
@@ -717,7 +720,7 @@ where
             Error::Io(io_error) if io_error.kind() == io::ErrorKind::TimedOut => {
                 tracing::warn!(
                     %peer,
-                    timeout = ?self.close_timeout,
+                    timeout = ?self.config().close_timeout,
                     "client read nothing while the server had data for it; dropped"
                 );
                 self.report.ending = Ending::NotReading;
@@ -739,7 +742,7 @@ where
 
     /// Pings an idle peer; `false` if the connection is gone.
     async fn ping_idle(&mut self) -> bool {
-        match tokio::time::timeout(self.close_timeout, self.socket.ping(IDLE_PING)).await {
+        match tokio::time::timeout(self.config().close_timeout, self.socket.ping(IDLE_PING)).await {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
                 self.failed(&error);
@@ -759,23 +762,53 @@ where
     /// side, as §7.1.1 asks.
     async fn close(&mut self, code: CloseCode, reason: &str) {
         self.report.ending = Ending::Server(code);
+        let limit = self.config().close_timeout;
         let socket = &mut self.socket;
         let handshake = async {
             socket.close(code, reason).await?;
             while socket.recv().await?.is_some() {}
             Ok::<(), Error>(())
         };
-        match tokio::time::timeout(self.close_timeout, handshake).await {
+        match tokio::time::timeout(limit, handshake).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::debug!(peer = %self.report.origin.peer, %error, "closing handshake failed");
             }
             Err(_) => tracing::debug!(
                 peer = %self.report.origin.peer,
-                timeout = ?self.close_timeout,
+                timeout = ?self.config().close_timeout,
                 "no close frame from the peer in time; connection dropped"
             ),
         }
+    }
+}
+
+/// Polls for what wakes the echo loop: the next event, the server's
+/// shutdown or the idle timer.
+///
+/// `recv` comes first: while input is buffered it returns at once and the
+/// other futures are not polled at all, which keeps the per-message cost at
+/// the protocol's. A poll function rather than `select!` in an `async fn`,
+/// which kept 48 more bytes in every idle connection's task.
+fn next_wake<R, F>(
+    cx: &mut Context<'_>,
+    received: Pin<&mut R>,
+    shutdown: Pin<&mut F>,
+    idle: Option<Pin<&mut Sleep>>,
+) -> Poll<Wake>
+where
+    R: Future<Output = Result<Option<Event>, Error>>,
+    F: Future<Output = ()>,
+{
+    if let Poll::Ready(received) = received.poll(cx) {
+        return Poll::Ready(Wake::Received(received));
+    }
+    if shutdown.poll(cx).is_ready() {
+        return Poll::Ready(Wake::Shutdown);
+    }
+    match idle.map(|timer| timer.poll(cx)) {
+        Some(Poll::Ready(())) => Poll::Ready(Wake::IdleTimer),
+        _ => Poll::Pending,
     }
 }
 
@@ -911,6 +944,10 @@ mod tests {
     /// a future is as large as its largest state: whatever is not the echo
     /// loop is boxed, and no state may hold a large buffer. (A 4 KiB array in
     /// an awaited function once made this 5.8 KB per idle connection.)
+    ///
+    /// tokio allocates the future in a task cell with 104 bytes of its own,
+    /// aligned to 128 bytes on x86-64: up to 408 bytes of future the cell is
+    /// 512 bytes, 8 more make it 640 (measured with heaptrack).
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -918,9 +955,9 @@ mod tests {
         let stream = TcpStream::connect(addr).await.unwrap();
         let shared = Arc::new(Shared::new(crate::ServerConfig::default()));
         let guard = ActiveGuard::new(&shared);
-        let task = serve(stream, addr, shared, None, guard);
+        let task = serve(stream, addr, None, guard);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1024, "a connection task's future is {size} bytes");
+        assert!(size <= 408, "a connection task's future is {size} bytes");
     }
 
     #[tokio::test(start_paused = true)]

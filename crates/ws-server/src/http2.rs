@@ -19,6 +19,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -220,7 +221,8 @@ fn accept(
     let origin = Origin {
         peer,
         version: HttpVersion::Http2,
-        stream: Some(stream),
+        // Stream identifiers of requests are odd, never 0.
+        stream: NonZeroU32::new(stream),
     };
     Some(connection::serve_stream(
         socket,

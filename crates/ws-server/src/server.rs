@@ -6,12 +6,11 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
 use crate::connection;
@@ -32,6 +31,12 @@ pub(crate) struct Shared {
     /// the smallest per-connection wait tokio offers, and every connection
     /// holds one for its whole life.
     pub(crate) stop: Notify,
+    /// Connection tasks (served or refused) not yet ended, which a shutdown
+    /// waits for. A count rather than a `JoinSet`, whose entry cost every
+    /// connection 64 bytes of heap for its whole life.
+    pub(crate) tasks: AtomicUsize,
+    /// Notified when `tasks` falls to 0.
+    pub(crate) tasks_ended: Notify,
 }
 
 impl Shared {
@@ -41,6 +46,8 @@ impl Shared {
             metrics: Metrics::new(),
             shutting_down: AtomicBool::new(false),
             stop: Notify::new(),
+            tasks: AtomicUsize::new(0),
+            tasks_ended: Notify::new(),
         }
     }
 }
@@ -142,14 +149,15 @@ impl Server {
 
     /// Serves connections until `shutdown` completes, then stops accepting,
     /// sends close 1001 to every open connection, waits up to the shutdown
-    /// timeout for them to finish, and reports what was done.
+    /// timeout for them to finish, and reports what was done. Connections
+    /// still open then are dropped with the runtime (the binary's ends at
+    /// once).
     pub async fn run<F: Future<Output = ()>>(self, shutdown: F) -> Summary {
         let Self {
             listener,
             shared,
             tls,
         } = self;
-        let mut tasks = JoinSet::new();
         let mut backoff = Backoff::default();
         let mut at_limit = false;
         tokio::pin!(shutdown);
@@ -172,16 +180,15 @@ impl Server {
                                 );
                                 at_limit = true;
                             }
-                            tasks.spawn(refuse(stream, peer, tls.clone(), Arc::clone(&shared)));
+                            tokio::spawn(refuse(stream, peer, tls.clone(), TaskGuard::new(&shared)));
                         } else {
                             at_limit = false;
                             if let Err(error) = stream.set_nodelay(true) {
                                 tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
                             }
-                            tasks.spawn(connection::serve(
+                            tokio::spawn(connection::serve(
                                 stream,
                                 peer,
-                                Arc::clone(&shared),
                                 tls.clone(),
                                 ActiveGuard::new(&shared),
                             ));
@@ -202,9 +209,6 @@ impl Server {
                         }
                     }
                 },
-                // Reap finished tasks as we go, so the set does not grow with
-                // every connection ever served.
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_join(joined),
                 () = &mut shutdown => break,
             }
         }
@@ -218,18 +222,19 @@ impl Server {
         shared.stop.notify_waiters();
         let timeout = shared.config.shutdown_timeout;
         let drained = tokio::time::timeout(timeout, async {
-            while let Some(joined) = tasks.join_next().await {
-                report_join(joined);
+            // A stale permit (from an earlier time the count fell to 0) only
+            // makes the loop look once more.
+            while shared.tasks.load(Ordering::Acquire) > 0 {
+                shared.tasks_ended.notified().await;
             }
         })
         .await;
         if drained.is_err() {
             tracing::warn!(
-                remaining = tasks.len(),
+                remaining = shared.tasks.load(Ordering::Acquire),
                 ?timeout,
                 "shutdown timeout expired; dropping the remaining connections"
             );
-            tasks.shutdown().await;
         }
         Summary {
             connections_served: shared.metrics.connections_total(),
@@ -292,7 +297,8 @@ fn check_fd_limit(limit: Option<u64>, max_connections: usize) {
 /// after a handshake bounded by the handshake timeout, so that the client
 /// can read the answer (over HTTP/2 when ALPN chose `h2`: 503 on its
 /// streams, then GOAWAY).
-async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, shared: Arc<Shared>) {
+async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, task: TaskGuard) {
+    let shared = task.shared();
     tracing::debug!(%peer, "over the connection limit; answering 503");
     let timeout = shared.config.handshake_timeout;
     let transport = match tls::accept_within(stream, peer, tls.as_ref(), timeout).await {
@@ -307,7 +313,7 @@ async fn refuse(stream: TcpStream, peer: SocketAddr, tls: Option<TlsConfig>, sha
         }
     };
     if transport.alpn_protocol() == Some(b"h2") {
-        crate::http2::refuse(transport, peer, &shared, timeout).await;
+        crate::http2::refuse(transport, peer, shared, timeout).await;
         return;
     }
     shared.metrics.answered(Answer::Refused(503));
@@ -332,29 +338,60 @@ fn is_per_connection(error: &io::Error) -> bool {
     )
 }
 
-fn report_join(joined: Result<(), tokio::task::JoinError>) {
-    // A task's panic is contained by tokio; other connections go on.
-    if let Err(error) = joined
-        && error.is_panic()
-    {
-        tracing::error!(%error, "a connection task panicked");
+/// Counts a connection task in [`Shared::tasks`] for as long as it lives.
+pub(crate) struct TaskGuard(Arc<Shared>);
+
+impl TaskGuard {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        shared.tasks.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(shared))
+    }
+
+    /// The state shared with the server, which the guard keeps alive: a
+    /// connection task needs no other reference to it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        // tokio drops a task's future inside its panic guard, so a panic in
+        // a connection task is seen here; tokio contains it and other
+        // connections go on.
+        if std::thread::panicking() {
+            tracing::error!("a connection task panicked");
+        }
+        if self.0.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tasks_ended.notify_one();
+        }
     }
 }
 
 /// Counts a connection as open (against `--max-connections`, and in
-/// `ws_server_tcp_connections_open`) for as long as it lives.
-pub(crate) struct ActiveGuard(Arc<Shared>);
+/// `ws_server_tcp_connections_open`) for as long as it lives, and its task
+/// as running.
+pub(crate) struct ActiveGuard(TaskGuard);
 
 impl ActiveGuard {
     pub(crate) fn new(shared: &Arc<Shared>) -> Self {
         shared.metrics.tcp_open.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(shared))
+        Self(TaskGuard::new(shared))
+    }
+
+    /// The state shared with the server (see [`TaskGuard::shared`]).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        self.0.shared()
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.metrics.tcp_open.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .shared()
+            .metrics
+            .tcp_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -458,6 +495,22 @@ mod tests {
         assert!(raised >= soft_before);
         assert!(raised <= hard);
         assert_eq!(rlimit::Resource::NOFILE.get().unwrap().0, raised);
+    }
+
+    #[tokio::test]
+    async fn the_last_task_to_end_wakes_the_shutdown() {
+        let shared = Arc::new(Shared::new(ServerConfig::default()));
+        let refused = TaskGuard::new(&shared);
+        let served = ActiveGuard::new(&shared);
+        assert_eq!(shared.tasks.load(Ordering::Acquire), 2);
+        drop(refused);
+        assert_eq!(shared.tasks.load(Ordering::Acquire), 1);
+        drop(served);
+        assert_eq!(shared.tasks.load(Ordering::Acquire), 0);
+        // The permit left when the count fell to 0 ends a wait at once.
+        tokio::time::timeout(Duration::from_secs(1), shared.tasks_ended.notified())
+            .await
+            .unwrap();
     }
 
     #[test]
