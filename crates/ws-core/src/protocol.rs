@@ -269,7 +269,7 @@ pub struct Connection {
     limits: Limits,
     read: BytesMut,
     frame: Option<IncomingFrame>,
-    message: Option<Assembly>,
+    message: Option<Box<Assembly>>,
     utf8: Utf8Validator,
     out: Outbound,
     /// The fragmented message we are sending, if any, and its text validator.
@@ -569,24 +569,24 @@ impl Connection {
                 }
                 if rsv1 {
                     frame.compressed = true;
-                    self.message = Some(Assembly {
+                    self.message = Some(Box::new(Assembly {
                         kind,
                         buf: Vec::new(),
                         announced: 0,
                         compressed: true,
-                    });
+                    }));
                 } else {
                     if len > self.limits.max_message_size {
                         return Err(too_large);
                     }
                     frame.text = kind == Kind::Text;
                     if !header.fin {
-                        self.message = Some(Assembly {
+                        self.message = Some(Box::new(Assembly {
                             kind,
                             buf: Vec::new(),
                             announced: len,
                             compressed: false,
-                        });
+                        }));
                     }
                 }
             }

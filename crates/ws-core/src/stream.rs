@@ -38,8 +38,9 @@ pub struct WebSocket<S> {
     stream: S,
     connection: Connection,
     /// An event taken from the connection whose delivery waits on a write;
-    /// kept here so that a cancelled `recv` does not lose it.
-    pending: Option<Result<Event, Error>>,
+    /// kept here so that a cancelled `recv` does not lose it. Boxed: it is
+    /// rarely there, and an idle connection should not carry its size.
+    pending: Option<Box<Result<Event, Error>>>,
     /// The peer's end of input was read while a write was blocked.
     input_ended: bool,
     /// A sender found the write queue full and waits for the low-water mark.
@@ -215,17 +216,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     ready!(self.poll_write_queued(cx, writer))?;
                     self.flushing = false;
                 }
-                if self.pending.is_none() {
-                    self.pending = self.connection.next_event().transpose();
-                }
-                if let Some(pending) = &self.pending {
+                let event = match self.pending.take() {
+                    Some(pending) => Some(*pending),
+                    None => self.connection.next_event().transpose(),
+                };
+                if let Some(event) = event {
                     // Replies the protocol owes go out before the event is
                     // handed over, and a failure's close frame before its
                     // error.
-                    if pending.is_err() || self.connection.reply_pending() {
-                        ready!(self.poll_write_queued(cx, writer))?;
+                    if event.is_err() || self.connection.reply_pending() {
+                        match self.poll_write_queued(cx, writer) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(error)) => {
+                                self.pending = Some(Box::new(event));
+                                return Poll::Ready(Err(error));
+                            }
+                            Poll::Pending => {
+                                self.pending = Some(Box::new(event));
+                                return Poll::Pending;
+                            }
+                        }
                     }
-                    return Poll::Ready(self.pending.take().transpose());
+                    return Poll::Ready(event.map(Some));
                 }
                 // Everything queued is written before we wait to read.
                 let buffered = self.connection.buffered_input();
