@@ -43,7 +43,7 @@
 //! |---|---|---|---|
 //! | `tokio` | on | [`stream::WebSocket`] and its halves, and [`low_level::shutdown_and_drain`] | `tokio` (`io-util`, and `net` for [`stream::ReadReady`] on `TcpStream`) |
 //! | `futures` | on | `Stream` and `Sink` for the tokio adapter and its halves (turns `tokio` on) | `futures-core`, `futures-sink` |
-//! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend) |
+//! | `deflate` | on | permessage-deflate: [`deflate`], `Config::deflate`, `Connection::enable_deflate` | `flate2` (zlib-rs backend), `libdeflater` |
 //! | `url` | on | [`ClientRequest::new`](handshake::ClientRequest::new) from a `ws://` or `wss://` URL | `url` |
 //! | `http` | off | [`http::accept`]: an `http::Request` validated, the `http::Response` to send and the connection it becomes | `http` |
 //! | `http2` | off | [`http2`](mod@http2): RFC 8441 extended CONNECT, server ([`http2::serve`]) and client ([`http2::Client`]), over any `AsyncRead + AsyncWrite` (turns `http` and `tokio` on) | `h2` |
