@@ -997,6 +997,15 @@ mod tests {
         header.split(',').map(|s| s.trim().to_owned()).collect()
     }
 
+    /// What a default server answers: every message compressed alone, both ways.
+    fn no_context_takeover_both_ways() -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        }
+    }
+
     /// A server that keeps context when the client allows it.
     fn keeping_context() -> DeflateConfig {
         DeflateConfig {
@@ -1312,11 +1321,7 @@ mod tests {
 
     #[test]
     fn messages_compressed_alone_inflate_one_after_another() {
-        let params = DeflateParams {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..DeflateParams::default()
-        };
+        let params = no_context_takeover_both_ways();
         let mut server = codec(Role::Server, params);
         let mut client = codec(Role::Client, params);
         let text: Vec<u8> = (0..3000u32)
@@ -1456,11 +1461,7 @@ mod tests {
 
     #[test]
     fn no_context_takeover_borrows_the_threads_codecs() {
-        let params = DeflateParams {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..DeflateParams::default()
-        };
+        let params = no_context_takeover_both_ways();
         let mut client = codec(Role::Client, params);
         let mut server = codec(Role::Server, params);
         let text = b"{\"hello\": \"world\"} ".repeat(50);
