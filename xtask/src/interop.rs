@@ -19,6 +19,7 @@ use crate::workspace::Workspace;
 const WEBSOCKETS_VERSION: &str = "17.4";
 /// The playwright-core release that drives the browser.
 const PLAYWRIGHT_VERSION: &str = "1.65.1";
+const NODE_WS_VERSION: &str = "8.23.1";
 /// The browser used unless `XTASK_CHROMIUM` names another.
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -26,6 +27,7 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The browser script bounds itself at 60 s; this catches a stuck Node.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+const NODE_WS_TIMEOUT: Duration = Duration::from_secs(90);
 /// All ws-client runs against the Python server together.
 const CLIENT_BUDGET: Duration = Duration::from_secs(120);
 const QUICK: Duration = Duration::from_secs(30);
@@ -49,6 +51,7 @@ pub fn run(workspace: &Workspace) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     python_checks(&mut report, workspace, &dir);
     browser_checks(&mut report, workspace, &dir);
+    node_ws_checks(&mut report, workspace, &dir);
     crate::interop_tls::run(&mut report, workspace, &dir);
     crate::interop_h2::run(&mut report, workspace, &dir);
     report.finish()
@@ -354,23 +357,59 @@ pub(crate) fn ensure_chromium() -> Result<PathBuf> {
     Ok(chromium)
 }
 
+/// Node's `ws` library against ws-server with permessage-deflate: `ws`
+/// must inflate messages ws-server compressed on their own (ending with a
+/// BFINAL block, RFC 7692 §7.2.3.3), and ws-server what `ws` compressed.
+fn node_ws_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
+    let prefix = dir.join("node");
+    let installed = report.check(
+        &format!("node ws {NODE_WS_VERSION} in {}", shown(workspace, &prefix)),
+        || ensure_npm_package(&prefix, "ws", NODE_WS_VERSION),
+    );
+    if installed.is_none() {
+        return;
+    }
+    let group = "node ws client -> ws-server";
+    match e2e::start_ws_server(workspace) {
+        Ok(server) => {
+            let url = format!("{}/", server.url());
+            let output = process::run(
+                Command::new("node")
+                    .arg(workspace.path("xtask/interop/ws_peer.mjs"))
+                    .arg(&url)
+                    .arg(&prefix),
+                None,
+                NODE_WS_TIMEOUT,
+            );
+            relay_script(report, group, output, Some(&server));
+            report.check(&format!("{group}: ws-server exits 0 on SIGTERM"), || {
+                e2e::stop_ws_server(server)
+            });
+        }
+        Err(error) => report.fail(group, &format!("{error:#}")),
+    }
+}
+
 /// playwright-core installed under `prefix`, and Node.js to run it.
 pub(crate) fn ensure_playwright(prefix: &Path) -> Result<()> {
+    ensure_npm_package(prefix, "playwright-core", PLAYWRIGHT_VERSION)
+}
+
+/// The npm package `name` at exactly `version` installed under `prefix`
+/// (Debian's Node.js and npm first, if missing).
+fn ensure_npm_package(prefix: &Path, name: &str, version: &str) -> Result<()> {
     if !runs(Command::new("node").arg("--version")) || !runs(Command::new("npm").arg("--version")) {
         eprintln!("xtask: node or npm is missing; installing Debian's nodejs and npm");
         apt_install(&["nodejs", "npm"]).context("Node.js and npm are not installed")?;
     }
-    let manifest = prefix
-        .join("node_modules")
-        .join("playwright-core")
-        .join("package.json");
-    if installed_version(&manifest).as_deref() == Some(PLAYWRIGHT_VERSION) {
+    let manifest = prefix.join("node_modules").join(name).join("package.json");
+    if installed_version(&manifest).as_deref() == Some(version) {
         return Ok(());
     }
     std::fs::create_dir_all(prefix)
         .with_context(|| format!("could not create {}", prefix.display()))?;
     eprintln!(
-        "xtask: installing playwright-core {PLAYWRIGHT_VERSION} into {}",
+        "xtask: installing {name} {version} into {}",
         prefix.display()
     );
     let mut command = Command::new("npm");
@@ -382,19 +421,19 @@ pub(crate) fn ensure_playwright(prefix: &Path) -> Result<()> {
             "--no-audit",
             "--no-fund",
             "--save-exact",
-            &format!("playwright-core@{PLAYWRIGHT_VERSION}"),
+            &format!("{name}@{version}"),
         ])
         // playwright-core downloads nothing, but make sure of it.
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
     let output = process::run(&mut command, None, NPM_TIMEOUT)?;
     ensure!(
         output.status.success(),
-        "npm install playwright-core@{PLAYWRIGHT_VERSION} failed: {}",
+        "npm install {name}@{version} failed: {}",
         output.describe()
     );
     let found = installed_version(&manifest);
     ensure!(
-        found.as_deref() == Some(PLAYWRIGHT_VERSION),
+        found.as_deref() == Some(version),
         "npm install succeeded but {} reads version {found:?}",
         manifest.display()
     );
