@@ -70,22 +70,17 @@ fn python_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
     };
     let script = workspace.path("xtask/interop/websockets_peer.py");
 
-    let group = "websockets client -> ws-server";
-    match e2e::start_ws_server(workspace) {
-        Ok(server) => {
-            let url = format!("{}/", server.url());
-            let output = process::run(
-                Command::new(&python).arg(&script).args(["client", &url]),
-                None,
-                PYTHON_CLIENT_TIMEOUT,
-            );
-            relay_script(report, group, output, Some(&server));
-            report.check(&format!("{group}: ws-server exits 0 on SIGTERM"), || {
-                e2e::stop_ws_server(server)
-            });
-        }
-        Err(error) => report.fail(group, &format!("{error:#}")),
-    }
+    peer_client_checks(
+        report,
+        workspace,
+        "websockets client -> ws-server",
+        PYTHON_CLIENT_TIMEOUT,
+        |url| {
+            let mut command = Command::new(&python);
+            command.arg(&script).args(["client", url]);
+            command
+        },
+    );
 
     let group = "ws-client -> websockets server";
     let mut command = Command::new(&python);
@@ -369,18 +364,34 @@ fn node_ws_checks(report: &mut Report, workspace: &Workspace, dir: &Path) {
     if installed.is_none() {
         return;
     }
-    let group = "node ws client -> ws-server";
+    let script = workspace.path("xtask/interop/ws_peer.mjs");
+    peer_client_checks(
+        report,
+        workspace,
+        "node ws client -> ws-server",
+        NODE_WS_TIMEOUT,
+        |url| {
+            let mut command = Command::new("node");
+            command.arg(&script).arg(url).arg(&prefix);
+            command
+        },
+    );
+}
+
+/// Starts ws-server, runs the peer's client script (`command` for the
+/// server's URL) against it, relays the script's check lines under `group`,
+/// and checks that the server then stops cleanly.
+fn peer_client_checks(
+    report: &mut Report,
+    workspace: &Workspace,
+    group: &str,
+    timeout: Duration,
+    command: impl FnOnce(&str) -> Command,
+) {
     match e2e::start_ws_server(workspace) {
         Ok(server) => {
             let url = format!("{}/", server.url());
-            let output = process::run(
-                Command::new("node")
-                    .arg(workspace.path("xtask/interop/ws_peer.mjs"))
-                    .arg(&url)
-                    .arg(&prefix),
-                None,
-                NODE_WS_TIMEOUT,
-            );
+            let output = process::run(&mut command(&url), None, timeout);
             relay_script(report, group, output, Some(&server));
             report.check(&format!("{group}: ws-server exits 0 on SIGTERM"), || {
                 e2e::stop_ws_server(server)
