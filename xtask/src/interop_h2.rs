@@ -14,7 +14,7 @@ use anyhow::{Context, Result, ensure};
 
 use crate::e2e::{self, Budget, Client, expect_stdout};
 use crate::interop::relay_script;
-use crate::interop_tls::{Pki, chromium_trusting};
+use crate::interop_tls::{Pki, run_browser_trusting};
 use crate::process::{self, Output, Service, one_line};
 use crate::report::Report;
 use crate::workspace::Workspace;
@@ -22,7 +22,6 @@ use crate::workspace::Workspace;
 /// All ws-client runs of this part together.
 const CLIENT_BUDGET: Duration = Duration::from_secs(120);
 /// The browser script bounds itself at 60 s; this catches a stuck Node.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 /// The Node client bounds itself at 30 s.
 const NODE_TIMEOUT: Duration = Duration::from_secs(45);
 const QUICK: Duration = Duration::from_secs(15);
@@ -156,22 +155,17 @@ fn browser_check(
     port: &str,
 ) {
     let group = "chromium -> wss ws-server over HTTP/2";
-    let (wrapper, prefix) = match chromium_trusting(dir, pki) {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            report.fail(group, &format!("{error:#}"));
-            return;
-        }
-    };
-    let page = format!("https://localhost:{port}/");
-    let mut command = Command::new("node");
-    command
-        .arg(workspace.path("xtask/interop/browser_h2_check.mjs"))
-        .arg(&page)
-        .arg(&prefix)
-        .arg(&wrapper);
-    let output = process::run(&mut command, None, BROWSER_TIMEOUT);
-    relay_script(report, group, output, None);
+    if !run_browser_trusting(
+        report,
+        workspace,
+        dir,
+        pki,
+        group,
+        "browser_h2_check.mjs",
+        port,
+    ) {
+        return;
+    }
     report.check(
         &format!(
             "{group}: ws-server logged the WebSockets with http=2, on the page's connection"

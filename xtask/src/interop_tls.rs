@@ -294,23 +294,47 @@ fn python_checks(
 /// is the ws:// one, unchanged).
 fn browser_checks(report: &mut Report, workspace: &Workspace, dir: &Path, pki: &Pki, port: &str) {
     let group = "chromium -> wss ws-server page (https)";
-    let prepared = chromium_trusting(dir, pki);
-    let (wrapper, prefix) = match prepared {
+    run_browser_trusting(
+        report,
+        workspace,
+        dir,
+        pki,
+        group,
+        "browser_check.mjs",
+        port,
+    );
+}
+
+/// Runs the browser check `script` (in `xtask/interop/`) on the page at
+/// `https://localhost:PORT/`, in a Chromium that trusts the test
+/// certificate, and relays its check lines under `group`. `false` when the
+/// browser could not be prepared (reported as a failure of `group`).
+pub(crate) fn run_browser_trusting(
+    report: &mut Report,
+    workspace: &Workspace,
+    dir: &Path,
+    pki: &Pki,
+    group: &str,
+    script: &str,
+    port: &str,
+) -> bool {
+    let (wrapper, prefix) = match chromium_trusting(dir, pki) {
         Ok(prepared) => prepared,
         Err(error) => {
             report.fail(group, &format!("{error:#}"));
-            return;
+            return false;
         }
     };
     let page = format!("https://localhost:{port}/");
     let mut command = Command::new("node");
     command
-        .arg(workspace.path("xtask/interop/browser_check.mjs"))
+        .arg(workspace.path(format!("xtask/interop/{script}")))
         .arg(&page)
         .arg(&prefix)
         .arg(&wrapper);
     let output = process::run(&mut command, None, BROWSER_TIMEOUT);
     crate::interop::relay_script(report, group, output, None);
+    true
 }
 
 /// Chromium (and playwright-core under `dir/node`, returned second) ready
