@@ -23,7 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
-use ws_core::client::{Connector, Error, Http2Mode, HttpVersion, NoHttp2, Transport};
+use ws_core::client::{Connector, Error, Http2Mode, HttpVersion, NoHttp2, Response, Transport};
 use ws_core::http2::{Settings, serve};
 use ws_core::stream::WebSocket;
 use ws_core::{Config, Event};
@@ -168,6 +168,26 @@ fn connector(mode: Http2Mode) -> Connector {
         .handshake_timeout(LIMIT)
 }
 
+/// Connects with `mode` over TLS to a server whose ALPN offers `alpn` and
+/// that serves `h2` once ALPN has chosen HTTP/2; with the count of
+/// connections the server accepted.
+async fn connect_wss(
+    alpn: &[&[u8]],
+    h2: H2,
+    mode: Http2Mode,
+) -> (
+    Result<(WebSocket<Transport>, Response), Error>,
+    Arc<AtomicUsize>,
+) {
+    let (server_tls, client_tls) = tls_pair(alpn);
+    let (port, accepted) = server(Some((server_tls, h2)), None).await;
+    let connected = connector(mode)
+        .tls_config(client_tls)
+        .connect(&format!("wss://localhost:{port}/"))
+        .await;
+    (connected, accepted)
+}
+
 #[tokio::test]
 async fn on_over_ws_uses_prior_knowledge_and_echoes_on_an_h2_stream() {
     let (port, _) = server(None, Some(H2::WebSockets)).await;
@@ -185,26 +205,16 @@ async fn on_over_ws_uses_prior_knowledge_and_echoes_on_an_h2_stream() {
 
 #[tokio::test]
 async fn on_over_wss_negotiates_h2_with_alpn() {
-    let (server_tls, client_tls) = tls_pair(&[b"h2", b"http/1.1"]);
-    let (port, _) = server(Some((server_tls, H2::WebSockets)), None).await;
-    let (mut socket, response) = connector(Http2Mode::On)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
+    let (connected, _) = connect_wss(&[b"h2", b"http/1.1"], H2::WebSockets, Http2Mode::On).await;
+    let (mut socket, response) = connected.unwrap();
     assert_eq!(response.http_version(), HttpVersion::Http2);
     echo(&mut socket, "over TLS and HTTP/2").await;
 }
 
 #[tokio::test]
 async fn off_over_wss_stays_on_http_1_1_even_when_the_server_offers_h2() {
-    let (server_tls, client_tls) = tls_pair(&[b"h2", b"http/1.1"]);
-    let (port, _) = server(Some((server_tls, H2::WebSockets)), None).await;
-    let (mut socket, response) = connector(Http2Mode::Off)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
+    let (connected, _) = connect_wss(&[b"h2", b"http/1.1"], H2::WebSockets, Http2Mode::Off).await;
+    let (mut socket, response) = connected.unwrap();
     assert_eq!(response.http_version(), HttpVersion::Http11);
     assert_eq!(response.status(), 101);
     echo(&mut socket, "HTTP/1.1").await;
@@ -212,13 +222,8 @@ async fn off_over_wss_stays_on_http_1_1_even_when_the_server_offers_h2() {
 
 #[tokio::test]
 async fn on_fails_typed_when_alpn_does_not_choose_h2() {
-    let (server_tls, client_tls) = tls_pair(&[b"http/1.1"]);
-    let (port, _) = server(Some((server_tls, H2::WebSockets)), None).await;
-    let error = connector(Http2Mode::On)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap_err();
+    let (connected, _) = connect_wss(&[b"http/1.1"], H2::WebSockets, Http2Mode::On).await;
+    let error = connected.unwrap_err();
     assert!(
         matches!(error, Error::Http2Unavailable(NoHttp2::Alpn(_))),
         "{error:?}"
@@ -258,13 +263,8 @@ async fn on_against_an_http_1_1_only_plaintext_server_fails_typed() {
 
 #[tokio::test]
 async fn auto_goes_on_over_http_1_1_when_alpn_chooses_it() {
-    let (server_tls, client_tls) = tls_pair(&[b"http/1.1"]);
-    let (port, accepted) = server(Some((server_tls, H2::WebSockets)), None).await;
-    let (mut socket, response) = connector(Http2Mode::Auto)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
+    let (connected, accepted) = connect_wss(&[b"http/1.1"], H2::WebSockets, Http2Mode::Auto).await;
+    let (mut socket, response) = connected.unwrap();
     assert_eq!(response.http_version(), HttpVersion::Http11);
     echo(&mut socket, "fell back").await;
     // The same TLS connection went on.
@@ -273,26 +273,21 @@ async fn auto_goes_on_over_http_1_1_when_alpn_chooses_it() {
 
 #[tokio::test]
 async fn auto_uses_h2_when_the_server_allows_it() {
-    let (server_tls, client_tls) = tls_pair(&[b"h2", b"http/1.1"]);
-    let (port, _) = server(Some((server_tls, H2::WebSockets)), None).await;
-    let (mut socket, response) = connector(Http2Mode::Auto)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
+    let (connected, _) = connect_wss(&[b"h2", b"http/1.1"], H2::WebSockets, Http2Mode::Auto).await;
+    let (mut socket, response) = connected.unwrap();
     assert_eq!(response.http_version(), HttpVersion::Http2);
     echo(&mut socket, "h2 when offered").await;
 }
 
 #[tokio::test]
 async fn auto_opens_a_new_http_1_1_connection_without_extended_connect() {
-    let (server_tls, client_tls) = tls_pair(&[b"h2", b"http/1.1"]);
-    let (port, accepted) = server(Some((server_tls, H2::NoExtendedConnect)), None).await;
-    let (mut socket, response) = connector(Http2Mode::Auto)
-        .tls_config(client_tls)
-        .connect(&format!("wss://localhost:{port}/"))
-        .await
-        .unwrap();
+    let (connected, accepted) = connect_wss(
+        &[b"h2", b"http/1.1"],
+        H2::NoExtendedConnect,
+        Http2Mode::Auto,
+    )
+    .await;
+    let (mut socket, response) = connected.unwrap();
     assert_eq!(response.http_version(), HttpVersion::Http11);
     echo(&mut socket, "second connection").await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
