@@ -83,6 +83,8 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 use crate::error::ProtocolError;
 use crate::protocol::Role;
 
+mod encoder;
+
 /// The extension's registered name.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
