@@ -6,10 +6,10 @@
 //! message is usually short and always compressed from scratch, so this
 //! encoder sizes everything to the message instead:
 //!
-//! - **LZ77**: greedy matching through a one-entry-per-bucket hash table of
-//!   4-byte prefixes, sized from the message length and cleared only as far
-//!   as it is used. The table lives in thread-local scratch that is kept from
-//!   message to message.
+//! - **LZ77**: greedy matching through a hash table of 4-byte prefixes with
+//!   two candidates per bucket, sized from the message length and cleared
+//!   only as far as it is used. The table lives in thread-local scratch that
+//!   is kept from message to message.
 //! - **Huffman**: per block, length-limited codes built from the used
 //!   symbols only (in-place Moffat–Katajainen, then a Kraft-sum repair), and
 //!   the exact bit cost of a dynamic, a fixed and a stored block, of which
@@ -267,9 +267,6 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
-/// Look one position ahead for a longer match before taking one.
-const LAZY: bool = false;
-
 /// A hash bucket: the low 16 bits of the last two positions whose 4-byte
 /// prefix hashed to it, the most recent in the low half. Two candidates find
 /// longer matches than one (1 KiB of JSON: 223 bytes instead of 234) for
@@ -320,10 +317,17 @@ impl<'a> Matcher<'a> {
     ///
     /// The table holds the low 16 bits of positions: since the window is at
     /// most 32 KiB, every position within reach is told apart, and an entry
-    /// left from farther back (or from the cleared table) only names a
-    /// candidate whose bytes are compared before use.
+    /// left from farther back only names a candidate whose bytes are compared
+    /// before use. An entry of 0 is an empty one (the table is cleared to
+    /// zeros), not looked at: so the text at offset 0 (or a multiple of
+    /// 64 KiB) is never matched, and a position whose bucket is empty, as
+    /// through most of the first record of a JSON message, costs no
+    /// comparison.
     #[inline(always)]
     fn check(&self, input: &[u8], pos: usize, prefix: u32, candidate: u32) -> usize {
+        if candidate & 0xffff == 0 {
+            return 0;
+        }
         let distance = (pos as u32).wrapping_sub(candidate) as usize & 0xffff;
         if distance.wrapping_sub(1) < self.window
             && distance <= pos
@@ -372,28 +376,15 @@ impl<'a> Matcher<'a> {
         while pos < last && block.symbols.len() < BLOCK_SYMBOLS {
             let prefix = read4(input, pos);
             let bucket = self.insert(prefix, pos);
-            let (mut length, mut distance) = self.longest(input, pos, prefix, bucket);
+            let (length, distance) = self.longest(input, pos, prefix, bucket);
             if length == 0 {
-                block.literal(input.get(pos).copied().unwrap_or(0));
+                // The low byte of the prefix is the byte at `pos`.
+                block.literal(prefix as u8);
                 pos += 1;
                 continue;
             }
-            if LAZY && pos + 1 < last && length < 32 {
-                let next_prefix = read4(input, pos + 1);
-                let next_bucket = self.insert(next_prefix, pos + 1);
-                let (next_length, next_distance) =
-                    self.longest(input, pos + 1, next_prefix, next_bucket);
-                if next_length > length {
-                    block.literal(input.get(pos).copied().unwrap_or(0));
-                    pos += 1;
-                    (length, distance) = (next_length, next_distance);
-                }
-                block.matched(length, distance);
-                self.skip(input, pos + 2, (pos + length).min(last));
-            } else {
-                block.matched(length, distance);
-                self.skip(input, pos + 1, (pos + length).min(last));
-            }
+            block.matched(length, distance);
+            self.skip(input, pos + 1, (pos + length).min(last));
             pos += length;
         }
         if pos >= last {
@@ -796,13 +787,21 @@ fn code_lengths(
         used: used_symbols,
     } = work;
     let mut used = 0;
-    for (symbol, &count) in counts.iter().enumerate() {
-        if count > 0
-            && let (Some(slot), Some(in_order)) = (sorted.get_mut(used), in_order.get_mut(used))
-        {
-            *slot = count << 9 | symbol as u32;
-            *in_order = symbol as u16;
-            used += 1;
+    // Four counts at a time: whole runs of unused symbols (control bytes,
+    // bytes above 127 in text) are passed over in one test.
+    for (quad, counts) in counts.chunks(4).enumerate() {
+        if counts.iter().all(|&count| count == 0) {
+            continue;
+        }
+        for (symbol, &count) in (4 * quad..).zip(counts) {
+            if count > 0
+                && let (Some(slot), Some(in_order)) =
+                    (sorted.get_mut(used & 511), in_order.get_mut(used & 511))
+            {
+                *slot = count << 9 | symbol as u32;
+                *in_order = symbol as u16;
+                used += 1;
+            }
         }
     }
     *used_symbols = used;
@@ -1103,15 +1102,15 @@ impl Header {
     }
 
     fn write(&self, writer: &mut BitWriter<'_>) {
-        writer.write(
-            (self.hlit - 257) as u64
-                | ((self.hdist - 1) as u64) << 5
-                | ((self.hclen - 4) as u64) << 10,
-            14,
-        );
+        // At most 14 bits per item, 3 per code length code length, 14 more.
+        writer.reserve(2 * self.item_count + 8 + 2);
+        let mut state = writer.state;
+        let buf = writer.out.as_mut_slice();
+        let counts = (self.hlit - 257) | (self.hdist - 1) << 5 | (self.hclen - 4) << 10;
+        state.put(buf, counts as u64, 14);
         for &symbol in CODELEN_ORDER.iter().take(self.hclen) {
             let len = self.codelen_lengths.get(symbol).copied().unwrap_or(0);
-            writer.write(u64::from(len), 3);
+            state.put(buf, u64::from(len), 3);
         }
         for &item in self.items.iter().take(self.item_count) {
             let symbol = usize::from(item & 0xff);
@@ -1122,8 +1121,9 @@ impl Header {
                 18 => 7,
                 _ => 0,
             };
-            writer.write(code | u64::from(item >> 8) << len, len + extra_len);
+            state.put(buf, code | u64::from(item >> 8) << len, len + extra_len);
         }
+        writer.state = state;
     }
 }
 
