@@ -358,7 +358,14 @@ impl<'a> Matcher<'a> {
         if recent != 0 {
             best = (length_at(recent), recent);
         }
-        if older != 0 && older != recent && best.0 < ahead.len() + MIN_MATCH {
+        // The older candidate can only be longer if it also matches the byte
+        // the recent one stopped at: one comparison usually rules it out.
+        let stop = pos + best.0;
+        if older != 0
+            && older != recent
+            && best.0 < ahead.len() + MIN_MATCH
+            && input.get(stop - older) == input.get(stop)
+        {
             let length = length_at(older);
             if length > best.0 {
                 best = (length, older);
