@@ -6,10 +6,11 @@
 //! message is usually short and always compressed from scratch, so this
 //! encoder sizes everything to the message instead:
 //!
-//! - **LZ77**: greedy matching through a hash table of 4-byte prefixes with
-//!   two candidates per bucket, sized from the message length and cleared
-//!   only as far as it is used. The table lives in thread-local scratch that
-//!   is kept from message to message.
+//! - **LZ77**: matching through a hash table of 4-byte prefixes with two
+//!   candidates per bucket, lazy by one byte for matches shorter than 32,
+//!   sized from the message length and cleared only as far as it is used.
+//!   The table lives in thread-local scratch that is kept from message to
+//!   message.
 //! - **Huffman**: per block, length-limited codes built from the used
 //!   symbols only (in-place Moffat–Katajainen, then a Kraft-sum repair), and
 //!   the exact bit cost of a dynamic, a fixed and a stored block, of which
@@ -18,12 +19,12 @@
 //!   with the header bits of an empty stored block padded to a byte, so
 //!   that the `00 00 ff ff` the receiver appends completes it.
 //!
-//! On the bench's JSON it compresses as well as libdeflate's level 1 (1 KiB:
-//! 223 bytes against 225; 16 KiB: 1,969 against 1,967) for 60,800
+//! On the bench's JSON it compresses a little better than libdeflate's level
+//! 1 (1 KiB: 223 bytes against 225; 16 KiB: 1,959 against 1,967) for 61,100
 //! instructions per 1 KiB message against libdeflate's 68,900 (callgrind;
-//! see the `cost` test). Per byte it is dearer: 494,700 against 387,000 for
-//! 16 KiB, where hashing every position inside matches and the second
-//! candidate dominate.
+//! see the `cost` test). Per byte it is dearer: 495,700 against 387,000 for
+//! 16 KiB, where hashing positions inside matches and the second candidate
+//! dominate.
 
 use std::cell::RefCell;
 
@@ -276,6 +277,10 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
+/// Matches shorter than this are looked for one byte later too (lazy
+/// matching); a longer one is taken at once.
+const LAZY_BELOW: usize = 32;
+
 /// A hash bucket: the low 16 bits of the last two positions whose 4-byte
 /// prefix hashed to it, the most recent in the low half. Two candidates find
 /// longer matches than one (1 KiB of JSON: 223 bytes instead of 234) for
@@ -392,15 +397,29 @@ impl<'a> Matcher<'a> {
         while pos < last && block.symbols.len() < BLOCK_SYMBOLS {
             let prefix = read4(input, pos);
             let bucket = self.insert(prefix, pos);
-            let (length, distance) = self.longest(input, pos, prefix, bucket);
+            let (mut length, mut distance) = self.longest(input, pos, prefix, bucket);
             if length == 0 {
                 // The low byte of the prefix is the byte at `pos`.
                 block.literal(prefix as u8);
                 pos += 1;
                 continue;
             }
+            // Lazy by one: a short match gives way to a longer one starting
+            // at the next byte, which is then a literal.
+            let mut entered = pos + 1;
+            if length < LAZY_BELOW && pos + 1 < last {
+                let next_prefix = read4(input, pos + 1);
+                let next_bucket = self.insert(next_prefix, pos + 1);
+                let next = self.longest(input, pos + 1, next_prefix, next_bucket);
+                entered = pos + 2;
+                if next.0 > length {
+                    block.literal(prefix as u8);
+                    pos += 1;
+                    (length, distance) = next;
+                }
+            }
             block.matched(length, distance);
-            self.skip(input, pos + 1, (pos + length).min(last));
+            self.skip(input, entered, (pos + length).min(last));
             pos += length;
         }
         if pos >= last {
@@ -412,16 +431,21 @@ impl<'a> Matcher<'a> {
         pos
     }
 
-    /// Enters the positions `from..to` (inside a match) in the table, so
-    /// that later text can refer to them. All of them: entering only the
-    /// first few of each match, or every other one, cost 1-4 % of the size of
-    /// 16 KiB of JSON.
+    /// Enters every other position of `from..to` (inside a match) in the
+    /// table, so that later text can refer to them.
+    ///
+    /// Entering them all costs a third of the matching on JSON; every other
+    /// one, with lazy matching to find the matches that start in between,
+    /// costs the same as entering all without, and compresses 16 KiB of the
+    /// bench's JSON to 1,959 bytes instead of 1,969 (1 KiB: 223 either way).
+    /// Every third one with lazy matching of any length cost more, and only
+    /// the first few of each match compressed 1-2 % worse.
     #[inline(always)]
     fn skip(&mut self, input: &[u8], from: usize, to: usize) {
         let Some(bytes) = input.get(from..to + MIN_MATCH - 1) else {
             return;
         };
-        for (pos, window) in (from..).zip(bytes.windows(MIN_MATCH)) {
+        for (pos, window) in (from..).zip(bytes.windows(MIN_MATCH)).step_by(2) {
             if let Some(prefix) = window.first_chunk::<4>() {
                 self.insert(u32::from_le_bytes(*prefix), pos);
             }
