@@ -25,7 +25,7 @@ impl fmt::Debug for Deflate {
 }
 
 impl Deflate {
-    pub(crate) fn compresses(&self, _payload: &[u8]) -> bool {
+    pub(crate) fn compresses(&self, _payload: &[u8], _text: bool) -> bool {
         match self.never {}
     }
 

@@ -777,7 +777,7 @@ impl Connection {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(bytes) => (OpCode::Binary, bytes),
         };
-        if self.compresses(&payload) {
+        if self.compresses(opcode, &payload) {
             return self.queue_compressed(opcode, &payload);
         }
         self.queue_frame_bytes(opcode, payload);
@@ -799,7 +799,7 @@ impl Connection {
     pub fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         self.check_can_send_message()?;
         let opcode = message.opcode();
-        if !self.compresses(message.as_bytes()) {
+        if !self.compresses(opcode, message.as_bytes()) {
             self.queue_framed(opcode, 0, message.plain());
             return Ok(());
         }
@@ -843,18 +843,18 @@ impl Connection {
 
     /// Queues a whole message, compressed when deflate is on and it pays.
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if self.compresses(payload) {
+        if self.compresses(opcode, payload) {
             return self.queue_compressed(opcode, payload);
         }
         self.queue_frame(opcode, true, payload);
         Ok(())
     }
 
-    /// Whether `payload` goes out compressed.
-    fn compresses(&self, payload: &[u8]) -> bool {
+    /// Whether a message's `payload` goes out compressed.
+    fn compresses(&self, opcode: OpCode, payload: &[u8]) -> bool {
         self.deflate
             .as_deref()
-            .is_some_and(|deflate| deflate.compresses(payload))
+            .is_some_and(|deflate| deflate.compresses(payload, opcode == OpCode::Text))
     }
 
     /// Queues a message compressed, RSV1 set on its only frame.
