@@ -340,3 +340,49 @@ impl Drop for CloseOnDrop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_space_has_a_new_key_and_stale_keys_find_nothing() {
+        let mut spaces = Spaces::default();
+        let first = spaces.vacant_key().unwrap();
+        // Nothing parked under the key (the connection went on at once).
+        assert!(spaces.take(first).is_none());
+        spaces.vacant.push(first.slot);
+        let second = spaces.vacant_key().unwrap();
+        assert_eq!(second.slot, first.slot);
+        assert_ne!(second, first);
+        assert!(spaces.take(first).is_none());
+        assert!(
+            spaces
+                .take(Key {
+                    slot: 7,
+                    generation: 1
+                })
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_lot_stops_its_driver_and_ignores_wake_ups() {
+        let lot = Arc::new(Lot::new());
+        let driver = tokio::spawn(drive(Arc::clone(&lot)));
+        assert!(lot.close().is_empty());
+        Waker::from(Arc::new(Doorbell {
+            lot: Arc::downgrade(&lot),
+            key: Key {
+                slot: 0,
+                generation: 1,
+            },
+        }))
+        .wake();
+        tokio::time::timeout(std::time::Duration::from_secs(5), driver)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(lot.lock().ready.is_empty());
+    }
+}
