@@ -98,6 +98,13 @@ pub struct Args {
     #[arg(long, env = "WS_SERVER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "off", value_parser = parse_optional_duration)]
     pub idle_timeout: OptionalDuration,
 
+    /// Silence after which an idle plaintext (HTTP/1.1) WebSocket leaves its
+    /// task and waits in the server's parking lot, using less memory, until
+    /// the client sends again; clients see no difference. `off` (or 0)
+    /// keeps every connection in its task.
+    #[arg(long, env = "WS_SERVER_PARK_AFTER", value_name = "DURATION", default_value = "1s", value_parser = parse_optional_duration)]
+    pub park_after: OptionalDuration,
+
     /// How long to wait for the client's close frame after the server sent
     /// one (shutdown, idle timeout) before dropping the connection; also how
     /// long a client may leave the server's writes blocked (see
@@ -224,6 +231,7 @@ impl Args {
                 .unwrap_or_else(|| default_max_backlog(self.max_message_size)),
             handshake_timeout: self.handshake_timeout,
             idle_timeout: self.idle_timeout.0,
+            park_after: self.park_after.0,
             close_timeout: self.close_timeout,
             shutdown_timeout: self.shutdown_timeout,
             protocols: self.protocols.clone(),
@@ -395,6 +403,8 @@ mod tests {
             "500ms",
             "--idle-timeout",
             "2m",
+            "--park-after",
+            "250ms",
             "--close-timeout",
             "1s",
             "--shutdown-timeout",
@@ -421,6 +431,7 @@ mod tests {
         assert_eq!(config.max_backlog, 2 << 20);
         assert_eq!(config.handshake_timeout, Duration::from_millis(500));
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(config.park_after, Some(Duration::from_millis(250)));
         assert_eq!(config.close_timeout, Duration::from_secs(1));
         assert_eq!(config.shutdown_timeout, Duration::ZERO);
         assert_eq!(config.protocols, ["chat", "a", "b"]);
@@ -608,7 +619,7 @@ mod tests {
                 "--help lacks {env}:\n{help}"
             );
         }
-        assert_eq!(options, 20);
+        assert_eq!(options, 21);
     }
 
     #[test]

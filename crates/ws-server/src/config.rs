@@ -30,6 +30,12 @@ pub struct ServerConfig {
     /// Silence after which a connection is pinged, and closed with 1001 if
     /// the silence lasts as long again; `None` keeps silent connections open.
     pub idle_timeout: Option<Duration>,
+    /// Silence after which a plaintext HTTP/1.1 WebSocket with nothing
+    /// buffered or queued leaves its task and waits in the server's parking
+    /// lot, which holds it in a fraction of a task's memory, until the client
+    /// sends again, its idle timeout comes or the server stops. Clients see
+    /// no difference. `None` keeps every connection in its task.
+    pub park_after: Option<Duration>,
     /// How long to wait for the peer's close frame after the server sent one;
     /// also how long a client may leave the server's writes blocked (reading
     /// nothing at all) or its backlog over [`max_backlog`](Self::max_backlog)
@@ -68,6 +74,7 @@ impl Default for ServerConfig {
             max_backlog: default_max_backlog(core.max_message_size),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            park_after: Some(Duration::from_secs(1)),
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
             protocols: Vec::new(),

@@ -56,6 +56,7 @@ pub mod http;
 mod http2;
 pub mod metered;
 pub mod metrics;
+mod parking;
 pub mod server;
 pub mod tcp;
 pub mod tls;

@@ -32,6 +32,11 @@ impl<S> Metered<S> {
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
     }
+
+    /// The wrapped transport.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: ws_core::stream::ReadReady> ws_core::stream::ReadReady for Metered<S> {

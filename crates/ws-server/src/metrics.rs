@@ -150,6 +150,8 @@ pub struct Metrics {
     http2_connections: AtomicU64,
     /// WebSocket connections open now (upgraded and not yet ended).
     websocket_open: AtomicU64,
+    /// Of those, the ones waiting in the parking lot (see `parking`).
+    pub(crate) parked: AtomicU64,
     /// WebSocket connections that completed the opening handshake.
     websocket_total: AtomicU64,
     /// Of those, the ones that negotiated permessage-deflate.
@@ -185,6 +187,7 @@ impl Metrics {
             total_by_version: Default::default(),
             http2_connections: AtomicU64::new(0),
             websocket_open: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
             websocket_total: AtomicU64::new(0),
             deflate_negotiated: AtomicU64::new(0),
             traffic: Default::default(),
@@ -213,7 +216,14 @@ impl Metrics {
         if deflate {
             self.deflate_negotiated.fetch_add(1, Ordering::Relaxed);
         }
-        let shard = (sequence % SHARDS as u64) as usize;
+        self.traffic(sequence)
+    }
+
+    /// The traffic counters a connection adds to: one of several shards, so
+    /// that busy connections on different threads do not write to the same
+    /// cache line. Any `key` will do; the shards are summed.
+    pub(crate) fn traffic(&self, key: u64) -> &Traffic {
+        let shard = (key % SHARDS as u64) as usize;
         // `shard` is below SHARDS, so this is always `Some`.
         self.traffic.get(shard).unwrap_or(&self.traffic[0])
     }
@@ -326,6 +336,12 @@ impl Metrics {
             "gauge",
             "WebSocket connections open now.",
             &one(load(&self.websocket_open)),
+        );
+        metric(
+            "ws_server_connections_parked",
+            "gauge",
+            "WebSocket connections open now that wait, idle, without a task of their own (counted in ws_server_connections_open too; see --park-after).",
+            &one(load(&self.parked)),
         );
         metric(
             "ws_server_connections_total",

@@ -16,6 +16,7 @@ use crate::config::ServerConfig;
 use crate::connection;
 use crate::http;
 use crate::metrics::{Answer, HttpVersion, Metrics};
+use crate::parking::{self, CloseOnDrop, Lot};
 use crate::tls::{self, TlsConfig, TlsFailure};
 
 /// State every connection task shares with the server.
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) tasks: AtomicUsize,
     /// Notified when `tasks` falls to 0.
     pub(crate) tasks_ended: Notify,
+    /// Idle connections waiting without a task (see [`crate::parking`]);
+    /// each still counts in `tasks`, as its guard is parked with it.
+    pub(crate) parking: Arc<Lot>,
 }
 
 impl Shared {
@@ -48,6 +52,7 @@ impl Shared {
             stop: Notify::new(),
             tasks: AtomicUsize::new(0),
             tasks_ended: Notify::new(),
+            parking: Arc::new(Lot::new()),
         }
     }
 }
@@ -158,6 +163,10 @@ impl Server {
             shared,
             tls,
         } = self;
+        tokio::spawn(parking::drive(Arc::clone(&shared.parking)));
+        // Closes parked connections if this future is dropped before the
+        // shutdown below resumes them.
+        let _parking = CloseOnDrop(Arc::clone(&shared.parking));
         let mut backoff = Backoff::default();
         let mut at_limit = false;
         tokio::pin!(shutdown);
@@ -220,6 +229,11 @@ impl Server {
         );
         shared.shutting_down.store(true, Ordering::SeqCst);
         shared.stop.notify_waiters();
+        // Parked connections wait for no notification: each goes back to a
+        // task, whose echo loop sees the flag and closes it with 1001.
+        for parked in shared.parking.close() {
+            tokio::spawn(connection::resume(parked));
+        }
         let timeout = shared.config.shutdown_timeout;
         let drained = tokio::time::timeout(timeout, async {
             // A stale permit (from an earlier time the count fell to 0) only
