@@ -98,10 +98,11 @@ pub struct Args {
     #[arg(long, env = "WS_SERVER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "off", value_parser = parse_optional_duration)]
     pub idle_timeout: OptionalDuration,
 
-    /// Silence after which an idle plaintext (HTTP/1.1) WebSocket leaves its
-    /// task and waits in the server's parking lot, using less memory, until
-    /// the client sends again; clients see no difference. `off` (or 0)
-    /// keeps every connection in its task.
+    /// The longest silence after which an idle plaintext (HTTP/1.1)
+    /// WebSocket leaves its task and waits in the server's parking lot,
+    /// using less memory, until the client sends again; clients see no
+    /// difference. New connections park after 10 ms of silence, busy ones
+    /// only after this. `off` (or 0) keeps every connection in its task.
     #[arg(long, env = "WS_SERVER_PARK_AFTER", value_name = "DURATION", default_value = "1s", value_parser = parse_optional_duration)]
     pub park_after: OptionalDuration,
 

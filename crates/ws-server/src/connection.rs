@@ -164,7 +164,10 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
                     let session = Session::new(socket, deflate, origin, shared);
                     (session, Clock::new(&shared.config, bytes_read))
                 }
-                Begun::Parked(tally, clock) => (Session::resumed(socket, tally, shared), clock),
+                Begun::Parked(tally, mut clock) => {
+                    clock.resumed(&shared.config);
+                    (Session::resumed(socket, tally, shared), clock)
+                }
             };
             let bytes_read = session.socket.get_ref().get_ref().bytes_read();
             let timekeeper = Timekeeper::new(&shared.config, clock, parkable, bytes_read);
@@ -789,10 +792,16 @@ where
                         let time = keeper.as_mut().project();
                         if time.park_check.is_some_and(|at| at <= now) {
                             if bytes_read == *time.bytes_at_park_check && self.may_park() {
+                                time.clock.parked_at = Some(now);
                                 return Some(*time.clock);
                             }
-                            *time.park_check =
-                                self.config().park_after.map(|period| far_or(now, period));
+                            if bytes_read != *time.bytes_at_park_check {
+                                time.clock.busy();
+                            }
+                            *time.park_check = time
+                                .clock
+                                .park_delay(self.config())
+                                .map(|period| far_or(now, period));
                             *time.bytes_at_park_check = bytes_read;
                         }
                         keeper.as_mut().rearm();
@@ -1049,8 +1058,8 @@ impl Timekeeper {
         parkable: bool,
         bytes_read: u64,
     ) -> Option<Pin<Box<Self>>> {
-        let park_check = config
-            .park_after
+        let park_check = clock
+            .park_delay(config)
             .filter(|_| parkable)
             .map(|period| far_or(Instant::now(), period));
         let deadline = earliest(clock.idle_check, park_check)?;
@@ -1099,7 +1108,16 @@ pub(crate) struct Clock {
     bytes_at_idle_check: u64,
     /// A ping was sent at the last check.
     idle_pinged: bool,
+    /// When the connection last parked, until it is resumed.
+    parked_at: Option<Instant>,
+    /// How long the connection must be quiet to park, before `park_after`
+    /// caps it (see [`Clock::park_delay`]).
+    park_wait: Duration,
 }
+
+/// How long a new connection must be quiet to park (see
+/// [`Clock::park_delay`]).
+pub(crate) const QUICK_PARK: Duration = Duration::from_millis(10);
 
 impl Clock {
     /// The bookkeeping of a connection that starts now, having read
@@ -1111,6 +1129,40 @@ impl Clock {
                 .map(|period| far_or(Instant::now(), period)),
             bytes_at_idle_check: bytes_read,
             idle_pinged: false,
+            parked_at: None,
+            park_wait: QUICK_PARK,
+        }
+    }
+
+    /// How long the connection must be quiet before it parks; `None` if it
+    /// never parks.
+    ///
+    /// At first [`QUICK_PARK`]: most connections that are quiet for that
+    /// long stay quiet for much longer (a browser tab after its upgrade or
+    /// its first messages), and parking early is what keeps a burst of new
+    /// connections (a reconnect storm) from holding a task each at once,
+    /// whose cells the allocator keeps even after they are freed. Each check
+    /// that finds the connection busy doubles the wait, up to `park_after`,
+    /// so a busy connection's timer soon fires only once per `park_after`;
+    /// and a connection woken within `park_after` of parking has shown that
+    /// its quiet spells are short, and from then on waits the whole
+    /// `park_after`, so it parks and resumes at most once.
+    fn park_delay(&self, config: &ServerConfig) -> Option<Duration> {
+        config.park_after.map(|longest| self.park_wait.min(longest))
+    }
+
+    /// Notes that a park check found the connection busy.
+    fn busy(&mut self) {
+        self.park_wait = self.park_wait.saturating_mul(2);
+    }
+
+    /// Notes that a parked connection goes on: if it was parked for less
+    /// than `park_after`, it waits the whole `park_after` from now on.
+    fn resumed(&mut self, config: &ServerConfig) {
+        if let (Some(parked_at), Some(longest)) = (self.parked_at.take(), config.park_after)
+            && parked_at.elapsed() < longest
+        {
+            self.park_wait = longest;
         }
     }
 
@@ -1255,6 +1307,63 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_parks_quickly_until_it_is_woken_soon_after_parking() {
+        let config = ServerConfig {
+            park_after: Some(Duration::from_secs(1)),
+            ..ServerConfig::default()
+        };
+        let mut clock = Clock::new(&config, 0);
+        assert_eq!(clock.park_delay(&config), Some(QUICK_PARK));
+        // Parked for longer than `park_after`: an idle spell, still quick.
+        clock.parked_at = Some(Instant::now());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        clock.resumed(&config);
+        assert_eq!(clock.park_delay(&config), Some(QUICK_PARK));
+        // Woken soon after parking: from now on the whole `park_after`.
+        clock.parked_at = Some(Instant::now());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        clock.resumed(&config);
+        assert_eq!(clock.park_delay(&config), Some(Duration::from_secs(1)));
+        clock.parked_at = Some(Instant::now());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        clock.resumed(&config);
+        assert_eq!(clock.park_delay(&config), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn each_busy_check_doubles_the_wait_up_to_park_after() {
+        let config = ServerConfig {
+            park_after: Some(Duration::from_millis(100)),
+            ..ServerConfig::default()
+        };
+        let mut clock = Clock::new(&config, 0);
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            waits.extend(clock.park_delay(&config));
+            clock.busy();
+        }
+        let ms = Duration::from_millis;
+        assert_eq!(waits, [ms(10), ms(20), ms(40), ms(80), ms(100), ms(100)]);
+    }
+
+    #[test]
+    fn park_after_bounds_the_quick_park_and_off_means_never() {
+        let short = ServerConfig {
+            park_after: Some(Duration::from_millis(3)),
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            Clock::new(&short, 0).park_delay(&short),
+            Some(Duration::from_millis(3))
+        );
+        let off = ServerConfig {
+            park_after: None,
+            ..ServerConfig::default()
+        };
+        assert_eq!(Clock::new(&off, 0).park_delay(&off), None);
+    }
 
     /// Every open connection holds its task's future for its whole life, and
     /// a future is as large as its largest state: whatever is not the echo

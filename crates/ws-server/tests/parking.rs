@@ -19,7 +19,8 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{
-    IO_TIMEOUT, ServerProcess, expect_close, next_event, raw_upgrade, read_response, sample, scrape,
+    IO_TIMEOUT, ServerProcess, expect_close, http_exchange, next_event, raw_upgrade, read_response,
+    sample, scrape,
 };
 use ws_core::{CloseCode, Config, Connection, Event, OpCode, Role};
 
@@ -33,24 +34,30 @@ fn server(args: &[&str]) -> ServerProcess {
     ServerProcess::start(&all)
 }
 
-/// Waits until a sample of the server's metrics has `value`.
-fn wait_for_sample(server: &ServerProcess, name: &str, value: u64) {
+/// Waits until a sample of the server's metrics has `value`; the scrape
+/// that had it.
+///
+/// A scrape refused with 503 is tried again: at a connection limit the
+/// previous scrape's connection may not have ended yet.
+fn wait_for_sample(server: &ServerProcess, name: &str, value: u64) -> String {
     let deadline = Instant::now() + IO_TIMEOUT;
     loop {
-        let text = scrape(server);
-        if sample(&text, name) == Some(value) {
-            return;
+        let response = http_exchange(server, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        assert!(matches!(response.status, 200 | 503), "{}", response.body);
+        if response.status == 200 && sample(&response.body, name) == Some(value) {
+            return response.body;
         }
         assert!(
             Instant::now() < deadline,
-            "{name} never became {value}:\n{text}"
+            "{name} never became {value}:\n{}",
+            response.body
         );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-fn wait_until_parked(server: &ServerProcess, connections: u64) {
-    wait_for_sample(server, "ws_server_connections_parked", connections);
+fn wait_until_parked(server: &ServerProcess, connections: u64) -> String {
+    wait_for_sample(server, "ws_server_connections_parked", connections)
 }
 
 /// The bytes a client sends for `queue`'s frames (masked, as a client must).
@@ -89,6 +96,30 @@ fn a_parked_connection_echoes_as_soon_as_the_client_sends_again() {
     wait_until_parked(&server, 1);
     client.send_binary(&[1, 2, 3]).unwrap();
     assert_eq!(next_event(&mut client), Event::Binary(vec![1, 2, 3].into()));
+}
+
+#[test]
+fn a_connection_quiet_after_its_upgrade_parks_long_before_park_after() {
+    // Parking early is what keeps a burst of new connections from holding
+    // a task each at once (see `Clock::park_delay`).
+    let server = ServerProcess::start(&["--park-after", "60s", "--log-level", "info"]);
+    let mut client = server.connect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sample(&scrape(&server), "ws_server_connections_parked") != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "not parked 20 s into a 60 s park_after"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Woken at once, it no longer parks quickly: it waits the whole 60 s.
+    client.send_text("busy").unwrap();
+    assert_eq!(next_event(&mut client), Event::Text("busy".into()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sample(&scrape(&server), "ws_server_connections_parked"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -246,8 +277,7 @@ fn a_client_that_closes_while_parked_is_noticed_and_reported() {
 fn parked_connections_count_as_open_and_against_the_limit() {
     let server = server(&["--max-connections", "3"]);
     let _clients: Vec<_> = (0..2).map(|_| server.connect()).collect();
-    wait_until_parked(&server, 2);
-    let text = scrape(&server);
+    let text = wait_until_parked(&server, 2);
     assert_eq!(sample(&text, "ws_server_connections_open"), Some(2));
     assert_eq!(
         sample(&text, "ws_server_connections_by_http_open{http=\"1.1\"}"),
