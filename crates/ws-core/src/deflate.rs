@@ -37,9 +37,11 @@
 //! between messages. A server negotiates that by default, answering every
 //! offer with `server_no_context_takeover` and `client_no_context_takeover`
 //! ([`DeflateConfig::context_takeover`]); a thread then holds one libdeflate
-//! compressor per level (136 KiB at the default level), one zlib
-//! decompressor per window size, and a libdeflate decompressor with a 64 KiB
-//! output buffer, however many connections it serves.
+//! compressor per level (136 KiB at the default level), the encoder's
+//! tables (a 128 KiB hash table of which a message touches only what its
+//! length needs, and up to 70 KiB for a block's symbols and counts), one
+//! zlib decompressor per window size, and a libdeflate decompressor with a
+//! 64 KiB output buffer, however many connections it serves.
 //!
 //! With context takeover a connection keeps its own, created on the first
 //! message that needs them. Measured with a counting allocator (`cargo test
