@@ -609,14 +609,24 @@ fn write_symbols(writer: &mut BitWriter<'_>, block: &Block, codes: &Codes) {
         writer.reserve(6 * chunk.len());
         let mut state = writer.state;
         let buf = writer.out.as_mut_slice();
+        // Bits are stored only when the next symbol might not fit in the
+        // 64-bit buffer (a literal takes at most 15, a match 48): several
+        // literals share a store.
         for &symbol in chunk {
             let (bits, len) = if symbol & MATCH_FLAG == 0 {
+                if state.count > 64 - 1 - 15 {
+                    state.flush(buf);
+                }
                 codes.litlen(symbol as usize & 0xff)
             } else {
+                if state.count > 64 - 1 - 48 {
+                    state.flush(buf);
+                }
                 match_bits(symbol, codes)
             };
-            state.put(buf, bits, len);
+            state.append(bits, len);
         }
+        state.flush(buf);
         writer.state = state;
     }
     let (code, len) = codes.litlen(END_OF_BLOCK);
@@ -1265,6 +1275,21 @@ impl Bits {
         // At most 7 + 56 bits were pending: the shift is below 64.
         self.bits >>= whole * 8;
         self.count %= 8;
+    }
+
+    /// Appends the `len` low bits of `value` without storing them: `count +
+    /// len` must stay below 64 (see [`flush`](Self::flush)).
+    #[inline(always)]
+    fn append(&mut self, value: u64, len: u32) {
+        self.bits |= value << (self.count & 63);
+        self.count += len;
+    }
+
+    /// Stores the pending bits (at most 63) as a 64-bit word at `pos` in
+    /// `buf`, which has room for it, and keeps the incomplete byte's.
+    #[inline(always)]
+    fn flush(&mut self, buf: &mut [u8]) {
+        self.put(buf, 0, 0);
     }
 }
 
