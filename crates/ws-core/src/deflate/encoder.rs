@@ -1229,7 +1229,10 @@ impl Header {
         state.put(buf, counts as u64, 14);
         for &symbol in CODELEN_ORDER.iter().take(self.hclen) {
             let len = self.codelen_lengths.get(symbol).copied().unwrap_or(0);
-            state.put(buf, u64::from(len), 3);
+            if state.count > 64 - 1 - 3 {
+                state.flush(buf);
+            }
+            state.append(u64::from(len), 3);
         }
         for &item in self.items.iter().take(self.item_count) {
             let symbol = usize::from(item & 0xff);
@@ -1240,8 +1243,12 @@ impl Header {
                 18 => 7,
                 _ => 0,
             };
-            state.put(buf, code | u64::from(item >> 8) << len, len + extra_len);
+            if state.count > 64 - 1 - 14 {
+                state.flush(buf);
+            }
+            state.append(code | u64::from(item >> 8) << len, len + extra_len);
         }
+        state.flush(buf);
         writer.state = state;
     }
 }
