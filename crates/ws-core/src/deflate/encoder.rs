@@ -1183,7 +1183,7 @@ impl Header {
     fn run_length_code(&mut self, lengths: &[u8], counts: &mut [u32; CODELEN_SYMBOLS]) {
         let mut rest = lengths;
         while let Some((&len, _)) = rest.split_first() {
-            let mut run = rest.iter().take_while(|&&l| l == len).count();
+            let mut run = run_of(rest, len);
             rest = rest.get(run..).unwrap_or_default();
             if len == 0 {
                 while run >= 11 {
@@ -1210,6 +1210,7 @@ impl Header {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, symbol: u8, extra: usize, counts: &mut [u32; CODELEN_SYMBOLS]) {
         if let Some(item) = self.items.get_mut(self.item_count) {
             *item = u16::from(symbol) | (extra as u16) << 8;
@@ -1251,6 +1252,23 @@ impl Header {
         state.flush(buf);
         writer.state = state;
     }
+}
+
+/// How many leading bytes of `lengths` equal `len`, compared 8 at a time
+/// (the unused symbols' zeros come in long runs).
+#[inline(always)]
+fn run_of(lengths: &[u8], len: u8) -> usize {
+    let pattern = u64::from(len) * 0x0101_0101_0101_0101;
+    let mut words = lengths.chunks_exact(8);
+    let mut run = 0;
+    for word in &mut words {
+        let difference = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ pattern;
+        if difference != 0 {
+            return run + (difference.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    run + words.remainder().iter().take_while(|&&l| l == len).count()
 }
 
 // ---- output ----
@@ -1723,6 +1741,18 @@ mod tests {
                 assert!(pair[0] >= pair[1], "{lengths:?}");
             }
         }
+    }
+
+    #[test]
+    fn runs_of_code_lengths_are_counted() {
+        let mut lengths = vec![0u8; 20];
+        lengths.extend([5, 5, 5, 7]);
+        for start in 0..lengths.len() {
+            let len = lengths[start];
+            let expected = lengths[start..].iter().take_while(|&&l| l == len).count();
+            assert_eq!(run_of(&lengths[start..], len), expected, "from {start}");
+        }
+        assert_eq!(run_of(&[], 3), 0);
     }
 
     #[test]
