@@ -801,7 +801,7 @@ const fn reversed_bytes() -> [u8; 256] {
 struct Work {
     /// Used symbols, sorted by count: count << 9 | symbol.
     sorted: [u32; 512],
-    /// Their weights, then their depths in the tree.
+    /// Their weights, then the tree built from them ([`minimum_redundancy`]).
     depths: [u32; 512],
     /// Used symbols in symbol order, as canonical codes are assigned.
     in_order: [u16; 512],
@@ -917,13 +917,7 @@ fn code_lengths(
     for (depth, &key) in depths.iter_mut().zip(sorted.iter()) {
         *depth = key >> 9;
     }
-    minimum_redundancy(depths, used);
-    let mut per_length = [0u32; 16];
-    for &depth in depths.iter().take(used) {
-        if let Some(count) = per_length.get_mut(depth.min(limit) as usize & 15) {
-            *count += 1;
-        }
-    }
+    let mut per_length = minimum_redundancy(depths, used, limit);
     limit_lengths(&mut per_length, limit);
     // The least frequent symbols take the longest codewords.
     let mut keys = sorted.iter();
@@ -1012,11 +1006,14 @@ fn set(a: &mut [u32; 512], i: usize, value: u32) {
     }
 }
 
-/// Replaces the first `n` (at least 2) weights of `a`, sorted ascending, by
-/// the depths of their leaves in a Huffman tree, in place: A. Moffat and J.
+/// How many leaves a Huffman tree for the first `n` (at least 2) weights of
+/// `a`, sorted ascending, has at each depth (those deeper than `limit`, at
+/// most 15, counted at `limit`), computed in `a`: A. Moffat and J.
 /// Katajainen, "In-place calculation of minimum-redundancy codes" (1995).
-/// Linear after the sort, and no tree nodes to allocate.
-fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
+/// Linear after the sort, and no tree nodes to allocate. (The lightest
+/// weights are the deepest leaves: the caller gives them the longest
+/// codewords without the depths being written.)
+fn minimum_redundancy(a: &mut [u32; 512], n: usize, limit: u32) -> [u32; 16] {
     // Phase 1: combine weights; internal nodes keep their parent's index.
     set(a, 0, at(a, 0) + at(a, 1));
     let (mut root, mut leaf) = (0, 2);
@@ -1044,20 +1041,23 @@ fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
         let parent = at(a, next) as usize;
         set(a, next, at(a, parent) + 1);
     }
-    // Phase 3: leaf depths, the deepest for the lightest.
+    // Phase 3: leaves per depth: at each depth, the nodes available that
+    // are not internal ones.
+    let mut per_depth = [0u32; 16];
     let (mut available, mut used, mut depth) = (1usize, 0usize, 0u32);
     let mut root = n as isize - 2;
-    let mut next = n as isize - 1;
+    let mut leaves_left = n;
     while available > 0 {
         while root >= 0 && at(a, root as usize) == depth {
             used += 1;
             root -= 1;
         }
-        while available > used && next >= 0 {
-            set(a, next as usize, depth);
-            next -= 1;
-            available -= 1;
+        let leaves = available.saturating_sub(used).min(leaves_left);
+        if let Some(count) = per_depth.get_mut(depth.min(limit) as usize & 15) {
+            *count += leaves as u32;
         }
+        leaves_left -= leaves;
+        available -= leaves;
         if available > used {
             break;
         }
@@ -1065,6 +1065,7 @@ fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
         depth += 1;
         used = 0;
     }
+    per_depth
 }
 
 /// Turns counts of codewords per length (those longer than `limit` already
