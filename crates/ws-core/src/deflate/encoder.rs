@@ -876,13 +876,15 @@ fn code_lengths(
         used: used_symbols,
     } = work;
     let mut used = 0;
-    // Four counts at a time: whole runs of unused symbols (control bytes,
-    // bytes above 127 in text) are passed over in one test.
-    for (quad, counts) in counts.chunks(4).enumerate() {
-        if counts.iter().all(|&count| count == 0) {
+    // 32 counts at a time (or-ed together, which vectorises): whole runs of
+    // unused symbols (control bytes, bytes above 127 in text) are passed
+    // over in one test. (4 at a time cost 1,400 instructions more per 1 KiB
+    // message; 8, 1,000; 16, 300.)
+    for (run, counts) in counts.chunks(32).enumerate() {
+        if counts.iter().fold(0, |any, &count| any | count) == 0 {
             continue;
         }
-        for (symbol, &count) in (4 * quad..).zip(counts) {
+        for (symbol, &count) in (32 * run..).zip(counts) {
             if count > 0
                 && let (Some(slot), Some(in_order)) =
                     (sorted.get_mut(used & 511), in_order.get_mut(used & 511))
