@@ -782,10 +782,14 @@ mod alone {
 
     /// Messages up to this long, at levels 1 to 3, go through
     /// [`encoder`](super::encoder):
-    /// cheaper than libdeflate's level 1 below about 2 KiB (callgrind, the
-    /// bench's JSON: 61,100 against 68,900 instructions at 1 KiB, 93,400
-    /// against 91,700 at 2 KiB, 155,200 against 134,200 at 4 KiB), for the
-    /// same compression.
+    /// cheaper than libdeflate's level 1 up to 2 KiB (callgrind, the bench's
+    /// JSON: 49,400 against 68,900 instructions at 1 KiB, 75,800 against
+    /// 91,700 at 2 KiB; 147,100 against 134,200 at 4 KiB), for about the
+    /// same compression (1 KiB: 226 bytes against 225; 2 KiB: 351 against
+    /// 347). The encoder's cheaper matching for messages up to 2 KiB would
+    /// keep it cheaper up to 4 KiB (3 KiB: 102,300 against 113,400; 4 KiB:
+    /// 128,500 against 134,200) but 2.4 % and 3.8 % larger (478 bytes
+    /// against 467, 596 against 574).
     const ENCODER_MAX: usize = 2 * 1024;
 
     /// Whether a message compressed alone goes through

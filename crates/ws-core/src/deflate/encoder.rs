@@ -19,12 +19,14 @@
 //!   with the header bits of an empty stored block padded to a byte, so
 //!   that the `00 00 ff ff` the receiver appends completes it.
 //!
-//! On the bench's JSON it compresses a little better than libdeflate's level
-//! 1 (1 KiB: 223 bytes against 225; 16 KiB: 1,959 against 1,967) for 61,100
-//! instructions per 1 KiB message against libdeflate's 68,900 (callgrind;
-//! see the `cost` test). Per byte it is dearer: 495,700 against 387,000 for
-//! 16 KiB, where hashing positions inside matches and the second candidate
-//! dominate.
+//! On the bench's JSON it compresses about as well as libdeflate's level 1
+//! (1 KiB: 226 bytes against 225; 2 KiB: 351 against 347; 16 KiB: 1,959
+//! against 1,967) for 49,400 instructions per 1 KiB message against
+//! libdeflate's 68,900, and 75,800 against 91,700 at 2 KiB (callgrind; see
+//! the `cost` test). Per byte it is dearer: 147,100 against 134,200 at 4
+//! KiB and 484,200 against 387,000 at 16 KiB, where hashing every other
+//! position inside matches, lazy matching below 32 bytes (both cut back up
+//! to 2 KiB) and the second candidate dominate.
 
 use std::cell::RefCell;
 
