@@ -69,6 +69,16 @@ const CODELEN_ORDER: [usize; CODELEN_SYMBOLS] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
+/// Extra bits of each code length symbol (16: 2, 17: 3, 18: 7), padded to
+/// 32 entries so that a symbol masked to 5 bits needs no check.
+const CODELEN_EXTRA: [u8; 32] = {
+    let mut extra = [0; 32];
+    extra[16] = 2;
+    extra[17] = 3;
+    extra[18] = 7;
+    extra
+};
+
 /// First match length of each length symbol (257 + index), RFC 1951 §3.2.5.
 const LENGTH_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
@@ -1219,6 +1229,19 @@ impl Header {
     /// Codes `lengths` with the code length alphabet: 16 repeats the last
     /// length 3–6 times, 17 and 18 give 3–10 and 11–138 zeros.
     fn run_length_code(&mut self, lengths: &[u8], counts: &mut [u32; CODELEN_SYMBOLS]) {
+        // The item count is kept in a local, not stored back into the
+        // header after every item.
+        let items = &mut self.items;
+        let mut count = 0;
+        let mut push = |symbol: u8, extra: usize| {
+            if let Some(item) = items.get_mut(count) {
+                *item = u16::from(symbol) | (extra as u16) << 8;
+                count += 1;
+            }
+            if let Some(count) = counts.get_mut(usize::from(symbol)) {
+                *count += 1;
+            }
+        };
         let mut rest = lengths;
         while let Some((&len, _)) = rest.split_first() {
             let mut run = run_of(rest, len);
@@ -1226,37 +1249,27 @@ impl Header {
             if len == 0 {
                 while run >= 11 {
                     let repeat = run.min(138);
-                    self.push(18, repeat - 11, counts);
+                    push(18, repeat - 11);
                     run -= repeat;
                 }
                 if run >= 3 {
-                    self.push(17, run - 3, counts);
+                    push(17, run - 3);
                     run = 0;
                 }
             } else {
-                self.push(len, 0, counts);
+                push(len, 0);
                 run -= 1;
                 while run >= 3 {
                     let repeat = run.min(6);
-                    self.push(16, repeat - 3, counts);
+                    push(16, repeat - 3);
                     run -= repeat;
                 }
             }
             for _ in 0..run {
-                self.push(len, 0, counts);
+                push(len, 0);
             }
         }
-    }
-
-    #[inline(always)]
-    fn push(&mut self, symbol: u8, extra: usize, counts: &mut [u32; CODELEN_SYMBOLS]) {
-        if let Some(item) = self.items.get_mut(self.item_count) {
-            *item = u16::from(symbol) | (extra as u16) << 8;
-            self.item_count += 1;
-        }
-        if let Some(count) = counts.get_mut(usize::from(symbol)) {
-            *count += 1;
-        }
+        self.item_count = count;
     }
 
     fn write(&self, writer: &mut BitWriter<'_>) {
@@ -1274,14 +1287,9 @@ impl Header {
             state.append(u64::from(len), 3);
         }
         for &item in self.items.iter().take(self.item_count) {
-            let symbol = usize::from(item & 0xff);
+            let symbol = usize::from(item & 31);
             let (code, len) = split(self.codelen_codes.get(symbol).copied().unwrap_or(0));
-            let extra_len = match symbol {
-                16 => 2,
-                17 => 3,
-                18 => 7,
-                _ => 0,
-            };
+            let extra_len = CODELEN_EXTRA.get(symbol).copied().map_or(0, u32::from);
             if state.count > 64 - 1 - 14 {
                 state.flush(buf);
             }
