@@ -21,10 +21,10 @@
 //!
 //! On the bench's JSON it compresses about as well as libdeflate's level 1
 //! (1 KiB: 226 bytes against 225; 2 KiB: 351 against 347; 16 KiB: 1,959
-//! against 1,967) for 49,400 instructions per 1 KiB message against
-//! libdeflate's 68,900, and 75,800 against 91,700 at 2 KiB (callgrind; see
-//! the `cost` test). Per byte it is dearer: 147,100 against 134,200 at 4
-//! KiB and 484,200 against 387,000 at 16 KiB, where hashing every other
+//! against 1,967) for 47,900 instructions per 1 KiB message against
+//! libdeflate's 68,900, and 73,300 against 91,700 at 2 KiB (callgrind; see
+//! the `cost` test). Per byte it is dearer: 140,300 against 134,200 at 4
+//! KiB and 457,100 against 387,000 at 16 KiB, where hashing every other
 //! position inside matches, lazy matching below 32 bytes (both cut back up
 //! to 2 KiB) and the second candidate dominate.
 
