@@ -784,10 +784,16 @@ mod alone {
 
     /// Messages up to this long, at levels 1 to 3, go through
     /// [`encoder`](super::encoder):
-    /// cheaper than libdeflate's level 1 below about 2 KiB (callgrind, the
-    /// bench's JSON: 61,100 against 68,900 instructions at 1 KiB, 93,400
-    /// against 91,700 at 2 KiB, 155,200 against 134,200 at 4 KiB), for the
-    /// same compression.
+    /// cheaper than libdeflate's level 1 (callgrind, the bench's JSON:
+    /// 47,900 against 68,900 instructions at 1 KiB, 73,300 against 91,700
+    /// at 2 KiB), for about the same compression (1 KiB: 226 bytes against
+    /// 225; 2 KiB: 351 against 347). It stays cheaper to about 3.3 KiB
+    /// (2.5 KiB: 96,600 against 102,200, 408 bytes against 407; 3 KiB:
+    /// 110,100 against 113,400, 468 against 467; 3.5 KiB: 125,000 against
+    /// 123,500; 4 KiB: 140,300 against 134,200), so this could be 3 KiB.
+    /// The encoder's cheaper matching for messages up to 2 KiB, used
+    /// further, would keep it cheaper to 4 KiB (121,000) but 2.4 % and 3.8 %
+    /// larger at 3 and 4 KiB (478 bytes against 467, 596 against 574).
     const ENCODER_MAX: usize = 2 * 1024;
 
     /// Whether a message compressed alone goes through

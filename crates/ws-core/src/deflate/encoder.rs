@@ -7,10 +7,10 @@
 //! encoder sizes everything to the message instead:
 //!
 //! - **LZ77**: matching through a hash table of 4-byte prefixes with two
-//!   candidates per bucket, lazy by one byte for matches shorter than 32,
-//!   sized from the message length and cleared only as far as it is used.
-//!   The table lives in thread-local scratch that is kept from message to
-//!   message.
+//!   candidates per bucket, sized from the message length and cleared only
+//!   as far as it is used; lazy by one byte for matches shorter than 32 (in
+//!   a message of at most 2 KiB, for those of 4 bytes only). The table
+//!   lives in thread-local scratch that is kept from message to message.
 //! - **Huffman**: per block, length-limited codes built from the used
 //!   symbols only (in-place Moffat–Katajainen, then a Kraft-sum repair), and
 //!   the exact bit cost of a dynamic, a fixed and a stored block, of which
@@ -19,12 +19,14 @@
 //!   with the header bits of an empty stored block padded to a byte, so
 //!   that the `00 00 ff ff` the receiver appends completes it.
 //!
-//! On the bench's JSON it compresses a little better than libdeflate's level
-//! 1 (1 KiB: 223 bytes against 225; 16 KiB: 1,959 against 1,967) for 61,100
-//! instructions per 1 KiB message against libdeflate's 68,900 (callgrind;
-//! see the `cost` test). Per byte it is dearer: 495,700 against 387,000 for
-//! 16 KiB, where hashing positions inside matches and the second candidate
-//! dominate.
+//! On the bench's JSON it compresses about as well as libdeflate's level 1
+//! (1 KiB: 226 bytes against 225; 2 KiB: 351 against 347; 16 KiB: 1,959
+//! against 1,967) for 47,900 instructions per 1 KiB message against
+//! libdeflate's 68,900, and 73,300 against 91,700 at 2 KiB (callgrind; see
+//! the `cost` test). Per byte it is dearer: 140,300 against 134,200 at 4
+//! KiB and 457,100 against 387,000 at 16 KiB, where hashing every other
+//! position inside matches, lazy matching below 32 bytes (both cut back up
+//! to 2 KiB) and the second candidate dominate.
 
 use std::cell::RefCell;
 
@@ -66,6 +68,16 @@ const DYNAMIC: u64 = 0b100;
 const CODELEN_ORDER: [usize; CODELEN_SYMBOLS] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
+
+/// Extra bits of each code length symbol (16: 2, 17: 3, 18: 7), padded to
+/// 32 entries so that a symbol masked to 5 bits needs no check.
+const CODELEN_EXTRA: [u8; 32] = {
+    let mut extra = [0; 32];
+    extra[16] = 2;
+    extra[17] = 3;
+    extra[18] = 7;
+    extra
+};
 
 /// First match length of each length symbol (257 + index), RFC 1951 §3.2.5.
 const LENGTH_BASE: [u16; 29] = [
@@ -276,6 +288,28 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// Matches shorter than this are looked for one byte later too (lazy
 /// matching); a longer one is taken at once.
 const LAZY_BELOW: usize = 32;
+/// Messages up to this long look one byte later only past a match of the
+/// minimum length ([`SHORT_LAZY_BELOW`]).
+const SHORT_MESSAGE: usize = 2 * 1024;
+/// [`LAZY_BELOW`] for a short message. On the bench's JSON, 1 KiB: 2,500
+/// instructions fewer per message (of 60,100) for 226 bytes instead of 223;
+/// 2 KiB: 5,400 fewer (of 92,200) for 349 bytes instead of 348. Below 16, 12
+/// or 8 saved less for the same sizes; no lazy matching at all saved about
+/// the same, for 352 bytes at 2 KiB. Above 2 KiB the longer matches are
+/// worth their cost (16 KiB: 2,002 bytes instead of 1,959 with lazy
+/// matching below 6).
+const SHORT_LAZY_BELOW: usize = MIN_MATCH + 1;
+/// Inside a match, every this many positions are entered in the table (see
+/// [`Matcher::skip`]).
+const SKIP_STEP: usize = 2;
+/// [`SKIP_STEP`] for a short message: every third position. On the bench's
+/// JSON, 1 KiB: 2,200 instructions fewer per message (of 54,100), the same
+/// 226 bytes; 2 KiB: 4,600 fewer (of 83,000) for 351 bytes instead of 349.
+/// On 40 JSON files of 600 B to 2 KiB found on a development machine
+/// (31,299 bytes in all): 10,713 bytes instead of 10,693 (libdeflate's
+/// level 1: 10,603; every fourth position: 10,761, every sixth 10,788, none
+/// inside matches 10,803, for 1,000 to 3,800 instructions fewer at 1 KiB).
+const SHORT_SKIP_STEP: usize = 3;
 
 /// A hash bucket: the low 16 bits of the last two positions whose 4-byte
 /// prefix hashed to it, the most recent in the low half. Two candidates find
@@ -290,6 +324,10 @@ struct Matcher<'a> {
     shift: u32,
     /// The farthest a match may reach back.
     window: usize,
+    /// Matches shorter than this are looked for one byte later too.
+    lazy_below: usize,
+    /// Every how many positions inside a match are entered in the table.
+    skip_step: usize,
 }
 
 impl<'a> Matcher<'a> {
@@ -304,6 +342,16 @@ impl<'a> Matcher<'a> {
             head,
             shift: 32 - bits,
             window,
+            lazy_below: if len <= SHORT_MESSAGE {
+                SHORT_LAZY_BELOW
+            } else {
+                LAZY_BELOW
+            },
+            skip_step: if len <= SHORT_MESSAGE {
+                SHORT_SKIP_STEP
+            } else {
+                SKIP_STEP
+            },
         }
     }
 
@@ -403,7 +451,7 @@ impl<'a> Matcher<'a> {
             // Lazy by one: a short match gives way to a longer one starting
             // at the next byte, which is then a literal.
             let mut entered = pos + 1;
-            if length < LAZY_BELOW && pos + 1 < last {
+            if length < self.lazy_below && pos + 1 < last {
                 let next_prefix = read4(input, pos + 1);
                 let next_bucket = self.insert(next_prefix, pos + 1);
                 let next = self.longest(input, pos + 1, next_prefix, next_bucket);
@@ -428,7 +476,8 @@ impl<'a> Matcher<'a> {
     }
 
     /// Enters every other position of `from..to` (inside a match) in the
-    /// table, so that later text can refer to them.
+    /// table, so that later text can refer to them (every third in a short
+    /// message: [`SHORT_SKIP_STEP`]).
     ///
     /// Entering them all costs a third of the matching on JSON; every other
     /// one, with lazy matching to find the matches that start in between,
@@ -438,12 +487,23 @@ impl<'a> Matcher<'a> {
     /// the first few of each match compressed 1-2 % worse.
     #[inline(always)]
     fn skip(&mut self, input: &[u8], from: usize, to: usize) {
-        let Some(bytes) = input.get(from..to + MIN_MATCH - 1) else {
+        // Constant steps: a variable one cost 16,000 instructions more at
+        // 16 KiB.
+        // Cut to where the last prefix ends, so that the compiler sees every
+        // prefix read whole.
+        let Some(input) = input.get(..to + MIN_MATCH - 1) else {
             return;
         };
-        for (pos, window) in (from..).zip(bytes.windows(MIN_MATCH)).step_by(2) {
-            if let Some(prefix) = window.first_chunk::<4>() {
-                self.insert(u32::from_le_bytes(*prefix), pos);
+        let mut pos = from;
+        if self.skip_step == SHORT_SKIP_STEP {
+            while pos < to {
+                self.insert(read4(input, pos), pos);
+                pos += SHORT_SKIP_STEP;
+            }
+        } else {
+            while pos < to {
+                self.insert(read4(input, pos), pos);
+                pos += SKIP_STEP;
             }
         }
     }
@@ -594,14 +654,24 @@ fn write_symbols(writer: &mut BitWriter<'_>, block: &Block, codes: &Codes) {
         writer.reserve(6 * chunk.len());
         let mut state = writer.state;
         let buf = writer.out.as_mut_slice();
+        // Bits are stored only when the next symbol might not fit in the
+        // 64-bit buffer (a literal takes at most 15, a match 48): several
+        // literals share a store.
         for &symbol in chunk {
             let (bits, len) = if symbol & MATCH_FLAG == 0 {
+                if state.count > 64 - 1 - 15 {
+                    state.flush(buf);
+                }
                 codes.litlen(symbol as usize & 0xff)
             } else {
+                if state.count > 64 - 1 - 48 {
+                    state.flush(buf);
+                }
                 match_bits(symbol, codes)
             };
-            state.put(buf, bits, len);
+            state.append(bits, len);
         }
+        state.flush(buf);
         writer.state = state;
     }
     let (code, len) = codes.litlen(END_OF_BLOCK);
@@ -748,7 +818,7 @@ const fn reversed_bytes() -> [u8; 256] {
 struct Work {
     /// Used symbols, sorted by count: count << 9 | symbol.
     sorted: [u32; 512],
-    /// Their weights, then their depths in the tree.
+    /// Their weights, then the tree built from them ([`minimum_redundancy`]).
     depths: [u32; 512],
     /// Used symbols in symbol order, as canonical codes are assigned.
     in_order: [u16; 512],
@@ -823,13 +893,15 @@ fn code_lengths(
         used: used_symbols,
     } = work;
     let mut used = 0;
-    // Four counts at a time: whole runs of unused symbols (control bytes,
-    // bytes above 127 in text) are passed over in one test.
-    for (quad, counts) in counts.chunks(4).enumerate() {
-        if counts.iter().all(|&count| count == 0) {
+    // 32 counts at a time (or-ed together, which vectorises): whole runs of
+    // unused symbols (control bytes, bytes above 127 in text) are passed
+    // over in one test. (4 at a time cost 1,400 instructions more per 1 KiB
+    // message; 8, 1,000; 16, 300.)
+    for (run, counts) in counts.chunks(32).enumerate() {
+        if counts.iter().fold(0, |any, &count| any | count) == 0 {
             continue;
         }
-        for (symbol, &count) in (4 * quad..).zip(counts) {
+        for (symbol, &count) in (32 * run..).zip(counts) {
             if count > 0
                 && let (Some(slot), Some(in_order)) =
                     (sorted.get_mut(used & 511), in_order.get_mut(used & 511))
@@ -859,18 +931,12 @@ fn code_lengths(
         per_length[1] = 2;
         return (bits, per_length);
     }
-    let sorted = sorted.get_mut(..used).unwrap_or_default();
-    sorted.sort_unstable();
+    sort_keys(sorted, depths, used);
+    let sorted = sorted.get(..used).unwrap_or_default();
     for (depth, &key) in depths.iter_mut().zip(sorted.iter()) {
         *depth = key >> 9;
     }
-    minimum_redundancy(depths, used);
-    let mut per_length = [0u32; 16];
-    for &depth in depths.iter().take(used) {
-        if let Some(count) = per_length.get_mut(depth.min(limit) as usize & 15) {
-            *count += 1;
-        }
-    }
+    let mut per_length = minimum_redundancy(depths, used, limit);
     limit_lengths(&mut per_length, limit);
     // The least frequent symbols take the longest codewords.
     let mut keys = sorted.iter();
@@ -887,6 +953,64 @@ fn code_lengths(
     (bits, per_length)
 }
 
+/// Counts at or above this share the last bucket of [`sort_keys`].
+const SORT_BUCKETS: usize = 64;
+
+/// Sorts the first `n` keys (count << 9 | symbol, gathered in symbol order)
+/// of `keys` ascending, with `spare` as room.
+///
+/// Most counts in a short block are small, so a stable counting sort on
+/// the count, with the counts from [`SORT_BUCKETS`] on in one bucket, puts
+/// every key in place but those of the last bucket, which an insertion sort
+/// then orders (as it does the whole of a short alphabet). On 1 KiB of the
+/// bench's JSON that is 640 instructions per message fewer than
+/// `sort_unstable` for the three codes.
+fn sort_keys(keys: &mut [u32; 512], spare: &mut [u32; 512], n: usize) {
+    let n = n.min(512);
+    let mut tail = 0;
+    if n > 24 {
+        let bucket = |key: u32| ((key >> 9) as usize).min(SORT_BUCKETS - 1);
+        let mut starts = [0u16; SORT_BUCKETS];
+        for &key in keys.iter().take(n) {
+            if let Some(start) = starts.get_mut(bucket(key)) {
+                *start += 1;
+            }
+        }
+        let mut sum = 0;
+        for start in &mut starts {
+            let count = *start;
+            *start = sum;
+            sum += count;
+        }
+        tail = usize::from(starts[SORT_BUCKETS - 1]);
+        for &key in keys.iter().take(n) {
+            if let Some(start) = starts.get_mut(bucket(key)) {
+                set(spare, usize::from(*start), key);
+                *start += 1;
+            }
+        }
+        if let (Some(to), Some(from)) = (keys.get_mut(..n), spare.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        // Long blocks have many frequent symbols: too many to insert.
+        if n - tail > 32 {
+            if let Some(tail) = keys.get_mut(tail..n) {
+                tail.sort_unstable();
+            }
+            return;
+        }
+    }
+    for i in tail + 1..n {
+        let key = at(keys, i);
+        let mut j = i;
+        while j > tail && at(keys, j - 1) > key {
+            set(keys, j, at(keys, j - 1));
+            j -= 1;
+        }
+        set(keys, j, key);
+    }
+}
+
 /// Reads `a[i]`: `i` is masked into range, which the compiler sees.
 #[inline(always)]
 fn at(a: &[u32; 512], i: usize) -> u32 {
@@ -901,11 +1025,14 @@ fn set(a: &mut [u32; 512], i: usize, value: u32) {
     }
 }
 
-/// Replaces the first `n` (at least 2) weights of `a`, sorted ascending, by
-/// the depths of their leaves in a Huffman tree, in place: A. Moffat and J.
+/// How many leaves a Huffman tree for the first `n` (at least 2) weights of
+/// `a`, sorted ascending, has at each depth (those deeper than `limit`, at
+/// most 15, counted at `limit`), computed in `a`: A. Moffat and J.
 /// Katajainen, "In-place calculation of minimum-redundancy codes" (1995).
-/// Linear after the sort, and no tree nodes to allocate.
-fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
+/// Linear after the sort, and no tree nodes to allocate. (The lightest
+/// weights are the deepest leaves: the caller gives them the longest
+/// codewords without the depths being written.)
+fn minimum_redundancy(a: &mut [u32; 512], n: usize, limit: u32) -> [u32; 16] {
     // Phase 1: combine weights; internal nodes keep their parent's index.
     set(a, 0, at(a, 0) + at(a, 1));
     let (mut root, mut leaf) = (0, 2);
@@ -933,20 +1060,23 @@ fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
         let parent = at(a, next) as usize;
         set(a, next, at(a, parent) + 1);
     }
-    // Phase 3: leaf depths, the deepest for the lightest.
+    // Phase 3: leaves per depth: at each depth, the nodes available that
+    // are not internal ones.
+    let mut per_depth = [0u32; 16];
     let (mut available, mut used, mut depth) = (1usize, 0usize, 0u32);
     let mut root = n as isize - 2;
-    let mut next = n as isize - 1;
+    let mut leaves_left = n;
     while available > 0 {
         while root >= 0 && at(a, root as usize) == depth {
             used += 1;
             root -= 1;
         }
-        while available > used && next >= 0 {
-            set(a, next as usize, depth);
-            next -= 1;
-            available -= 1;
+        let leaves = available.saturating_sub(used).min(leaves_left);
+        if let Some(count) = per_depth.get_mut(depth.min(limit) as usize & 15) {
+            *count += leaves as u32;
         }
+        leaves_left -= leaves;
+        available -= leaves;
         if available > used {
             break;
         }
@@ -954,6 +1084,7 @@ fn minimum_redundancy(a: &mut [u32; 512], n: usize) {
         depth += 1;
         used = 0;
     }
+    per_depth
 }
 
 /// Turns counts of codewords per length (those longer than `limit` already
@@ -1098,43 +1229,47 @@ impl Header {
     /// Codes `lengths` with the code length alphabet: 16 repeats the last
     /// length 3–6 times, 17 and 18 give 3–10 and 11–138 zeros.
     fn run_length_code(&mut self, lengths: &[u8], counts: &mut [u32; CODELEN_SYMBOLS]) {
+        // The item count is kept in a local, not stored back into the
+        // header after every item.
+        let items = &mut self.items;
+        let mut count = 0;
+        let mut push = |symbol: u8, extra: usize| {
+            if let Some(item) = items.get_mut(count) {
+                *item = u16::from(symbol) | (extra as u16) << 8;
+                count += 1;
+            }
+            if let Some(count) = counts.get_mut(usize::from(symbol)) {
+                *count += 1;
+            }
+        };
         let mut rest = lengths;
         while let Some((&len, _)) = rest.split_first() {
-            let mut run = rest.iter().take_while(|&&l| l == len).count();
+            let mut run = run_of(rest, len);
             rest = rest.get(run..).unwrap_or_default();
             if len == 0 {
                 while run >= 11 {
                     let repeat = run.min(138);
-                    self.push(18, repeat - 11, counts);
+                    push(18, repeat - 11);
                     run -= repeat;
                 }
                 if run >= 3 {
-                    self.push(17, run - 3, counts);
+                    push(17, run - 3);
                     run = 0;
                 }
             } else {
-                self.push(len, 0, counts);
+                push(len, 0);
                 run -= 1;
                 while run >= 3 {
                     let repeat = run.min(6);
-                    self.push(16, repeat - 3, counts);
+                    push(16, repeat - 3);
                     run -= repeat;
                 }
             }
             for _ in 0..run {
-                self.push(len, 0, counts);
+                push(len, 0);
             }
         }
-    }
-
-    fn push(&mut self, symbol: u8, extra: usize, counts: &mut [u32; CODELEN_SYMBOLS]) {
-        if let Some(item) = self.items.get_mut(self.item_count) {
-            *item = u16::from(symbol) | (extra as u16) << 8;
-            self.item_count += 1;
-        }
-        if let Some(count) = counts.get_mut(usize::from(symbol)) {
-            *count += 1;
-        }
+        self.item_count = count;
     }
 
     fn write(&self, writer: &mut BitWriter<'_>) {
@@ -1146,21 +1281,40 @@ impl Header {
         state.put(buf, counts as u64, 14);
         for &symbol in CODELEN_ORDER.iter().take(self.hclen) {
             let len = self.codelen_lengths.get(symbol).copied().unwrap_or(0);
-            state.put(buf, u64::from(len), 3);
+            if state.count > 64 - 1 - 3 {
+                state.flush(buf);
+            }
+            state.append(u64::from(len), 3);
         }
         for &item in self.items.iter().take(self.item_count) {
-            let symbol = usize::from(item & 0xff);
+            let symbol = usize::from(item & 31);
             let (code, len) = split(self.codelen_codes.get(symbol).copied().unwrap_or(0));
-            let extra_len = match symbol {
-                16 => 2,
-                17 => 3,
-                18 => 7,
-                _ => 0,
-            };
-            state.put(buf, code | u64::from(item >> 8) << len, len + extra_len);
+            let extra_len = CODELEN_EXTRA.get(symbol).copied().map_or(0, u32::from);
+            if state.count > 64 - 1 - 14 {
+                state.flush(buf);
+            }
+            state.append(code | u64::from(item >> 8) << len, len + extra_len);
         }
+        state.flush(buf);
         writer.state = state;
     }
+}
+
+/// How many leading bytes of `lengths` equal `len`, compared 8 at a time
+/// (the unused symbols' zeros come in long runs).
+#[inline(always)]
+fn run_of(lengths: &[u8], len: u8) -> usize {
+    let pattern = u64::from(len) * 0x0101_0101_0101_0101;
+    let mut words = lengths.chunks_exact(8);
+    let mut run = 0;
+    for word in &mut words {
+        let difference = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ pattern;
+        if difference != 0 {
+            return run + (difference.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    run + words.remainder().iter().take_while(|&&l| l == len).count()
 }
 
 // ---- output ----
@@ -1192,6 +1346,21 @@ impl Bits {
         // At most 7 + 56 bits were pending: the shift is below 64.
         self.bits >>= whole * 8;
         self.count %= 8;
+    }
+
+    /// Appends the `len` low bits of `value` without storing them: `count +
+    /// len` must stay below 64 (see [`flush`](Self::flush)).
+    #[inline(always)]
+    fn append(&mut self, value: u64, len: u32) {
+        self.bits |= value << (self.count & 63);
+        self.count += len;
+    }
+
+    /// Stores the pending bits (at most 63) as a 64-bit word at `pos` in
+    /// `buf`, which has room for it, and keeps the incomplete byte's.
+    #[inline(always)]
+    fn flush(&mut self, buf: &mut [u8]) {
+        self.put(buf, 0, 0);
     }
 }
 
@@ -1621,6 +1790,36 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_code_lengths_are_counted() {
+        let mut lengths = vec![0u8; 20];
+        lengths.extend([5, 5, 5, 7]);
+        for start in 0..lengths.len() {
+            let len = lengths[start];
+            let expected = lengths[start..].iter().take_while(|&&l| l == len).count();
+            assert_eq!(run_of(&lengths[start..], len), expected, "from {start}");
+        }
+        assert_eq!(run_of(&[], 3), 0);
+    }
+
+    #[test]
+    fn keys_are_sorted() {
+        let bytes = noise(4 * 512, 12);
+        for n in [0, 1, 2, 20, 24, 25, 60, 100, 286, 512] {
+            for spread in [4, 70, 200, 1 << 14] {
+                let mut keys = [0u32; 512];
+                for (i, key) in keys.iter_mut().take(n).enumerate() {
+                    let r = u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+                    *key = (r % spread) << 9 | i as u32;
+                }
+                let mut expected = keys[..n].to_vec();
+                expected.sort_unstable();
+                sort_keys(&mut keys, &mut [0; 512], n);
+                assert_eq!(keys[..n], expected[..], "{n} keys, counts below {spread}");
+            }
+        }
+    }
+
+    #[test]
     fn code_lengths_are_optimal_without_limiting() {
         let mut lengths = [0u8; 4];
         let (bits, _) = code_lengths(&[1, 1, 2, 4], 15, &mut lengths, &mut Work::new());
@@ -1721,7 +1920,8 @@ mod tests {
 
     /// Instructions per message, ours against libdeflate's level 1: run
     /// under callgrind, counting inside `run_ours` and `run_libdeflate`
-    /// (`ENCODER_COST=json1k`, `json16k` or `random1k` picks the input):
+    /// (`ENCODER_COST=json:1024` or any other length, `json16k`,
+    /// `random1k` or `file:PATH` picks the input):
     ///
     /// ```text
     /// ENCODER_COST=json1k valgrind --tool=callgrind --toggle-collect='*run_ours*' \
@@ -1734,6 +1934,9 @@ mod tests {
         let input = match std::env::var("ENCODER_COST").as_deref() {
             Ok("json16k") => json_like(16 * 1024),
             Ok("random1k") => noise(1024, 1),
+            Ok(other) if other.starts_with("file:") => {
+                std::fs::read(&other["file:".len()..]).unwrap_or_default()
+            }
             Ok(other) => json_like(
                 other
                     .strip_prefix("json:")
