@@ -313,8 +313,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let lean = ready.is_some() && self.connection.buffered_input() == 0;
         if let (true, Some(ready)) = (lean, ready) {
             // Wait without a buffer; part of a frame, when buffered, is kept.
-            self.connection.shrink_buffers();
-            ready!(ready(&self.stream, cx))?;
+            // The buffers are given back only when there is a wait: a busy
+            // connection, whose socket is readable again by the time it
+            // looks, keeps its read buffer from one message to the next.
+            if ready(&self.stream, cx)?.is_pending() {
+                self.connection.shrink_buffers();
+                return Poll::Pending;
+            }
         }
         let polled = poll_read_buf(&mut self.stream, cx, self.connection.read_buffer());
         if polled.is_pending() && lean {
