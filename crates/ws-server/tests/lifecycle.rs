@@ -12,11 +12,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use bytes::BytesMut;
-use common::{ServerProcess, expect_close, next_event, raw_upgrade};
+use common::{IO_TIMEOUT, ServerProcess, expect_close, next_event, raw_upgrade};
 use predicates::prelude::*;
 use ws_core::low_level::{FrameHeader, encode_frame};
 use ws_core::{CloseCode, Config, Connection, Event, OpCode, Role};
@@ -197,12 +197,24 @@ fn connection_open_is_logged_at_info_with_path_subprotocol_and_extensions() {
     let mut plain = server.connect();
     plain.send_text("hi").unwrap();
     assert_eq!(next_event(&mut plain), Event::Text("hi".into()));
-    let log = server.stderr();
-    let line = log
-        .lines()
-        .filter(|line| line.contains("connection opened"))
-        .nth(1)
-        .unwrap();
+    // The server's stderr is collected by a thread of its own: the line may
+    // reach the test after the echo does.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let line = loop {
+        let log = server.stderr();
+        if let Some(line) = log
+            .lines()
+            .filter(|line| line.contains("connection opened"))
+            .nth(1)
+        {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second connection line:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     for field in ["path=\"/\"", "protocol=\"none\"", "extensions=\"none\""] {
         assert!(line.contains(field), "log line lacks {field:?}: {line}");
     }
