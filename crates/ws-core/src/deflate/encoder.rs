@@ -1439,9 +1439,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// What the receiver appends (RFC 7692 §7.2.2).
-    const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+    use crate::deflate::SYNC_TAIL;
+    use crate::deflate::tests::noise_from as noise;
 
     fn compressed(input: &[u8], bits: u8) -> Vec<u8> {
         let mut out = vec![0xaa; 3];
@@ -1575,19 +1574,6 @@ mod tests {
         let mut bytes = text.into_bytes();
         bytes.truncate(size);
         bytes
-    }
-
-    /// Bytes from a fixed pseudo-random sequence (xorshift).
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect()
     }
 
     fn libdeflate_level_1(input: &[u8]) -> Vec<u8> {
