@@ -39,9 +39,8 @@
 //! ([`DeflateConfig::context_takeover`]); a thread then holds one libdeflate
 //! compressor per level (136 KiB at the default level), the encoder's
 //! tables (a 128 KiB hash table of which a message touches only what its
-//! length needs, and up to 70 KiB for a block's symbols and counts), one
-//! zlib decompressor per window size, and a libdeflate decompressor with a
-//! 64 KiB output buffer, however many connections it serves.
+//! length needs, and up to 70 KiB for a block's symbols and counts), and one
+//! zlib decompressor per window size, however many connections it serves.
 //!
 //! With context takeover a connection keeps its own, created on the first
 //! message that needs them. Measured with a counting allocator (`cargo test
@@ -75,13 +74,6 @@
 //! than a negotiated window under 32 KiB goes to the encoder, which can. With
 //! context takeover zlib-rs compresses, ending with a sync flush.
 //!
-//! A message from a peer that compresses every message alone, arriving in
-//! one frame read whole (the usual case for messages up to a few KiB), is
-//! inflated by libdeflate in one call; one in pieces, or with context
-//! takeover, by zlib-rs's streaming inflate. Both give the same result: the
-//! one-call path hands a message over to the streaming one whenever it
-//! cannot prove that (see `whole`).
-//!
 //! # Incompressible data
 //!
 //! A binary message whose first KiB is spread evenly over the byte values
@@ -96,7 +88,6 @@ use crate::error::ProtocolError;
 use crate::protocol::Role;
 
 mod encoder;
-mod whole;
 
 /// The extension's registered name.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
@@ -663,30 +654,6 @@ impl Deflate {
             }
         });
         inflate_bounded(decompressor, input, out, limit, check)
-    }
-
-    /// Inflates `payload`, a whole message that arrived in one frame, in one
-    /// call (see [`whole`]) when the peer compresses every message alone and
-    /// no message is being inflated; `None` leaves it to
-    /// [`decompress`](Self::decompress), which gives the same result.
-    pub(crate) fn inflate_whole(
-        &mut self,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-        limit: usize,
-        check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
-    ) -> Option<Result<(), ProtocolError>> {
-        let (bits, no_takeover) = self.params.receiving(self.role);
-        if !no_takeover || self.decompressor.is_some() {
-            return None;
-        }
-        whole::inflate(
-            payload,
-            bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
-            out,
-            limit,
-            check,
-        )
     }
 
     /// Ends a compressed message: inflates the stripped tail, and gives a

@@ -55,16 +55,6 @@ impl Deflate {
         match self.never {}
     }
 
-    pub(crate) fn inflate_whole(
-        &mut self,
-        _payload: &[u8],
-        _out: &mut Vec<u8>,
-        _limit: usize,
-        _check: &mut dyn FnMut(&[u8]) -> Result<(), ProtocolError>,
-    ) -> Option<Result<(), ProtocolError>> {
-        match self.never {}
-    }
-
     pub(crate) fn finish_message(
         &mut self,
         _out: &mut Vec<u8>,

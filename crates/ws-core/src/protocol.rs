@@ -657,22 +657,11 @@ impl Connection {
                 Ok(())
             }
         };
-        let whole_message = frame.header.fin && frame.processed == 0 && arrived == frame.len;
-        let mut inflated_whole = false;
         if let Some(fresh) = self.read.get_mut(..arrived) {
             if let Some(key) = frame.header.mask {
                 apply_mask(fresh, key, frame.processed);
             }
-            let whole = whole_message
-                .then(|| deflate.inflate_whole(fresh, &mut message.buf, limit, &mut check))
-                .flatten();
-            match whole {
-                Some(result) => {
-                    result?;
-                    inflated_whole = true;
-                }
-                None => deflate.decompress(fresh, &mut message.buf, limit, &mut check)?,
-            }
+            deflate.decompress(fresh, &mut message.buf, limit, &mut check)?;
         }
         self.read.advance(arrived);
         frame.processed += arrived;
@@ -684,9 +673,7 @@ impl Connection {
         if !frame.header.fin {
             return Ok(Progress::FrameDone);
         }
-        if !inflated_whole {
-            deflate.finish_message(&mut message.buf, limit, &mut check)?;
-        }
+        deflate.finish_message(&mut message.buf, limit, &mut check)?;
         let kind = message.kind;
         let payload = self.message.take().map(|m| m.buf).unwrap_or_default();
         self.finish_message(kind, Bytes::from(payload))
