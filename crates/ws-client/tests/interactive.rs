@@ -389,6 +389,9 @@ fn colours_are_used_unless_no_color_or_the_flag_says_otherwise() {
             coloured,
             "{env} {args:?}: {screen:?}"
         );
+        // The message can be shown before the editor is up: a Ctrl-D sent
+        // before its prompt (and raw mode) would be lost.
+        pane.wait_for_line(">");
         pane.send("C-d", false);
         pane.wait_for_exit(0);
         server.join().unwrap();
