@@ -161,23 +161,40 @@ impl FrameHeader {
 
     /// Appends the header with the shortest length encoding.
     pub fn encode(&self, out: &mut impl BufMut) {
-        let first = (u8::from(self.fin) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.bits();
+        let (bytes, len) = self.encoded();
+        out.put_slice(bytes.get(..len).unwrap_or_default());
+    }
+
+    /// The header with the shortest length encoding, in the first `len` of
+    /// the bytes returned. Built on the stack and appended in one copy:
+    /// byte by byte, every `put` checked the buffer's room again.
+    pub(crate) fn encoded(&self) -> ([u8; MAX_HEADER_LEN], usize) {
+        let mut bytes = [0; MAX_HEADER_LEN];
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        out.put_u8(first);
-        match self.payload_len {
-            len @ 0..=125 => out.put_u8(mask_bit | len as u8),
-            len @ 126..=0xFFFF => {
-                out.put_u8(mask_bit | 126);
-                out.put_u16(len as u16);
+        bytes[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.bits();
+        let mut len = match self.payload_len {
+            short @ 0..=125 => {
+                bytes[1] = mask_bit | short as u8;
+                2
             }
-            len => {
-                out.put_u8(mask_bit | 127);
-                out.put_u64(len);
+            medium @ 126..=0xFFFF => {
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(medium as u16).to_be_bytes());
+                4
             }
+            long => {
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&long.to_be_bytes());
+                10
+            }
+        };
+        if let Some(key) = self.mask
+            && let Some(slot) = bytes.get_mut(len..len + 4)
+        {
+            slot.copy_from_slice(&key);
+            len += 4;
         }
-        if let Some(key) = self.mask {
-            out.put_slice(&key);
-        }
+        (bytes, len)
     }
 }
 

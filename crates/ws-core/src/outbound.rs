@@ -66,17 +66,21 @@ impl Outbound {
         self.len += n;
     }
 
-    /// Appends an owned payload, by reference when it is large.
-    pub(crate) fn push_bytes(&mut self, bytes: Bytes) {
-        self.len += bytes.len();
-        if bytes.len() < ZERO_COPY_THRESHOLD {
-            self.tail().extend_from_slice(&bytes);
+    /// Appends a frame: its header copied, its owned payload by reference
+    /// when it is large, copied with the header (one reservation) otherwise.
+    pub(crate) fn push_frame(&mut self, header: &[u8], payload: Bytes) {
+        self.len += header.len() + payload.len();
+        if payload.len() < ZERO_COPY_THRESHOLD {
+            let tail = self.tail();
+            tail.reserve(header.len() + payload.len());
+            tail.extend_from_slice(header);
+            tail.extend_from_slice(&payload);
             return;
         }
-        if !self.tail.is_empty() {
-            self.queue.push_back(self.tail.split().freeze());
-        }
-        self.queue.push_back(bytes);
+        self.tail().extend_from_slice(header);
+        let before = self.tail.split().freeze();
+        self.queue.push_back(before);
+        self.queue.push_back(payload);
     }
 
     /// Appends a complete frame shared with other connections (a
@@ -188,11 +192,11 @@ mod tests {
         out.tail().extend_from_slice(b"head");
         out.grew(4);
         let big = Bytes::from(vec![7u8; ZERO_COPY_THRESHOLD]);
-        out.push_bytes(big.clone());
-        out.push_bytes(Bytes::from_static(b"small"));
-        let mut expected = b"head".to_vec();
+        out.push_frame(b"h1", big.clone());
+        out.push_frame(b"h2", Bytes::from_static(b"small"));
+        let mut expected = b"headh1".to_vec();
         expected.extend_from_slice(&big);
-        expected.extend_from_slice(b"small");
+        expected.extend_from_slice(b"h2small");
         assert_eq!(out.remaining(), expected.len());
         assert_eq!(drain(&mut out, 1000), expected);
         assert_eq!(out.remaining(), 0);
@@ -202,7 +206,9 @@ mod tests {
     fn large_payloads_are_not_copied() {
         let mut out = Outbound::default();
         let big = Bytes::from(vec![1u8; ZERO_COPY_THRESHOLD * 2]);
-        out.push_bytes(big.clone());
+        out.push_frame(b"head", big.clone());
+        assert_eq!(out.chunk(), b"head");
+        out.advance(4);
         assert_eq!(out.chunk().as_ptr(), big.as_ptr());
     }
 
@@ -211,7 +217,7 @@ mod tests {
         let mut out = Outbound::default();
         out.tail().extend_from_slice(b"a");
         out.grew(1);
-        out.push_bytes(Bytes::from(vec![2u8; ZERO_COPY_THRESHOLD]));
+        out.push_frame(b"", Bytes::from(vec![2u8; ZERO_COPY_THRESHOLD]));
         out.tail().extend_from_slice(b"z");
         out.grew(1);
         let mut slices = [IoSlice::new(&[]); 8];

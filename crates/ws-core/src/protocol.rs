@@ -1112,13 +1112,9 @@ impl Connection {
             self.queue_frame(opcode, true, &payload);
             return;
         }
-        let header = self.outgoing_header(opcode, true, payload.len());
-        let tail = self.out.tail();
-        let before = tail.len();
-        header.encode(tail);
-        let written = tail.len() - before;
-        self.out.grew(written);
-        self.out.push_bytes(payload);
+        let (header, len) = self.outgoing_header(opcode, true, payload.len()).encoded();
+        self.out
+            .push_frame(header.get(..len).unwrap_or_default(), payload);
     }
 }
 

@@ -206,7 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // when the wait began, and nothing can have been buffered since
             // (reading ahead clears the flag), so go straight back to the
             // read unless the application queued something meanwhile.
-            let resume_read = std::mem::take(&mut self.parked) && !self.connection.wants_write();
+            let woken = std::mem::take(&mut self.parked);
+            let resume_read = woken && !self.connection.wants_write();
             if !resume_read {
                 if self.flushing {
                     // A write of what was queued was left waiting: finish it
@@ -262,7 +263,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let read = if self.input_ended {
                 0
             } else {
-                match self.poll_read_more(cx, ready) {
+                match self.poll_read_more(cx, ready, woken) {
                     Poll::Ready(read) => read?,
                     Poll::Pending => {
                         self.parked = true;
@@ -305,10 +306,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Reads once into the connection's buffer; returns the bytes read.
+    /// `woken`: this poll follows a wait to read (most likely a wake-up
+    /// because the transport became readable).
     fn poll_read_more(
         &mut self,
         cx: &mut Context<'_>,
         ready: Option<PollReady<S>>,
+        woken: bool,
     ) -> Poll<io::Result<usize>> {
         let lean = ready.is_some() && self.connection.buffered_input() == 0;
         if let (true, Some(ready)) = (lean, ready) {
@@ -316,7 +320,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // The buffers are given back only when there is a wait: a busy
             // connection, whose socket is readable again by the time it
             // looks, keeps its read buffer from one message to the next.
-            if ready(&self.stream, cx)?.is_pending() {
+            // A poll that follows a wait to read was most likely woken by
+            // input: it reads at once (giving the buffers back again if the
+            // wake-up was spurious) instead of asking for readiness twice.
+            if !woken && ready(&self.stream, cx)?.is_pending() {
                 self.connection.shrink_buffers();
                 return Poll::Pending;
             }
@@ -443,14 +450,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ) -> Poll<Result<(), Error>> {
         loop {
             let outbound = self.connection.outbound();
-            let mut slices = [io::IoSlice::new(&[]); 16];
-            let count = outbound.chunks_vectored(&mut slices);
-            let slices = slices.get(..count).unwrap_or_default();
+            let first = outbound.chunk();
             // One chunk (the common case: small echoes) goes out with a plain
             // write; writev costs more in the kernel for a single buffer.
-            let polled = match slices {
-                [single] => Pin::new(&mut self.stream).poll_write(cx, single),
-                _ => Pin::new(&mut self.stream).poll_write_vectored(cx, slices),
+            let polled = if first.len() == outbound.remaining() {
+                Pin::new(&mut self.stream).poll_write(cx, first)
+            } else {
+                let mut slices = [io::IoSlice::new(&[]); 16];
+                let count = outbound.chunks_vectored(&mut slices);
+                let slices = slices.get(..count).unwrap_or_default();
+                Pin::new(&mut self.stream).poll_write_vectored(cx, slices)
             };
             match polled {
                 Poll::Ready(Ok(0)) => {
