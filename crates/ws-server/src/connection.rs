@@ -138,17 +138,11 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
         };
         let (socket, tally, clock) = {
             let shared = active.shared();
-            let notified = shared.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             // A shutdown that started before this point is seen by the echo
             // loop's first look at the flag: the connection is closed with 1001.
-            let shutdown = StopSignal {
-                notified,
-                stopping: &shared.shutting_down,
-                waker_registered: false,
-            };
+            let shutdown = StopSignal::new(shared);
             tokio::pin!(shutdown);
+            shutdown.as_mut().listen();
             // TLS may hold decrypted input its socket's readiness does not
             // show, so only plaintext connections park.
             let plain = matches!(socket.get_ref().get_ref().get_ref(), Transport::Plain(_));
@@ -209,17 +203,11 @@ pub(crate) async fn serve_stream(
     shared: Arc<Shared>,
     _slot: StreamSlot,
 ) {
-    let notified = shared.stop.notified();
-    tokio::pin!(notified);
-    notified.as_mut().enable();
-    let shutdown = StopSignal {
-        notified,
-        stopping: &shared.shutting_down,
-        waker_registered: false,
-    };
-    tokio::pin!(shutdown);
     // A shutdown that started before this task did is seen by the echo
     // loop's first look at the flag: the stream is closed with 1001.
+    let shutdown = StopSignal::new(&shared);
+    tokio::pin!(shutdown);
+    shutdown.as_mut().listen();
     let bytes_read = socket.get_ref().get_ref().bytes_read();
     let mut session = Session::new(socket, deflate, origin, &shared);
     let clock = Clock::new(&shared.config, bytes_read);
@@ -241,32 +229,54 @@ pub(crate) struct Origin {
     pub(crate) stream: Option<NonZeroU32>,
 }
 
-/// Completes when the server stops; cheap enough to poll on every message.
-/// Once complete, it stays complete.
-///
-/// A `Notified` takes a lock each time it is polled, and the echo loop polls
-/// the shutdown whenever it waits for input. So the `Notified` is polled
-/// only until it holds the task's waker (which does not change for the
-/// task's life); afterwards the wake-up it delivers is recognised by the
-/// flag the server sets before it notifies.
-struct StopSignal<'a, 'n> {
-    notified: Pin<&'n mut Notified<'a>>,
-    stopping: &'a AtomicBool,
-    waker_registered: bool,
+pin_project! {
+    /// Completes when the server stops; cheap enough to poll on every message.
+    /// Once complete, it stays complete.
+    ///
+    /// A `Notified` takes a lock each time it is polled, and the echo loop polls
+    /// the shutdown whenever it waits for input. So the `Notified` is polled
+    /// only until it holds the task's waker (which does not change for the
+    /// task's life); afterwards the wake-up it delivers is recognised by the
+    /// flag the server sets before it notifies.
+    struct StopSignal<'a> {
+        #[pin]
+        notified: Notified<'a>,
+        stopping: &'a AtomicBool,
+        waker_registered: bool,
+    }
 }
 
-impl Future for StopSignal<'_, '_> {
+impl<'a> StopSignal<'a> {
+    /// The server's stop, not yet listened for: see [`listen`](Self::listen).
+    fn new(shared: &'a Shared) -> Self {
+        Self {
+            notified: shared.stop.notified(),
+            stopping: &shared.shutting_down,
+            waker_registered: false,
+        }
+    }
+
+    /// Listens for the stop from now on, before the first poll: a stop that
+    /// starts after this wakes the task even if the flag was read too early
+    /// to see it.
+    fn listen(self: Pin<&mut Self>) {
+        self.project().notified.enable();
+    }
+}
+
+impl Future for StopSignal<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stopping.load(Ordering::Relaxed) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.stopping.load(Ordering::Relaxed) {
             return Poll::Ready(());
         }
-        if !self.waker_registered {
-            if self.notified.as_mut().poll(cx).is_ready() {
+        if !*this.waker_registered {
+            if this.notified.poll(cx).is_ready() {
                 return Poll::Ready(());
             }
-            self.waker_registered = true;
+            *this.waker_registered = true;
         }
         Poll::Pending
     }
@@ -283,20 +293,14 @@ async fn open(
     shared: Arc<Shared>,
     tls: Option<TlsConfig>,
 ) -> Option<Upgraded> {
-    let notified = shared.stop.notified();
-    tokio::pin!(notified);
+    let shutdown = StopSignal::new(&shared);
+    tokio::pin!(shutdown);
     // Registered before the flag is read: a shutdown that starts in between
     // still wakes this connection.
-    notified.as_mut().enable();
+    shutdown.as_mut().listen();
     if shared.shutting_down.load(Ordering::SeqCst) {
         return None;
     }
-    let shutdown = StopSignal {
-        notified,
-        stopping: &shared.shutting_down,
-        waker_registered: false,
-    };
-    tokio::pin!(shutdown);
     let timeout = shared.config.handshake_timeout;
     let opening = tokio::select! {
         biased;
