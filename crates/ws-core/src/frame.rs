@@ -161,15 +161,13 @@ impl FrameHeader {
 
     /// Appends the header with the shortest length encoding.
     pub fn encode(&self, out: &mut impl BufMut) {
-        let (bytes, len) = self.encoded();
-        out.put_slice(bytes.get(..len).unwrap_or_default());
+        out.put_slice(self.encode_into(&mut [0; MAX_HEADER_LEN]));
     }
 
-    /// The header with the shortest length encoding, in the first `len` of
-    /// the bytes returned. Built on the stack and appended in one copy:
-    /// byte by byte, every `put` checked the buffer's room again.
-    pub(crate) fn encoded(&self) -> ([u8; MAX_HEADER_LEN], usize) {
-        let mut bytes = [0; MAX_HEADER_LEN];
+    /// Writes the header with the shortest length encoding into `bytes` and
+    /// returns the part written. Built on the stack and appended in one
+    /// copy: byte by byte, every `put` checked the buffer's room again.
+    pub(crate) fn encode_into<'b>(&self, bytes: &'b mut [u8; MAX_HEADER_LEN]) -> &'b [u8] {
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         bytes[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.bits();
         let mut len = match self.payload_len {
@@ -194,7 +192,7 @@ impl FrameHeader {
             slot.copy_from_slice(&key);
             len += 4;
         }
-        (bytes, len)
+        bytes.get(..len).unwrap_or_default()
     }
 }
 

@@ -78,8 +78,12 @@ impl Outbound {
             return;
         }
         self.tail().extend_from_slice(header);
-        let before = self.tail.split().freeze();
-        self.queue.push_back(before);
+        if !self.tail.is_empty() {
+            // An empty chunk in the queue would make `chunk` empty while
+            // bytes remain, which `Buf` forbids.
+            let before = self.tail.split().freeze();
+            self.queue.push_back(before);
+        }
         self.queue.push_back(payload);
     }
 
@@ -209,6 +213,10 @@ mod tests {
         out.push_frame(b"head", big.clone());
         assert_eq!(out.chunk(), b"head");
         out.advance(4);
+        assert_eq!(out.chunk().as_ptr(), big.as_ptr());
+        // Nothing copied before it: no empty chunk ahead of the payload.
+        let mut out = Outbound::default();
+        out.push_frame(b"", big.clone());
         assert_eq!(out.chunk().as_ptr(), big.as_ptr());
     }
 

@@ -1112,9 +1112,9 @@ impl Connection {
             self.queue_frame(opcode, true, &payload);
             return;
         }
-        let (header, len) = self.outgoing_header(opcode, true, payload.len()).encoded();
+        let header = self.outgoing_header(opcode, true, payload.len());
         self.out
-            .push_frame(header.get(..len).unwrap_or_default(), payload);
+            .push_frame(header.encode_into(&mut [0; MAX_HEADER_LEN]), payload);
     }
 }
 
