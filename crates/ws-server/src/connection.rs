@@ -147,6 +147,7 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
             // show, so only plaintext connections park.
             let plain = matches!(socket.get_ref().get_ref().get_ref(), Transport::Plain(_));
             let parkable = plain && shared.config.park_after.is_some();
+            let bytes_read = socket.get_ref().get_ref().bytes_read();
             let (mut session, clock) = match begun {
                 Begun::New(deflate, peer) => {
                     let origin = Origin {
@@ -154,7 +155,6 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
                         version: HttpVersion::Http1,
                         stream: None,
                     };
-                    let bytes_read = socket.get_ref().get_ref().bytes_read();
                     let session = Session::new(socket, deflate, origin, shared);
                     (session, Clock::new(&shared.config, bytes_read))
                 }
@@ -163,7 +163,6 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
                     (Session::resumed(socket, tally, shared), clock)
                 }
             };
-            let bytes_read = session.socket.get_ref().get_ref().bytes_read();
             let timekeeper = Timekeeper::new(&shared.config, clock, parkable, bytes_read);
             match session.echo_loop(shutdown, timekeeper).await {
                 None => {
