@@ -384,6 +384,34 @@ fn message_of_exactly_the_limit_is_accepted() {
 }
 
 #[test]
+fn a_whole_frame_already_received_is_held_to_both_limits() {
+    // Whole frames in the buffer take a shorter path than frames that
+    // arrive in pieces; the limits are the same.
+    let frame = |len: usize| client_frame(OpCode::Binary, true, &vec![3; len]);
+    let got = events(&mut server_with_limits(1000, 800), &frame(800)).unwrap();
+    assert!(matches!(&got[..], [Event::Binary(payload)] if payload.len() == 800));
+
+    let mut connection = server_with_limits(1000, 800);
+    let result = events(&mut connection, &frame(801));
+    assert_failed_with(
+        &mut connection,
+        result,
+        ProtocolError::MessageTooLarge { limit: 800 },
+    );
+
+    let mut connection = server_with_limits(800, 1000);
+    let result = events(&mut connection, &frame(801));
+    assert_failed_with(
+        &mut connection,
+        result,
+        ProtocolError::FrameTooLarge {
+            size: 801,
+            limit: 800,
+        },
+    );
+}
+
+#[test]
 fn fragmented_message_over_the_limit_fails_with_1009_at_the_header() {
     let mut connection = server_with_limits(1000, 1000);
     let mut bytes = client_frame(OpCode::Binary, false, &[1; 600]);
