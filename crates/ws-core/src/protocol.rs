@@ -403,8 +403,11 @@ impl Connection {
     /// (e.g. with `read_buf`), then call [`next_event`](Self::next_event).
     ///
     /// The reservation follows the traffic: a few KiB for small messages, up
-    /// to the rest of the frame for a large one. An empty buffer that grew
-    /// large is released first, so idle connections stay small.
+    /// to the rest of the frame for a large one. Between frames, half of
+    /// that room is enough: the space that messages already taken out of
+    /// the buffer used is then reclaimed once per several small messages
+    /// rather than on every read. An empty buffer that grew large is
+    /// released first, so idle connections stay small.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         if self.read.capacity() > SHRINK_ABOVE && self.read.len() < MIN_READ {
             let mut fresh = spare::take();
@@ -422,7 +425,10 @@ impl Connection {
         let wanted = frame_rest
             .clamp(MIN_READ, SHRINK_ABOVE)
             .max(self.read_hint as usize);
-        self.read.reserve(wanted);
+        let free = self.read.capacity() - self.read.len();
+        if free < wanted && (frame_rest > 0 || free < wanted / 2) {
+            self.read.reserve(wanted);
+        }
         &mut self.read
     }
 
@@ -1030,6 +1036,10 @@ impl Connection {
     /// goes idle. An idle connection then holds only its fixed-size state.
     pub fn shrink_buffers(&mut self) {
         if self.read.is_empty() && self.read.capacity() > 0 {
+            // A buffer goes back with all its room (see `read_buffer`): the
+            // stock hands it out for writes too, which would otherwise find
+            // it part used and reallocate.
+            self.read.reserve(MIN_READ);
             spare::give(std::mem::take(&mut self.read));
         }
         self.out.shrink(0);

@@ -769,6 +769,57 @@ fn read_buffer_shrinks_back_after_a_large_message() {
 }
 
 #[test]
+fn small_messages_share_a_read_buffer_until_half_its_room_is_used() {
+    let mut connection = server();
+    let frame = client_frame(OpCode::Binary, true, &[5; 100]);
+    let mut reclaimed = 0;
+    let mut expected_start = None;
+    for _ in 0..60 {
+        let buffer = connection.read_buffer();
+        // Every read between frames has at least 2 KiB of room.
+        assert!(buffer.capacity() - buffer.len() >= 2048);
+        if expected_start.is_some_and(|start| start != buffer.as_ptr() as usize) {
+            reclaimed += 1;
+        }
+        buffer.extend_from_slice(&frame);
+        let start = buffer.as_ptr() as usize;
+        let event = connection.next_event().unwrap();
+        assert!(matches!(event, Some(Event::Binary(payload)) if payload.len() == 100));
+        // The message was split off the front of the buffer.
+        expected_start = Some(start + frame.len());
+    }
+    // The room the messages used is reclaimed about once per 19 of them
+    // (2 KiB of a 4 KiB buffer), not before every read.
+    assert!((1..=6).contains(&reclaimed), "reclaimed {reclaimed} times");
+}
+
+#[test]
+fn a_large_frame_gets_room_for_its_rest_up_to_64_kib() {
+    let mut connection = server();
+    let frame = client_frame(OpCode::Binary, true, &vec![9; 200_000]);
+    let (start, mut rest) = frame.split_at(10_000);
+    connection.read_buffer().extend_from_slice(start);
+    assert_eq!(connection.next_event().unwrap(), None);
+    let buffer = connection.read_buffer();
+    assert!(buffer.capacity() - buffer.len() >= 64 * 1024);
+    while !rest.is_empty() {
+        let buffer = connection.read_buffer();
+        let room = buffer.capacity() - buffer.len();
+        let (piece, left) = rest.split_at(room.min(rest.len()));
+        // Room for the whole rest of the frame, or at least 64 KiB of it.
+        assert!(
+            room >= rest.len().min(64 * 1024),
+            "room {room}, rest {}",
+            rest.len()
+        );
+        buffer.extend_from_slice(piece);
+        rest = left;
+    }
+    let event = connection.next_event().unwrap();
+    assert!(matches!(event, Some(Event::Binary(payload)) if payload.len() == 200_000));
+}
+
+#[test]
 fn idle_connection_cost() {
     let connection = server();
     let size = std::mem::size_of_val(&connection);
