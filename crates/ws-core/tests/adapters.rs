@@ -440,6 +440,67 @@ async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
     );
 }
 
+#[tokio::test]
+async fn recv_lean_holds_its_buffers_across_waits_while_told_to() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut socket = ws_core::stream::WebSocket::accept(stream).await.unwrap();
+        // (holding, capacity held) at each look at the waiting connection.
+        let mut waits = Vec::new();
+        let mut holding = false;
+        loop {
+            tokio::select! {
+                event = socket.recv_lean() => match event.unwrap() {
+                    Some(event) => {
+                        if let Some(message) = event.into_message() {
+                            // The client says which way to wait next.
+                            holding = message.as_bytes().first() == Some(&1);
+                            socket.hold_buffers(holding);
+                            socket.queue(message).unwrap();
+                        }
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep(Duration::from_millis(30)) => {
+                    waits.push((holding, socket.connection().buffered_capacity()));
+                }
+            }
+        }
+        waits
+    });
+    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, _) = ws_core::stream::WebSocket::connect(stream, &request, Config::default())
+        .await
+        .unwrap();
+    // Held, then lean again (giving back what was held), then held again.
+    for hold in [1u8, 1, 0, 0, 1] {
+        client.send_binary(&[hold; 100]).await.unwrap();
+        let echoed = tokio::time::timeout(TIMEOUT, client.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Some(Event::Binary(vec![hold; 100].into())));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    while client.recv().await.unwrap().is_some() {}
+    let waits = server.await.unwrap();
+    let held: Vec<usize> = waits.iter().filter(|w| w.0).map(|w| w.1).collect();
+    let lean: Vec<usize> = waits.iter().filter(|w| !w.0).map(|w| w.1).collect();
+    assert!(held.len() >= 3 && lean.len() >= 2, "{waits:?}");
+    assert!(
+        held.iter().all(|&capacity| capacity > 0),
+        "a connection told to hold its buffers gave them back: {waits:?}"
+    );
+    assert!(
+        lean.iter().all(|&capacity| capacity == 0),
+        "a lean connection kept buffers: {waits:?}"
+    );
+}
+
 /// A server keeps one `recv` future per connection for as long as the
 /// connection lives, so it must not carry buffers of its own (the closing
 /// drains read into heap scratch for this reason).

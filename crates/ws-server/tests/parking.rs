@@ -99,6 +99,35 @@ fn a_parked_connection_echoes_as_soon_as_the_client_sends_again() {
 }
 
 #[test]
+fn a_connection_busy_enough_to_hold_its_buffers_still_parks_once_quiet() {
+    // Hundreds of messages within the first park checks (10, 20, 40 ms
+    // apart) make the connection hold its buffers between messages; the
+    // check that finds it quiet must give them back, or it could not park.
+    let server = server(&[]);
+    let mut client = server.connect();
+    for burst in 0..8u8 {
+        for _ in 0..200 {
+            client.connection_mut().queue_binary(&[burst; 20]).unwrap();
+        }
+        client.flush().unwrap();
+        for _ in 0..200 {
+            assert_eq!(
+                next_event(&mut client),
+                Event::Binary(vec![burst; 20].into())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let parked = wait_until_parked(&server, 1);
+    assert_eq!(
+        sample(&parked, "ws_server_messages_received_total"),
+        Some(1600)
+    );
+    client.send_text("after").unwrap();
+    assert_eq!(next_event(&mut client), Event::Text("after".into()));
+}
+
+#[test]
 fn a_connection_quiet_after_its_upgrade_parks_long_before_park_after() {
     // Parking early is what keeps a burst of new connections from holding
     // a task each at once (see `Clock::park_delay`).
