@@ -388,50 +388,69 @@ fn refusal_body_sent_after_the_head_is_still_reported() {
     server.join().unwrap();
 }
 
-#[tokio::test]
-async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut socket = ws_core::stream::WebSocket::accept(stream).await.unwrap();
-        let mut idle_capacities = Vec::new();
-        loop {
-            tokio::select! {
-                event = socket.recv_lean() => match event.unwrap() {
-                    Some(event) => {
-                        if let Some(message) = event.into_message() {
-                            socket.queue(message).unwrap();
-                        }
+type TokioSocket = ws_core::stream::WebSocket<tokio::net::TcpStream>;
+
+/// Serves one client with `recv_lean` until it closes: `on_message` sees each
+/// message before it is echoed, and every 30 ms of waiting (recv_lean is
+/// cancel-safe, so the wait can be interrupted) `look` records what the
+/// waiting connection holds. Returns the looks.
+async fn lean_echo_server<L>(
+    listener: tokio::net::TcpListener,
+    mut on_message: impl FnMut(&mut TokioSocket, &ws_core::Message),
+    mut look: impl FnMut(&TokioSocket) -> L,
+) -> Vec<L> {
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut socket = ws_core::stream::WebSocket::accept(stream).await.unwrap();
+    let mut looks = Vec::new();
+    loop {
+        tokio::select! {
+            event = socket.recv_lean() => match event.unwrap() {
+                Some(event) => {
+                    if let Some(message) = event.into_message() {
+                        on_message(&mut socket, &message);
+                        socket.queue(message).unwrap();
                     }
-                    None => break,
-                },
-                // Interrupts the wait (recv_lean is cancel-safe) to look at
-                // what an idle connection holds.
-                () = tokio::time::sleep(Duration::from_millis(30)) => {
-                    idle_capacities.push(socket.connection().buffered_capacity());
                 }
-            }
+                None => break,
+            },
+            () = tokio::time::sleep(Duration::from_millis(30)) => looks.push(look(&socket)),
         }
-        idle_capacities
-    });
+    }
+    looks
+}
+
+/// Sends each payload, expects it back, and pauses 100 ms after each (long
+/// enough for the server to look at its waiting connection); then closes.
+async fn echo_with_pauses(addr: std::net::SocketAddr, payloads: &[Vec<u8>]) {
     let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut client, _) = ws_core::stream::WebSocket::connect(stream, &request, Config::default())
         .await
         .unwrap();
-    for size in [10usize, 5000, 100_000, 3] {
-        let payload = vec![7u8; size];
-        client.send_binary(&payload).await.unwrap();
+    for payload in payloads {
+        client.send_binary(payload).await.unwrap();
         let echoed = tokio::time::timeout(TIMEOUT, client.recv())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(echoed, Some(Event::Binary(payload.into())));
+        assert_eq!(echoed, Some(Event::Binary(payload.clone().into())));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client.close(CloseCode::NORMAL, "").await.unwrap();
     while client.recv().await.unwrap().is_some() {}
+}
+
+#[tokio::test]
+async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(lean_echo_server(
+        listener,
+        |_, _| {},
+        |socket| socket.connection().buffered_capacity(),
+    ));
+    let payloads = [10usize, 5000, 100_000, 3].map(|size| vec![7u8; size]);
+    echo_with_pauses(addr, &payloads).await;
     let idle_capacities = server.await.unwrap();
     assert!(idle_capacities.len() >= 4, "{idle_capacities:?}");
     assert!(
@@ -444,49 +463,28 @@ async fn recv_lean_holds_no_buffer_while_idle_and_echoes_across_pauses() {
 async fn recv_lean_holds_its_buffers_across_waits_while_told_to() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut socket = ws_core::stream::WebSocket::accept(stream).await.unwrap();
+    // Whether the server was told to hold, shared by the two callbacks.
+    let holding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = std::sync::Arc::clone(&holding);
+    let server = tokio::spawn(lean_echo_server(
+        listener,
+        // The client says which way to wait next.
+        move |socket, message| {
+            let hold = message.as_bytes().first() == Some(&1);
+            told.store(hold, std::sync::atomic::Ordering::Relaxed);
+            socket.hold_buffers(hold);
+        },
         // (holding, capacity held) at each look at the waiting connection.
-        let mut waits = Vec::new();
-        let mut holding = false;
-        loop {
-            tokio::select! {
-                event = socket.recv_lean() => match event.unwrap() {
-                    Some(event) => {
-                        if let Some(message) = event.into_message() {
-                            // The client says which way to wait next.
-                            holding = message.as_bytes().first() == Some(&1);
-                            socket.hold_buffers(holding);
-                            socket.queue(message).unwrap();
-                        }
-                    }
-                    None => break,
-                },
-                () = tokio::time::sleep(Duration::from_millis(30)) => {
-                    waits.push((holding, socket.connection().buffered_capacity()));
-                }
-            }
-        }
-        waits
-    });
-    let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut client, _) = ws_core::stream::WebSocket::connect(stream, &request, Config::default())
-        .await
-        .unwrap();
+        move |socket| {
+            (
+                holding.load(std::sync::atomic::Ordering::Relaxed),
+                socket.connection().buffered_capacity(),
+            )
+        },
+    ));
     // Held, then lean again (giving back what was held), then held again.
-    for hold in [1u8, 1, 0, 0, 1] {
-        client.send_binary(&[hold; 100]).await.unwrap();
-        let echoed = tokio::time::timeout(TIMEOUT, client.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(echoed, Some(Event::Binary(vec![hold; 100].into())));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    client.close(CloseCode::NORMAL, "").await.unwrap();
-    while client.recv().await.unwrap().is_some() {}
+    let payloads = [1u8, 1, 0, 0, 1].map(|hold| vec![hold; 100]);
+    echo_with_pauses(addr, &payloads).await;
     let waits = server.await.unwrap();
     let held: Vec<usize> = waits.iter().filter(|w| w.0).map(|w| w.1).collect();
     let lean: Vec<usize> = waits.iter().filter(|w| !w.0).map(|w| w.1).collect();
