@@ -1213,17 +1213,27 @@ impl Clock {
 /// message of 20 bytes (5 % of an echo's user time) and 75 at 1 KiB; a
 /// connection that sends a hundred messages a second needs them again within
 /// 10 ms, while the memory of 10,000 idle connections is what giving them
-/// back saves. Decided at each park check, over the time since the last one,
-/// and at least this many messages, so that the first checks (10 ms apart)
-/// do not count a connection's first messages as a rate; a check that finds
-/// the connection quiet takes the buffers back before it parks.
+/// back saves. One core echoes a few hundred thousand messages a second, so
+/// this rate bounds the connections holding buffers at a few thousand per
+/// core. Decided at each park check, over the time since the last one; a
+/// check that finds the connection quiet takes the buffers back before it
+/// parks.
 const KEEP_BUFFERS_RATE: u64 = 100;
+
+/// Fewest messages since the last park check that can make a connection
+/// busy: the first checks come 10 ms apart, where one or two messages are no
+/// rate yet. Ten is small enough that a connection at the rate is found busy
+/// at its check 150 ms after the upgrade (a hundred would take until the
+/// checks are a second apart, 2.3 s in with the default `--park-after`),
+/// and a burst of ten that is then quiet holds the buffers only until the
+/// next check.
+const KEEP_BUFFERS_MIN_MESSAGES: u64 = 10;
 
 /// Whether `messages` received over `period` make a connection busy enough
 /// to keep its buffers (see [`KEEP_BUFFERS_RATE`]).
 fn busy_enough_to_keep_buffers(messages: u64, period: Duration) -> bool {
     let at_rate = u128::from(KEEP_BUFFERS_RATE) * period.as_millis() / 1000;
-    messages >= KEEP_BUFFERS_RATE && u128::from(messages) >= at_rate
+    messages >= KEEP_BUFFERS_MIN_MESSAGES && u128::from(messages) >= at_rate
 }
 
 /// The earlier of two optional deadlines.
@@ -1407,9 +1417,15 @@ mod tests {
         let ms = Duration::from_millis;
         // The first checks come 10 ms apart: a connection's first few
         // messages are no rate yet.
-        assert!(!busy_enough_to_keep_buffers(5, ms(10)));
-        assert!(!busy_enough_to_keep_buffers(99, ms(10)));
-        assert!(busy_enough_to_keep_buffers(100, ms(10)));
+        assert!(!busy_enough_to_keep_buffers(1, ms(10)));
+        assert!(!busy_enough_to_keep_buffers(9, ms(10)));
+        assert!(busy_enough_to_keep_buffers(10, ms(10)));
+        // A connection at a hundred a second is found busy at the check
+        // 80 ms after the one before (the fourth, 150 ms in), not only once
+        // checks are a second apart.
+        assert!(!busy_enough_to_keep_buffers(4, ms(40)));
+        assert!(busy_enough_to_keep_buffers(10, ms(80)));
+        assert!(!busy_enough_to_keep_buffers(9, ms(80)));
         // Once checks are a second apart, a hundred in that second.
         assert!(busy_enough_to_keep_buffers(100, ms(1000)));
         assert!(!busy_enough_to_keep_buffers(99, ms(1000)));
