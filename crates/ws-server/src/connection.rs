@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::futures::Notified;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use ws_core::handshake::ServerHandshake;
 use ws_core::http2::{Http2Stream, Preface, Prefixed, ServerConnection, detect_preface};
 use ws_core::stream::{ReadReady, WebSocket};
@@ -34,6 +34,7 @@ use crate::metrics::{Answer, ClosedBy, HttpVersion, Traffic};
 use crate::parking::Parked;
 use crate::server::{ActiveGuard, Shared};
 use crate::tcp;
+use crate::timers::{Sleep, far_or};
 use crate::tls::{self, TlsConfig, TlsFailure, Transport};
 
 /// The WebSocket type the server runs on: over a TCP (or TLS) connection,
@@ -308,7 +309,7 @@ async fn open(
             tracing::debug!(%peer, "server shutting down during the handshake");
             return None;
         }
-        opening = tokio::time::timeout(timeout, handshake(stream, peer, &shared, tls.as_ref())) => opening,
+        opening = crate::timers::timeout(timeout, handshake(stream, peer, &shared, tls.as_ref())) => opening,
     };
     match opening {
         Err(_) => {
@@ -919,7 +920,7 @@ where
         let deadline = Instant::now() + self.config().close_timeout;
         let flushed = tokio::select! {
             biased;
-            flushed = tokio::time::timeout_at(deadline, self.socket.flush()) => flushed,
+            flushed = crate::timers::timeout_at(deadline, self.socket.flush()) => flushed,
             // The backlog cannot carry a close frame to a client that does not
             // read, so a shutdown just drops it.
             () = shutdown.as_mut() => {
@@ -981,7 +982,8 @@ where
 
     /// Pings an idle peer; `false` if the connection is gone.
     async fn ping_idle(&mut self) -> bool {
-        match tokio::time::timeout(self.config().close_timeout, self.socket.ping(IDLE_PING)).await {
+        match crate::timers::timeout(self.config().close_timeout, self.socket.ping(IDLE_PING)).await
+        {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
                 self.failed(&error);
@@ -1008,7 +1010,7 @@ where
             while socket.recv().await?.is_some() {}
             Ok::<(), Error>(())
         };
-        match tokio::time::timeout(limit, handshake).await {
+        match crate::timers::timeout(limit, handshake).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::debug!(peer = %self.report.tally.origin.peer, %error, "closing handshake failed");
@@ -1096,7 +1098,7 @@ impl Timekeeper {
             .map(|period| far_or(Instant::now(), period));
         let deadline = earliest(clock.idle_check, park_check)?;
         Some(Box::pin(Self {
-            sleep: tokio::time::sleep_until(deadline),
+            sleep: crate::timers::sleep_until(deadline),
             registered: false,
             clock,
             park_check,
@@ -1107,7 +1109,7 @@ impl Timekeeper {
 
     /// Sets the timer for the next check.
     fn rearm(self: Pin<&mut Self>) {
-        let this = self.project();
+        let mut this = self.project();
         if let Some(deadline) = earliest(this.clock.idle_check, *this.park_check) {
             this.sleep.reset(deadline);
             *this.registered = false;
@@ -1244,16 +1246,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// A deadline far enough away to mean "never".
-pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// `now + period`, or a far deadline if that does not fit in an `Instant`.
-fn far_or(now: Instant, period: Duration) -> Instant {
-    now.checked_add(period)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
-}
-
 /// A transport whose writes fail with `TimedOut` once they have been blocked,
 /// with not one byte accepted, for a set time.
 ///
@@ -1294,7 +1286,7 @@ impl<S> WriteDeadline<S> {
             let deadline = Instant::now() + self.limit;
             match self.timer.as_mut() {
                 Some(timer) => timer.as_mut().reset(deadline),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                None => self.timer = Some(Box::pin(crate::timers::sleep_until(deadline))),
             }
         }
         match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {

@@ -158,7 +158,7 @@ pub async fn respond_and_close<S>(mut stream: S, response: &[u8])
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(LINGER, stream.write_all(response)).await {
+    match crate::timers::timeout(LINGER, stream.write_all(response)).await {
         Ok(Ok(())) => linger(stream).await,
         Ok(Err(error)) => tracing::debug!(%error, "writing the final response failed"),
         Err(_) => tracing::debug!("client does not read the final response"),

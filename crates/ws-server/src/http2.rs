@@ -28,7 +28,7 @@ use std::time::Duration;
 use ::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use ws_core::Error;
 use ws_core::http2::{HttpRequest, Incoming, Prefixed, ServerConnection, WebSocketRequest};
 use ws_core::stream::WebSocket;
@@ -38,6 +38,7 @@ use crate::http;
 use crate::metered::Metered;
 use crate::metrics::{Answer, HttpVersion};
 use crate::server::Shared;
+use crate::timers::Sleep;
 use crate::tls::Transport;
 
 /// An HTTP/2 connection as the server serves it: over TCP or TLS, with the
@@ -72,7 +73,7 @@ pub(crate) async fn serve<F>(
     let idle_timeout = shared.config.handshake_timeout;
     let close_timeout = shared.config.close_timeout;
     let mut phase = Phase::Serving;
-    let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(idle_timeout));
+    let mut timer: Pin<Box<Sleep>> = Box::pin(crate::timers::sleep(idle_timeout));
     loop {
         let idle = phase == Phase::Serving && sessions.is_empty();
         tokio::select! {
@@ -290,7 +291,7 @@ pub(crate) async fn refuse(io: Transport, peer: SocketAddr, shared: &Shared, wit
         }
         Ok::<(), Error>(())
     };
-    match tokio::time::timeout(within, refusing).await {
+    match crate::timers::timeout(within, refusing).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::debug!(%peer, %error, "refusing an HTTP/2 connection failed"),
         Err(_) => tracing::debug!(%peer, "HTTP/2 connection over the limit dropped"),

@@ -59,6 +59,7 @@ pub mod metrics;
 mod parking;
 pub mod server;
 pub mod tcp;
+pub mod timers;
 pub mod tls;
 pub mod units;
 

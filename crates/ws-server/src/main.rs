@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use ws_server::Server;
 use ws_server::cli::{Args, describe_limits};
+use ws_server::timers;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -35,23 +36,29 @@ fn init_logging(args: &Args) {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let threads = args.worker_threads();
-    let runtime = if threads == 1 {
+    let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    // Where it can, the server keeps its deadlines in a queue of its own,
+    // and the runtime goes without tokio's time driver (see `timers`).
+    builder.enable_io();
+    if !timers::QUEUE_SUPPORTED {
+        builder.enable_time();
     }
-    .context("cannot start the async runtime")?;
+    let runtime = builder.build().context("cannot start the async runtime")?;
     // Certificate problems are reported before anything listens.
     let tls = match args.tls_files() {
         Some((cert, key)) => Some(ws_server::tls::load_pem_files(cert, key)?),
         None => None,
     };
     runtime.block_on(async {
+        if timers::QUEUE_SUPPORTED {
+            timers::start_queue().context("cannot start the timer queue")?;
+        }
         let config = args.server_config();
         let limits = describe_limits(&config);
         let listen = args.listen_address();

@@ -314,8 +314,8 @@ impl Wake for Doorbell {
 /// socket became readable or whose idle check came, each in a task of its
 /// own, until the lot closes.
 pub(crate) async fn drive(lot: Arc<Lot>) {
-    let far = Instant::now() + connection::FAR_FUTURE;
-    let timer = tokio::time::sleep_until(far);
+    let far = Instant::now() + crate::timers::FAR_FUTURE;
+    let timer = crate::timers::sleep_until(far);
     tokio::pin!(timer);
     let mut resume = Vec::new();
     let mut fired = false;

@@ -214,7 +214,7 @@ impl Server {
                         tokio::select! {
                             biased;
                             () = &mut shutdown => break,
-                            () = tokio::time::sleep(delay) => {}
+                            () = crate::timers::sleep(delay) => {}
                         }
                     }
                 },
@@ -235,7 +235,7 @@ impl Server {
             tokio::spawn(connection::resume(parked));
         }
         let timeout = shared.config.shutdown_timeout;
-        let drained = tokio::time::timeout(timeout, async {
+        let drained = crate::timers::timeout(timeout, async {
             // A stale permit (from an earlier time the count fell to 0) only
             // makes the loop look once more.
             while shared.tasks.load(Ordering::Acquire) > 0 {

@@ -21,7 +21,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 /// closes too.
 pub async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let drain = ws_core::low_level::shutdown_and_drain(&mut stream, DRAIN_LIMIT);
-    match tokio::time::timeout(LINGER, drain).await {
+    match crate::timers::timeout(LINGER, drain).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::debug!(%error, "closing the connection failed"),
         Err(_) => tracing::debug!("peer did not close in time; connection dropped"),

@@ -248,7 +248,7 @@ pub async fn accept_within(
     tls: Option<&TlsConfig>,
     timeout: Duration,
 ) -> Result<Transport, TlsFailure> {
-    match tokio::time::timeout(timeout, accept(stream, peer, tls)).await {
+    match crate::timers::timeout(timeout, accept(stream, peer, tls)).await {
         Ok(transport) => transport,
         Err(_) => {
             tracing::info!(%peer, ?timeout, "TLS handshake timed out; connection dropped");
