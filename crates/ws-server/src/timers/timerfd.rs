@@ -1,12 +1,16 @@
 //! A queue of coarse deadlines that the runtime's IO driver wakes through a
 //! Linux timerfd: timers without tokio's time driver (see [`super`]).
 //!
-//! The queue is a heap of records (deadline, entry). A [`Sleep`] owns its
-//! entry; the heap holds it weakly, so a dropped `Sleep` costs nothing but a
-//! record that is skipped when it comes due, and the heap is compacted when
-//! such records outnumber the live ones. The timerfd is set to the earliest
-//! record's deadline whenever that changes; one task per queue waits for it
-//! to become readable and wakes whatever came due.
+//! Each timer has a slot in a table the queue keeps, and the queue a heap of
+//! records (deadline, slot, generation). A slot is reused as soon as its
+//! [`Sleep`] is dropped, under a new generation, so a record left behind
+//! only costs its 24 bytes until it comes due or the heap is compacted; a
+//! timer is no allocation of its own, which matters because a connection's
+//! handshake timer is dropped long before its deadline, and separately
+//! allocated entries kept alive by their records fragmented the heap (50
+//! bytes more per idle connection at 10,000). The timerfd is set to the
+//! earliest record whenever that changes; one task per queue waits for it to
+//! become readable and wakes whatever came due.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -14,8 +18,8 @@ use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -26,7 +30,10 @@ use tokio::time::Instant;
 
 /// Records beyond twice the live timers that the heap tolerates before it
 /// drops the stale ones.
-const STALE_SLACK: usize = 1024;
+const STALE_SLACK: usize = 64;
+
+/// Room for records the heap keeps however few are queued.
+const SHRINK_FLOOR: usize = 64;
 
 /// The queue; cheap to clone.
 #[derive(Debug, Clone)]
@@ -37,22 +44,40 @@ pub(crate) struct Queue {
 #[derive(Debug)]
 struct Shared {
     timerfd: AsyncFd<OwnedFd>,
-    heap: Mutex<Heap>,
-    /// `Sleep`s alive, to know when the heap is mostly stale records.
-    live: AtomicUsize,
+    table: Mutex<Table>,
+    /// Counts the rounds that fired a timer, so that [`Sleep::is_elapsed`]
+    /// takes the lock only when something fired since it last looked.
+    fired_rounds: AtomicU64,
 }
 
 #[derive(Debug, Default)]
-struct Heap {
+struct Table {
+    slots: Vec<Slot>,
+    /// Slots whose `Sleep` was dropped, to reuse.
+    free: Vec<u32>,
     records: BinaryHeap<Reverse<Record>>,
     /// What the timerfd is set to.
     armed: Option<Instant>,
 }
 
 #[derive(Debug)]
+struct Slot {
+    /// Changes each time the slot is freed, so a record or `Sleep` of an
+    /// earlier timer does not act on a later one.
+    generation: u32,
+    deadline: Instant,
+    /// The deadline of the record that will look at this slot next; a
+    /// record for any other deadline is stale. `None` once fired.
+    queued: Option<Instant>,
+    fired: bool,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug)]
 struct Record {
     deadline: Instant,
-    entry: Weak<Entry>,
+    slot: u32,
+    generation: u32,
 }
 
 // Records order by deadline alone: ties may come due in any order.
@@ -73,28 +98,48 @@ impl PartialEq for Record {
 }
 impl Eq for Record {}
 
-/// One timer's state, shared between its `Sleep` and the queue's records.
-#[derive(Debug)]
-struct Entry {
-    /// Set when the deadline has passed; read without the lock by
-    /// [`Sleep::is_elapsed`] and the fast path of `poll`.
-    fired: AtomicBool,
-    state: Mutex<EntryState>,
-}
-
-#[derive(Debug)]
-struct EntryState {
-    deadline: Instant,
-    /// The deadline of the record that will look at this entry next; a
-    /// record for any other deadline is stale. `None` once fired.
-    queued: Option<Instant>,
-    waker: Option<Waker>,
-}
-
-/// Locks, carrying on past a panic elsewhere: every update under these locks
-/// leaves the state consistent between statements.
+/// Locks, carrying on past a panic elsewhere: every update under the lock
+/// leaves the table consistent between statements.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Table {
+    /// The slot of a live timer.
+    fn slot(&mut self, slot: u32, generation: u32) -> Option<&mut Slot> {
+        let index = usize::try_from(slot).ok()?;
+        self.slots
+            .get_mut(index)
+            .filter(|found| found.generation == generation)
+    }
+
+    fn live(&self) -> usize {
+        self.slots.len().saturating_sub(self.free.len())
+    }
+
+    /// Queues a record for a slot's deadline.
+    fn push(&mut self, deadline: Instant, slot: u32, generation: u32) {
+        if self.records.len() > self.live().saturating_mul(2).saturating_add(STALE_SLACK) {
+            let mut records = std::mem::take(&mut self.records).into_vec();
+            records.retain(|record| self.is_current(record));
+            self.records = BinaryHeap::from(records);
+        }
+        self.records.push(Reverse(Record {
+            deadline,
+            slot,
+            generation,
+        }));
+    }
+
+    /// Whether a record is the one its slot waits on.
+    fn is_current(&self, Reverse(record): &Reverse<Record>) -> bool {
+        usize::try_from(record.slot)
+            .ok()
+            .and_then(|index| self.slots.get(index))
+            .is_some_and(|slot| {
+                slot.generation == record.generation && slot.queued == Some(record.deadline)
+            })
+    }
 }
 
 impl Queue {
@@ -112,54 +157,64 @@ impl Queue {
         let queue = Self {
             shared: Arc::new(Shared {
                 timerfd: register(timerfd)?,
-                heap: Mutex::new(Heap::default()),
-                live: AtomicUsize::new(0),
+                table: Mutex::new(Table::default()),
+                fired_rounds: AtomicU64::new(0),
             }),
         };
         tokio::spawn(queue.clone().drive());
         Ok(queue)
     }
 
-    /// A timer that fires at `deadline`.
+    /// A timer that fires at `deadline`. It takes a slot when first polled
+    /// (or reset), as tokio's does: a timeout around a future that is ready
+    /// at once costs nothing.
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
-        let entry = Arc::new(Entry {
-            fired: AtomicBool::new(false),
-            state: Mutex::new(EntryState {
-                deadline,
-                queued: Some(deadline),
-                waker: None,
-            }),
-        });
-        self.shared.live.fetch_add(1, AtomicOrdering::Relaxed);
-        self.push(deadline, &entry);
         Sleep {
             queue: self.clone(),
-            entry,
+            slot: None,
+            deadline,
+            fired: AtomicBool::new(false),
+            rounds_seen: AtomicU64::new(0),
         }
     }
 
-    fn push(&self, deadline: Instant, entry: &Arc<Entry>) {
-        let mut heap = lock(&self.shared.heap);
-        let live = self.shared.live.load(AtomicOrdering::Relaxed);
-        if heap.records.len() > live.saturating_mul(2).saturating_add(STALE_SLACK) {
-            heap.records.retain(|Reverse(record)| record.is_current());
-        }
-        heap.records.push(Reverse(Record {
+    /// Gives a timer a slot and queues its deadline; returns the slot and
+    /// its generation.
+    fn register(&self, table: &mut Table, deadline: Instant) -> (u32, u32) {
+        let fresh = |generation| Slot {
+            generation,
             deadline,
-            entry: Arc::downgrade(entry),
-        }));
-        self.arm(&mut heap);
+            queued: Some(deadline),
+            fired: false,
+            waker: None,
+        };
+        let reused = table.free.pop().and_then(|slot| {
+            let index = usize::try_from(slot).ok()?;
+            let found = table.slots.get_mut(index)?;
+            *found = fresh(found.generation);
+            Some((slot, found.generation))
+        });
+        // More than 4 billion timers at once is out of the question (each
+        // has a connection); the last slot is shared rather than panicking.
+        let (slot, generation) = reused.unwrap_or_else(|| {
+            table.slots.push(fresh(0));
+            let slot = u32::try_from(table.slots.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            (slot, 0)
+        });
+        table.push(deadline, slot, generation);
+        self.arm(table);
+        (slot, generation)
     }
 
     /// Sets the timerfd to the earliest record, if that changed.
-    fn arm(&self, heap: &mut Heap) {
-        let earliest = heap.records.peek().map(|Reverse(record)| record.deadline);
-        if earliest == heap.armed {
+    fn arm(&self, table: &mut Table) {
+        let earliest = table.records.peek().map(|Reverse(record)| record.deadline);
+        if earliest == table.armed {
             return;
         }
         let after = earliest.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         match set_timerfd(&self.shared.timerfd, after) {
-            Ok(()) => heap.armed = earliest,
+            Ok(()) => table.armed = earliest,
             // Only a bad descriptor or bad arguments fail, neither of which
             // this code passes; leaving `armed` as it was retries next time.
             Err(error) => tracing::error!(%error, "setting the timer failed"),
@@ -176,8 +231,6 @@ impl Queue {
                 tracing::error!("the timer queue lost its timerfd; timers stop");
                 return;
             };
-            // Reading resets the timerfd's readiness; the count it reads
-            // (expirations since the last read) is not needed.
             // A read takes every expiration, so the timerfd stays
             // unreadable until it fires again.
             let mut expirations = [0u8; 8];
@@ -198,47 +251,47 @@ impl Queue {
     /// Marks every timer due by `now` fired, collects their wakers into
     /// `due`, and sets the timerfd to what comes next.
     fn take_due(&self, now: Instant, due: &mut Vec<Waker>) {
-        let mut heap = lock(&self.shared.heap);
-        while let Some(Reverse(record)) = heap.records.peek()
+        let mut table = lock(&self.shared.table);
+        let mut fired = false;
+        while let Some(Reverse(record)) = table.records.peek()
             && record.deadline <= now
         {
-            let Some(Reverse(record)) = heap.records.pop() else {
+            let Some(Reverse(record)) = table.records.pop() else {
                 break;
             };
-            let Some(entry) = record.entry.upgrade() else {
+            let Some(slot) = table.slot(record.slot, record.generation) else {
                 continue;
             };
-            let mut state = lock(&entry.state);
-            if state.queued != Some(record.deadline) {
+            if slot.queued != Some(record.deadline) {
                 continue;
             }
-            if state.deadline <= now {
-                state.queued = None;
-                entry.fired.store(true, AtomicOrdering::Release);
-                due.extend(state.waker.take());
+            if slot.deadline <= now {
+                slot.queued = None;
+                slot.fired = true;
+                fired = true;
+                due.extend(slot.waker.take());
             } else {
                 // Reset to a later deadline since this record was made.
-                let later = state.deadline;
-                state.queued = Some(later);
-                drop(state);
-                heap.records.push(Reverse(Record {
-                    deadline: later,
-                    entry: Arc::downgrade(&entry),
-                }));
+                let later = slot.deadline;
+                slot.queued = Some(later);
+                table.push(later, record.slot, record.generation);
             }
         }
+        if fired {
+            self.shared
+                .fired_rounds
+                .fetch_add(1, AtomicOrdering::Release);
+        }
+        // A burst of timers (a reconnect storm, each connection's first
+        // checks) grows the heap; once they have come due it would keep
+        // that room for good, 24 bytes a record, so it gives back most of it.
+        let len = table.records.len();
+        if table.records.capacity() > 4 * len + SHRINK_FLOOR {
+            table.records.shrink_to(2 * len + SHRINK_FLOOR);
+        }
         // The timerfd fired, so it is disarmed whatever `armed` says.
-        heap.armed = None;
-        self.arm(&mut heap);
-    }
-}
-
-impl Record {
-    /// Whether the record is the one its entry waits on.
-    fn is_current(&self) -> bool {
-        self.entry
-            .upgrade()
-            .is_some_and(|entry| lock(&entry.state).queued == Some(self.deadline))
+        table.armed = None;
+        self.arm(&mut table);
     }
 }
 
@@ -280,50 +333,95 @@ fn set_timerfd(timerfd: &AsyncFd<OwnedFd>, after: Option<Duration>) -> io::Resul
 #[derive(Debug)]
 pub(crate) struct Sleep {
     queue: Queue,
-    entry: Arc<Entry>,
+    /// Its slot and the slot's generation, once polled or reset.
+    slot: Option<(u32, u32)>,
+    deadline: Instant,
+    /// Seen fired; only a reset clears it.
+    fired: AtomicBool,
+    /// The queue's `fired_rounds` when last looked at.
+    rounds_seen: AtomicU64,
 }
 
 impl Sleep {
     /// When it fires.
     pub(crate) fn deadline(&self) -> Instant {
-        lock(&self.entry.state).deadline
+        self.deadline
     }
 
-    /// Whether it has fired.
+    /// Whether it has fired (never before it is first polled): two loads,
+    /// unless a timer fired anywhere since the last look.
     pub(crate) fn is_elapsed(&self) -> bool {
-        self.entry.fired.load(AtomicOrdering::Acquire)
+        if self.fired.load(AtomicOrdering::Relaxed) {
+            return true;
+        }
+        let Some((slot, generation)) = self.slot else {
+            return false;
+        };
+        let rounds = self.queue.shared.fired_rounds.load(AtomicOrdering::Acquire);
+        if rounds == self.rounds_seen.load(AtomicOrdering::Relaxed) {
+            return false;
+        }
+        let mut table = lock(&self.queue.shared.table);
+        let fired = table.slot(slot, generation).is_some_and(|slot| slot.fired);
+        self.rounds_seen.store(rounds, AtomicOrdering::Relaxed);
+        self.fired.store(fired, AtomicOrdering::Relaxed);
+        fired
     }
 
     /// Sets a new deadline; it may fire again.
     pub(crate) fn reset(&mut self, deadline: Instant) {
-        let mut state = lock(&self.entry.state);
-        state.deadline = deadline;
-        self.entry.fired.store(false, AtomicOrdering::Release);
-        // A record at or before the new deadline re-queues the entry when
-        // it comes due; otherwise this deadline needs a record of its own.
-        if state.queued.is_some_and(|queued| queued <= deadline) {
+        self.deadline = deadline;
+        self.fired.store(false, AtomicOrdering::Relaxed);
+        let mut table = lock(&self.queue.shared.table);
+        let Some((index, generation)) = self.slot else {
+            self.rounds_seen =
+                AtomicU64::new(self.queue.shared.fired_rounds.load(AtomicOrdering::Acquire));
+            self.slot = Some(self.queue.register(&mut table, deadline));
+            return;
+        };
+        let Some(slot) = table.slot(index, generation) else {
+            return;
+        };
+        slot.deadline = deadline;
+        slot.fired = false;
+        // A record at or before the new deadline re-queues the slot when it
+        // comes due; otherwise this deadline needs a record of its own.
+        if slot.queued.is_some_and(|queued| queued <= deadline) {
             return;
         }
-        state.queued = Some(deadline);
-        drop(state);
-        self.queue.push(deadline, &self.entry);
+        slot.queued = Some(deadline);
+        table.push(deadline, index, generation);
+        self.queue.arm(&mut table);
     }
 }
 
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_elapsed() {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.fired.load(AtomicOrdering::Relaxed) {
             return Poll::Ready(());
         }
-        let mut state = lock(&self.entry.state);
-        // Checked again under the lock the queue fires under, so a firing
-        // between the two checks is not missed.
-        if self.is_elapsed() {
+        let this = &mut *self;
+        let mut table = lock(&this.queue.shared.table);
+        let (index, generation) = match this.slot {
+            Some(registered) => registered,
+            None => {
+                *this.rounds_seen.get_mut() =
+                    this.queue.shared.fired_rounds.load(AtomicOrdering::Acquire);
+                let registered = this.queue.register(&mut table, this.deadline);
+                this.slot = Some(registered);
+                registered
+            }
+        };
+        let Some(slot) = table.slot(index, generation) else {
+            return Poll::Ready(());
+        };
+        if slot.fired {
+            this.fired.store(true, AtomicOrdering::Relaxed);
             return Poll::Ready(());
         }
-        match &mut state.waker {
+        match &mut slot.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             waker => *waker = Some(cx.waker().clone()),
         }
@@ -333,7 +431,16 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.queue.shared.live.fetch_sub(1, AtomicOrdering::Relaxed);
+        let Some((index, generation)) = self.slot else {
+            return;
+        };
+        let mut table = lock(&self.queue.shared.table);
+        if let Some(slot) = table.slot(index, generation) {
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.waker = None;
+            slot.queued = None;
+            table.free.push(index);
+        }
     }
 }
 
@@ -345,11 +452,32 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A timer that has taken its slot, as a first poll or a reset does.
+    fn registered(queue: &Queue, deadline: Instant) -> Sleep {
+        let mut sleep = queue.sleep_until(deadline);
+        sleep.reset(deadline);
+        sleep
+    }
+
+    #[tokio::test]
+    async fn a_timer_never_polled_takes_no_slot_and_queues_nothing() {
+        let queue = Queue::start().unwrap();
+        let sleep = queue.sleep_until(Instant::now() + millis(10));
+        let taken = {
+            let table = lock(&queue.shared.table);
+            (table.slots.len(), table.records.len())
+        };
+        assert_eq!(taken, (0, 0));
+        // The first poll takes it.
+        sleep.await;
+        assert_eq!(lock(&queue.shared.table).slots.len(), 1);
+    }
+
     #[tokio::test]
     async fn a_timer_fires_at_its_deadline_and_not_before() {
         let queue = Queue::start().unwrap();
         let started = Instant::now();
-        let sleep = queue.sleep_until(started + millis(30));
+        let sleep = registered(&queue, started + millis(30));
         assert!(!sleep.is_elapsed());
         sleep.await;
         assert!(started.elapsed() >= millis(30));
@@ -361,7 +489,7 @@ mod tests {
         let now = Instant::now();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for n in [40u64, 10, 30, 20] {
-            let sleep = queue.sleep_until(now + millis(n));
+            let sleep = registered(&queue, now + millis(n));
             let tx = tx.clone();
             tokio::spawn(async move {
                 sleep.await;
@@ -380,9 +508,9 @@ mod tests {
     async fn a_reset_moves_the_deadline_either_way() {
         let queue = Queue::start().unwrap();
         let started = Instant::now();
-        let mut later = queue.sleep_until(started + millis(10));
+        let mut later = registered(&queue, started + millis(10));
         later.reset(started + millis(60));
-        let mut sooner = queue.sleep_until(started + Duration::from_secs(3600));
+        let mut sooner = registered(&queue, started + Duration::from_secs(3600));
         sooner.reset(started + millis(20));
         (&mut sooner).await;
         assert!(!later.is_elapsed(), "moved later, so not yet fired");
@@ -395,21 +523,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_timer_s_record_does_not_fire_the_timer_reusing_its_slot() {
+        let queue = Queue::start().unwrap();
+        let started = Instant::now();
+        drop(registered(&queue, started + millis(10)));
+        let reusing = registered(&queue, started + millis(60));
+        assert_eq!(
+            lock(&queue.shared.table).slots.len(),
+            1,
+            "the slot is reused"
+        );
+        reusing.await;
+        assert!(started.elapsed() >= millis(60));
+    }
+
+    #[tokio::test]
     async fn a_deadline_already_passed_fires_at_once() {
         let queue = Queue::start().unwrap();
         let past = Instant::now().checked_sub(millis(5)).unwrap();
-        queue.sleep_until(past).await;
+        registered(&queue, past).await;
     }
 
     #[tokio::test]
     async fn dropped_timers_leave_no_more_than_the_slack_behind() {
         let queue = Queue::start().unwrap();
         let far = Instant::now() + Duration::from_secs(3600);
-        let kept = queue.sleep_until(far);
+        let kept = registered(&queue, far);
         for _ in 0..10 * STALE_SLACK {
-            drop(queue.sleep_until(far));
+            drop(registered(&queue, far));
         }
-        let records = lock(&queue.shared.heap).records.len();
+        let records = lock(&queue.shared.table).records.len();
         // Compaction starts past twice the live timers (the kept one and
         // the one being made) and the slack.
         assert!(records <= 2 * 2 + STALE_SLACK + 1, "{records} records");
@@ -418,5 +561,21 @@ mod tests {
         let mut kept = kept;
         kept.reset(Instant::now() + millis(5));
         kept.await;
+    }
+
+    #[tokio::test]
+    async fn the_heap_gives_back_the_room_of_a_burst_once_it_came_due() {
+        let queue = Queue::start().unwrap();
+        let soon = Instant::now() + millis(5);
+        let burst: Vec<Sleep> = (0..10_000).map(|_| registered(&queue, soon)).collect();
+        assert!(lock(&queue.shared.table).records.capacity() >= 10_000);
+        for sleep in burst {
+            sleep.await;
+        }
+        let capacity = lock(&queue.shared.table).records.capacity();
+        assert!(
+            capacity <= 4 * SHRINK_FLOOR,
+            "room for {capacity} records kept"
+        );
     }
 }
