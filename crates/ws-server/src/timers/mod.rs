@@ -9,10 +9,12 @@
 //! server's deadlines are coarse and rarely due (its timers are re-armed
 //! when they fire, not per message), so on Linux it can keep them in a queue
 //! of its own ([`start_queue`]) that the runtime's IO driver wakes through a
-//! timerfd, and the runtime can be built with IO only. A thread of its own
-//! running the time driver would do too, but a second thread makes glibc
-//! wrap every `send`, `recv` and `epoll_wait` of the single-threaded runtime
-//! for thread cancellation (140 instructions per message).
+//! timerfd, and the runtime can be built with IO only (2,478 instructions
+//! per echo at one connection). tokio's time driver on a thread of its own
+//! was tried first and lost twice: a second thread makes glibc wrap every
+//! `send`, `recv` and `epoll_wait` for thread cancellation (2,585
+//! instructions), and at 1,000 connections registering and firing timers
+//! across threads cost 18 % more CPU per message.
 //!
 //! The server makes every timer through this module. Without a queue the
 //! timers are tokio's, on the current runtime's time driver: a library
