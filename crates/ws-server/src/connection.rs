@@ -1306,13 +1306,18 @@ impl<S> WriteDeadline<S> {
     }
 }
 
+// The forwarding methods of the transport layers are `#[inline]`: called
+// through three layers per read and write, they cost 48 instructions per
+// 20-byte echo when not inlined (callgrind, 2,479 against 2,431).
 impl<S: ws_core::stream::ReadReady> ws_core::stream::ReadReady for WriteDeadline<S> {
+    #[inline]
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.inner.poll_read_ready(cx)
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1323,6 +1328,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1335,6 +1341,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         }
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1351,10 +1358,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         self.inner.is_write_vectored()
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }

@@ -39,13 +39,18 @@ impl<S> Metered<S> {
     }
 }
 
+// The forwarding methods of the transport layers are `#[inline]`: called
+// through three layers per read and write, they cost 48 instructions per
+// 20-byte echo when not inlined (callgrind, 2,479 against 2,431).
 impl<S: ws_core::stream::ReadReady> ws_core::stream::ReadReady for Metered<S> {
+    #[inline]
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.inner.poll_read_ready(cx)
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -61,6 +66,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -69,6 +75,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -81,10 +88,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         self.inner.is_write_vectored()
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }

@@ -290,7 +290,11 @@ pub fn with_http2(config: &TlsConfig) -> TlsConfig {
     Arc::new(config)
 }
 
+// The forwarding methods of the transport layers are `#[inline]`: called
+// through three layers per read and write, they cost 48 instructions per
+// 20-byte echo when not inlined (callgrind, 2,479 against 2,431).
 impl ws_core::stream::ReadReady for Transport {
+    #[inline]
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {
             Self::Plain(stream) => stream.poll_read_ready(cx),
@@ -302,6 +306,7 @@ impl ws_core::stream::ReadReady for Transport {
 }
 
 impl AsyncRead for Transport {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -323,6 +328,7 @@ impl AsyncRead for Transport {
 }
 
 impl AsyncWrite for Transport {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -334,6 +340,7 @@ impl AsyncWrite for Transport {
         }
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -352,6 +359,7 @@ impl AsyncWrite for Transport {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
@@ -361,6 +369,7 @@ impl AsyncWrite for Transport {
 
     /// On TLS this sends `close_notify` before ending the TCP write side, so
     /// the client can tell a complete response from a truncated one.
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
