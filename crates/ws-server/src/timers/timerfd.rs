@@ -165,9 +165,9 @@ impl Queue {
         Ok(queue)
     }
 
-    /// A timer that fires at `deadline`. It takes a slot when first polled
-    /// (or reset), as tokio's does: a timeout around a future that is ready
-    /// at once costs nothing.
+    /// A timer that fires at `deadline`. It takes a slot when first polled,
+    /// as tokio's does: a timeout around a future that is ready at once
+    /// costs nothing.
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
         Sleep {
             queue: self.clone(),
@@ -180,7 +180,7 @@ impl Queue {
 
     /// Gives a timer a slot and queues its deadline; returns the slot and
     /// its generation.
-    fn register(&self, table: &mut Table, deadline: Instant) -> (u32, u32) {
+    fn take_slot(&self, table: &mut Table, deadline: Instant) -> (u32, u32) {
         let fresh = |generation| Slot {
             generation,
             deadline,
@@ -372,13 +372,11 @@ impl Sleep {
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.fired.store(false, AtomicOrdering::Relaxed);
-        let mut table = lock(&self.queue.shared.table);
+        // A timer not polled yet queues its deadline at its first poll.
         let Some((index, generation)) = self.slot else {
-            self.rounds_seen =
-                AtomicU64::new(self.queue.shared.fired_rounds.load(AtomicOrdering::Acquire));
-            self.slot = Some(self.queue.register(&mut table, deadline));
             return;
         };
+        let mut table = lock(&self.queue.shared.table);
         let Some(slot) = table.slot(index, generation) else {
             return;
         };
@@ -409,7 +407,7 @@ impl Future for Sleep {
             None => {
                 *this.rounds_seen.get_mut() =
                     this.queue.shared.fired_rounds.load(AtomicOrdering::Acquire);
-                let registered = this.queue.register(&mut table, this.deadline);
+                let registered = this.queue.take_slot(&mut table, this.deadline);
                 this.slot = Some(registered);
                 registered
             }
@@ -452,17 +450,24 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    /// A timer that has taken its slot, as a first poll or a reset does.
-    fn registered(queue: &Queue, deadline: Instant) -> Sleep {
+    /// A timer that has taken its slot, as its first poll does.
+    async fn registered(queue: &Queue, deadline: Instant) -> Sleep {
         let mut sleep = queue.sleep_until(deadline);
-        sleep.reset(deadline);
+        std::future::poll_fn(|cx| {
+            let _ = Pin::new(&mut sleep).poll(cx);
+            Poll::Ready(())
+        })
+        .await;
         sleep
     }
 
     #[tokio::test]
     async fn a_timer_never_polled_takes_no_slot_and_queues_nothing() {
         let queue = Queue::start().unwrap();
-        let sleep = queue.sleep_until(Instant::now() + millis(10));
+        let mut sleep = queue.sleep_until(Instant::now() + Duration::from_secs(3600));
+        // A reset only moves the deadline it will queue.
+        sleep.reset(Instant::now() + millis(10));
+        assert!(!sleep.is_elapsed());
         let taken = {
             let table = lock(&queue.shared.table);
             (table.slots.len(), table.records.len())
@@ -477,7 +482,7 @@ mod tests {
     async fn a_timer_fires_at_its_deadline_and_not_before() {
         let queue = Queue::start().unwrap();
         let started = Instant::now();
-        let sleep = registered(&queue, started + millis(30));
+        let sleep = registered(&queue, started + millis(30)).await;
         assert!(!sleep.is_elapsed());
         sleep.await;
         assert!(started.elapsed() >= millis(30));
@@ -489,7 +494,7 @@ mod tests {
         let now = Instant::now();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for n in [40u64, 10, 30, 20] {
-            let sleep = registered(&queue, now + millis(n));
+            let sleep = registered(&queue, now + millis(n)).await;
             let tx = tx.clone();
             tokio::spawn(async move {
                 sleep.await;
@@ -508,9 +513,9 @@ mod tests {
     async fn a_reset_moves_the_deadline_either_way() {
         let queue = Queue::start().unwrap();
         let started = Instant::now();
-        let mut later = registered(&queue, started + millis(10));
+        let mut later = registered(&queue, started + millis(10)).await;
         later.reset(started + millis(60));
-        let mut sooner = registered(&queue, started + Duration::from_secs(3600));
+        let mut sooner = registered(&queue, started + Duration::from_secs(3600)).await;
         sooner.reset(started + millis(20));
         (&mut sooner).await;
         assert!(!later.is_elapsed(), "moved later, so not yet fired");
@@ -526,8 +531,8 @@ mod tests {
     async fn a_dropped_timer_s_record_does_not_fire_the_timer_reusing_its_slot() {
         let queue = Queue::start().unwrap();
         let started = Instant::now();
-        drop(registered(&queue, started + millis(10)));
-        let reusing = registered(&queue, started + millis(60));
+        drop(registered(&queue, started + millis(10)).await);
+        let reusing = registered(&queue, started + millis(60)).await;
         assert_eq!(
             lock(&queue.shared.table).slots.len(),
             1,
@@ -541,16 +546,16 @@ mod tests {
     async fn a_deadline_already_passed_fires_at_once() {
         let queue = Queue::start().unwrap();
         let past = Instant::now().checked_sub(millis(5)).unwrap();
-        registered(&queue, past).await;
+        registered(&queue, past).await.await;
     }
 
     #[tokio::test]
     async fn dropped_timers_leave_no_more_than_the_slack_behind() {
         let queue = Queue::start().unwrap();
         let far = Instant::now() + Duration::from_secs(3600);
-        let kept = registered(&queue, far);
+        let kept = registered(&queue, far).await;
         for _ in 0..10 * STALE_SLACK {
-            drop(registered(&queue, far));
+            drop(registered(&queue, far).await);
         }
         let records = lock(&queue.shared.table).records.len();
         // Compaction starts past twice the live timers (the kept one and
@@ -567,7 +572,10 @@ mod tests {
     async fn the_heap_gives_back_the_room_of_a_burst_once_it_came_due() {
         let queue = Queue::start().unwrap();
         let soon = Instant::now() + millis(5);
-        let burst: Vec<Sleep> = (0..10_000).map(|_| registered(&queue, soon)).collect();
+        let mut burst = Vec::new();
+        for _ in 0..10_000 {
+            burst.push(registered(&queue, soon).await);
+        }
         assert!(lock(&queue.shared.table).records.capacity() >= 10_000);
         for sleep in burst {
             sleep.await;
