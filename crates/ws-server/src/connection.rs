@@ -39,6 +39,10 @@ use crate::tls::{self, TlsConfig, TlsFailure, Transport};
 
 /// The WebSocket type the server runs on: over a TCP (or TLS) connection,
 /// or over an HTTP/2 stream.
+///
+/// Every read and write goes through the three layers, so their forwarding
+/// methods are `#[inline]`: left to the optimizer, five of them stayed out of
+/// line, 48 instructions per 20-byte echo (callgrind, 2,479 against 2,431).
 pub(crate) type Socket<T = Transport> = WebSocket<WriteDeadline<Metered<T>>>;
 
 /// The payload of the ping an idle connection gets, so that a packet capture
@@ -1306,9 +1310,6 @@ impl<S> WriteDeadline<S> {
     }
 }
 
-// The forwarding methods of the transport layers are `#[inline]`: called
-// through three layers per read and write, they cost 48 instructions per
-// 20-byte echo when not inlined (callgrind, 2,479 against 2,431).
 impl<S: ws_core::stream::ReadReady> ws_core::stream::ReadReady for WriteDeadline<S> {
     #[inline]
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

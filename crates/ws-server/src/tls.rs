@@ -290,9 +290,6 @@ pub fn with_http2(config: &TlsConfig) -> TlsConfig {
     Arc::new(config)
 }
 
-// The forwarding methods of the transport layers are `#[inline]`: called
-// through three layers per read and write, they cost 48 instructions per
-// 20-byte echo when not inlined (callgrind, 2,479 against 2,431).
 impl ws_core::stream::ReadReady for Transport {
     #[inline]
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
