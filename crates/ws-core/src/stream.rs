@@ -598,6 +598,71 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
+impl<S> WebSocket<S> {
+    /// Takes the transport out, keeping everything else in a
+    /// `WebSocket<()>`: the protocol state, buffered bytes, and a received
+    /// event still waiting on a write. [`attach`](WebSocket::attach) puts a
+    /// transport back.
+    ///
+    /// For a server that takes an idle connection's socket out of its
+    /// runtime and puts it back later (ws-server parks idle connections
+    /// this way, with no reactor registration while they wait), or that
+    /// wraps the transport in another layer after the handshake. Unlike
+    /// [`into_parts`](WebSocket::into_parts) and
+    /// [`from_connection`](WebSocket::from_connection), nothing about a wait
+    /// in progress is lost.
+    pub fn detach(self) -> (S, WebSocket<()>) {
+        let Self {
+            stream,
+            connection,
+            pending,
+            input_ended,
+            draining,
+            parked,
+            flushing,
+            holding,
+        } = self;
+        let rest = WebSocket {
+            stream: (),
+            connection,
+            pending,
+            input_ended,
+            draining,
+            parked,
+            flushing,
+            holding,
+        };
+        (stream, rest)
+    }
+}
+
+impl WebSocket<()> {
+    /// Puts a transport into a connection [`detach`](WebSocket::detach)ed
+    /// from its own: the same connection, the same peer behind it.
+    pub fn attach<S>(self, stream: S) -> WebSocket<S> {
+        let Self {
+            stream: (),
+            connection,
+            pending,
+            input_ended,
+            draining,
+            parked,
+            flushing,
+            holding,
+        } = self;
+        WebSocket {
+            stream,
+            connection,
+            pending,
+            input_ended,
+            draining,
+            parked,
+            flushing,
+            holding,
+        }
+    }
+}
+
 /// Whether a blocked write may read the peer's bytes meanwhile. Only the
 /// task that reads may: a write half that read would take the read half's
 /// wake-ups.

@@ -217,6 +217,52 @@ async fn tokio_server_answers_a_ping_while_the_application_only_receives() {
     assert_eq!(server.await.unwrap(), 2);
 }
 
+/// A connection detached from its transport mid-stream and attached to
+/// another keeps what it had buffered, a frame half received included, and
+/// goes on over the new one.
+#[tokio::test]
+async fn detach_and_attach_keep_buffered_input_and_a_half_received_frame() {
+    let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        let mut socket = ws_core::stream::WebSocket::accept(server_io).await.unwrap();
+        let first = socket.recv().await.unwrap();
+        // The second message and half of the third are buffered by now
+        // (when the burst came in one read, as it does over a duplex).
+        let (io, state) = socket.detach();
+        let mut socket = state.attach(tokio::io::BufReader::new(io));
+        let mut texts = vec![first];
+        for _ in 0..2 {
+            texts.push(socket.recv().await.unwrap());
+        }
+        socket.send_text("over the new transport").await.unwrap();
+        texts
+    });
+    upgrade_raw(&mut client_io).await;
+    let mut burst = masked(OpCode::Text, b"one");
+    burst.extend_from_slice(&masked(OpCode::Text, b"two"));
+    let third = masked(OpCode::Text, b"three");
+    let (head, tail) = third.split_at(4);
+    burst.extend_from_slice(head);
+    client_io.write_all(&burst).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client_io.write_all(tail).await.unwrap();
+    let texts = tokio::time::timeout(TIMEOUT, server)
+        .await
+        .unwrap()
+        .unwrap();
+    let texts: Vec<_> = texts
+        .into_iter()
+        .map(|event| match event {
+            Some(Event::Text(text)) => text.as_str().to_owned(),
+            other => panic!("expected text, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+    let mut reply = vec![0u8; 2 + "over the new transport".len()];
+    client_io.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply[2..], b"over the new transport");
+}
+
 #[tokio::test]
 async fn tokio_recv_is_cancel_safe() {
     let (server_io, client_io) = tokio::io::duplex(1024);
