@@ -1160,7 +1160,7 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
             out,
             "\n### Idle memory: server RSS per connection at {} idle connections\n\n\
              VmRSS before the first connection and with all of them open, the growth divided by \
-             the connections. Target: ≤ 2 KiB per connection.\n\n\
+             the connections. Target: ≤ 1 KiB per connection without deflate.\n\n\
              | server | RSS before | RSS with connections | per connection | ws / server |\n\
              |---|---:|---:|---:|---:|",
             options.idle
@@ -1174,7 +1174,7 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
                 .per_connection
                 .map_or("–".to_owned(), |bytes| format!("{bytes:.0} B"));
             let per = if server == Contender::WsServer {
-                let met = idle.per_connection.is_some_and(|bytes| bytes <= 2048.0);
+                let met = idle.per_connection.is_some_and(|bytes| bytes <= 1024.0);
                 format!("{per} {}", if met { "✓" } else { "✗" })
             } else {
                 per

@@ -31,7 +31,7 @@ use crate::http;
 use crate::http2::{self, StreamSlot};
 use crate::metered::Metered;
 use crate::metrics::{Answer, ClosedBy, HttpVersion, Traffic};
-use crate::parking::Parked;
+use crate::parking::{Lost, Parked};
 use crate::server::{ActiveGuard, Shared};
 use crate::tcp;
 use crate::timers::{Sleep, far_or};
@@ -80,16 +80,23 @@ pub(crate) fn resume(parked: Box<Parked>) -> impl Future<Output = ()> + Send {
 }
 
 /// Reports a parked connection that will not be resumed (the server was
-/// dropped without its shutdown) as a dropped task would, and closes it.
-pub(crate) fn abandon(parked: Parked) {
-    let Parked {
-        socket,
+/// dropped without its shutdown) as a dropped task would.
+pub(crate) fn abandon(tally: Tally, active: &ActiveGuard) {
+    drop(Report::new(tally, active.shared()));
+}
+
+/// Reports a parked connection whose socket was lost on its way out of the
+/// runtime's IO driver or back (see [`Parked::new`]): closed without a
+/// closing handshake.
+fn lost(lost: Lost) {
+    let Lost {
+        error,
         tally,
         active,
-        ..
-    } = parked;
-    drop(Report::new(tally, active.shared()));
-    drop(socket);
+    } = lost;
+    tracing::warn!(peer = %tally.origin.peer, %error, "a parked connection's socket was lost");
+    let mut report = Report::new(tally, active.shared());
+    report.ending = Ending::Abnormal;
 }
 
 /// The opening of a connection (see [`open`]), boxed.
@@ -131,15 +138,10 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
                 };
                 (socket, active, Begun::New(deflate, peer))
             }
-            Start::Parked(parked) => {
-                let Parked {
-                    socket,
-                    tally,
-                    clock,
-                    active,
-                } = *parked;
-                (socket, active, Begun::Parked(tally, clock))
-            }
+            Start::Parked(parked) => match parked.resume() {
+                Ok((socket, tally, clock, active)) => (socket, active, Begun::Parked(tally, clock)),
+                Err(failure) => return lost(failure),
+            },
         };
         let (socket, tally, clock) = {
             let shared = active.shared();
@@ -151,7 +153,7 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
             // TLS may hold decrypted input its socket's readiness does not
             // show, so only plaintext connections park.
             let plain = matches!(socket.get_ref().get_ref().get_ref(), Transport::Plain(_));
-            let parkable = plain && shared.config.park_after.is_some();
+            let parkable = plain && shared.config.park_after.is_some() && shared.parking.accepts();
             let bytes_read = socket.get_ref().get_ref().bytes_read();
             let (mut session, clock) = match begun {
                 Begun::New(deflate, peer) => {
@@ -182,12 +184,10 @@ fn run_http1(start: Start) -> impl Future<Output = ()> + Send {
             }
         };
         let lot = Arc::clone(&active.shared().parking);
-        lot.park(Parked {
-            socket,
-            tally,
-            clock,
-            active,
-        });
+        match Parked::new(socket, tally, clock, active) {
+            Ok(parked) => lot.park(parked),
+            Err(failure) => lost(failure),
+        }
     }
 }
 
@@ -1280,6 +1280,11 @@ impl<S> WriteDeadline<S> {
 
     pub(crate) fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped stream; a timer armed for a blocked write is dropped.
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
     }
 
     /// Called when the inner write is pending: starts the clock on the first

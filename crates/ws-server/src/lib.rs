@@ -57,6 +57,8 @@ mod http2;
 pub mod metered;
 pub mod metrics;
 mod parking;
+#[cfg(target_os = "linux")]
+mod readiness;
 pub mod server;
 pub mod tcp;
 pub mod timers;

@@ -28,6 +28,18 @@ impl<S> Metered<S> {
         }
     }
 
+    /// Wraps `inner` with the count of a `Metered` taken apart earlier
+    /// ([`into_parts`](Self::into_parts)): the same connection's
+    /// transport, put back.
+    pub fn resumed(inner: S, bytes_read: u64) -> Self {
+        Self { inner, bytes_read }
+    }
+
+    /// The wrapped transport and the bytes read so far.
+    pub fn into_parts(self) -> (S, u64) {
+        (self.inner, self.bytes_read)
+    }
+
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read

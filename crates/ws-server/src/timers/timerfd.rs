@@ -24,7 +24,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
@@ -156,7 +155,7 @@ impl Queue {
         )?;
         let queue = Self {
             shared: Arc::new(Shared {
-                timerfd: register(timerfd)?,
+                timerfd: crate::readiness::register_readable(timerfd)?,
                 table: Mutex::new(Table::default()),
                 fired_rounds: AtomicU64::new(0),
             }),
@@ -293,18 +292,6 @@ impl Queue {
         table.armed = None;
         self.arm(&mut table);
     }
-}
-
-/// Registers the timerfd with the current runtime's IO driver, for
-/// readability.
-#[allow(unsafe_code)]
-fn register(timerfd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: `register` asks that the descriptor be open and the same for
-    // the whole life of the `AsyncFd`. The `OwnedFd` is moved into it, so
-    // nothing else can close it, and `OwnedFd::as_raw_fd` always returns the
-    // descriptor it owns.
-    unsafe { AsyncFd::register_with_interest(timerfd, Interest::READABLE) }
-        .map_err(|failed| failed.into_parts().1)
 }
 
 /// Sets the timerfd to fire once after `after`, or disarms it for `None`.
