@@ -26,6 +26,7 @@ pub(crate) use unsupported::{Events, Watcher};
 mod epoll {
     use std::mem::MaybeUninit;
     use std::os::fd::OwnedFd;
+    use std::sync::Arc;
 
     use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
     use rustix::io::Errno;
@@ -47,12 +48,12 @@ mod epoll {
     /// The lot's epoll instance: watches sockets, from any thread.
     #[derive(Debug)]
     pub(crate) struct Watcher {
-        epoll: OwnedFd,
+        epoll: Arc<OwnedFd>,
     }
 
     impl Watcher {
         pub(crate) fn new() -> io::Result<Self> {
-            let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+            let epoll = Arc::new(epoll::create(CreateFlags::CLOEXEC)?);
             Ok(Self { epoll })
         }
 
@@ -67,8 +68,8 @@ mod epoll {
         pub(crate) fn watch(&self, socket: &TcpStream, key: u64) -> io::Result<()> {
             let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
             let data = EventData::new_u64(key);
-            match epoll::modify(&self.epoll, socket, data, flags) {
-                Err(Errno::NOENT) => epoll::add(&self.epoll, socket, data, flags)?,
+            match epoll::modify(&*self.epoll, socket, data, flags) {
+                Err(Errno::NOENT) => epoll::add(&*self.epoll, socket, data, flags)?,
                 result => result?,
             }
             Ok(())
@@ -77,7 +78,7 @@ mod epoll {
         /// The receiving end, for the lot's driver: registered with the
         /// current runtime.
         pub(crate) fn events(&self) -> io::Result<Events> {
-            let epoll = crate::readiness::register_readable(self.epoll.try_clone()?)?;
+            let epoll = crate::readiness::register_readable(Arc::clone(&self.epoll))?;
             Ok(Events { epoll })
         }
     }
@@ -85,7 +86,7 @@ mod epoll {
     /// The keys of watched sockets as they report.
     #[derive(Debug)]
     pub(crate) struct Events {
-        epoll: AsyncFd<OwnedFd>,
+        epoll: AsyncFd<Arc<OwnedFd>>,
     }
 
     impl Events {

@@ -42,7 +42,7 @@ pub(crate) struct Queue {
 
 #[derive(Debug)]
 struct Shared {
-    timerfd: AsyncFd<OwnedFd>,
+    timerfd: AsyncFd<Arc<OwnedFd>>,
     table: Mutex<Table>,
     /// Counts the rounds that fired a timer, so that [`Sleep::is_elapsed`]
     /// takes the lock only when something fired since it last looked.
@@ -155,7 +155,7 @@ impl Queue {
         )?;
         let queue = Self {
             shared: Arc::new(Shared {
-                timerfd: crate::readiness::register_readable(timerfd)?,
+                timerfd: crate::readiness::register_readable(Arc::new(timerfd))?,
                 table: Mutex::new(Table::default()),
                 fired_rounds: AtomicU64::new(0),
             }),
@@ -295,7 +295,7 @@ impl Queue {
 }
 
 /// Sets the timerfd to fire once after `after`, or disarms it for `None`.
-fn set_timerfd(timerfd: &AsyncFd<OwnedFd>, after: Option<Duration>) -> io::Result<()> {
+fn set_timerfd(timerfd: &AsyncFd<Arc<OwnedFd>>, after: Option<Duration>) -> io::Result<()> {
     let zero = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
