@@ -612,8 +612,14 @@ impl<S> WebSocket<S> {
     /// [`from_connection`](WebSocket::from_connection), nothing about a wait
     /// in progress is lost.
     pub fn detach(self) -> (S, WebSocket<()>) {
+        self.swap_stream(())
+    }
+
+    /// Puts `stream` in place of the transport, keeping everything else,
+    /// and returns the one it replaced.
+    fn swap_stream<T>(self, stream: T) -> (S, WebSocket<T>) {
         let Self {
-            stream,
+            stream: old,
             connection,
             pending,
             input_ended,
@@ -622,8 +628,8 @@ impl<S> WebSocket<S> {
             flushing,
             holding,
         } = self;
-        let rest = WebSocket {
-            stream: (),
+        let moved = WebSocket {
+            stream,
             connection,
             pending,
             input_ended,
@@ -632,7 +638,7 @@ impl<S> WebSocket<S> {
             flushing,
             holding,
         };
-        (stream, rest)
+        (old, moved)
     }
 }
 
@@ -640,26 +646,8 @@ impl WebSocket<()> {
     /// Puts a transport into a connection [`detach`](WebSocket::detach)ed
     /// from its own: the same connection, the same peer behind it.
     pub fn attach<S>(self, stream: S) -> WebSocket<S> {
-        let Self {
-            stream: (),
-            connection,
-            pending,
-            input_ended,
-            draining,
-            parked,
-            flushing,
-            holding,
-        } = self;
-        WebSocket {
-            stream,
-            connection,
-            pending,
-            input_ended,
-            draining,
-            parked,
-            flushing,
-            holding,
-        }
+        let ((), attached) = self.swap_stream(stream);
+        attached
     }
 }
 
