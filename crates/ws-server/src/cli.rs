@@ -102,7 +102,8 @@ pub struct Args {
     /// WebSocket leaves its task and waits in the server's parking lot,
     /// using less memory, until the client sends again; clients see no
     /// difference. New connections park after 10 ms of silence, busy ones
-    /// only after this. `off` (or 0) keeps every connection in its task.
+    /// only after this. `off` (or 0) keeps every connection in its task,
+    /// as do systems other than Linux (the lot watches sockets with epoll).
     #[arg(long, env = "WS_SERVER_PARK_AFTER", value_name = "DURATION", default_value = "1s", value_parser = parse_optional_duration)]
     pub park_after: OptionalDuration,
 

@@ -37,7 +37,8 @@ pub struct ServerConfig {
     /// A connection parks after 10 ms of silence at first; each check that
     /// finds it busy doubles that, up to this, and one woken soon after
     /// parking waits this long from then on. Clients see no difference.
-    /// `None` keeps every connection in its task.
+    /// `None` keeps every connection in its task, as do systems other than
+    /// Linux (the lot watches parked sockets with an epoll instance).
     pub park_after: Option<Duration>,
     /// How long to wait for the peer's close frame after the server sent one;
     /// also how long a client may leave the server's writes blocked (reading
