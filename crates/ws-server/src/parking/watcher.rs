@@ -18,9 +18,9 @@ use std::io;
 use std::net::TcpStream;
 
 #[cfg(target_os = "linux")]
-pub(crate) use epoll::{Events, Watcher};
+pub(crate) use epoll::Watcher;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use unsupported::{Events, Watcher};
+pub(crate) use unsupported::Watcher;
 
 #[cfg(target_os = "linux")]
 mod epoll {
