@@ -5,8 +5,8 @@
 //! Fairness: every server runs a single-thread tokio runtime (ws-server with
 //! `--threads 1`, and `--log-level warn` since the peers log nothing per
 //! connection) pinned to CPU 0, the load generator is pinned to CPU 1, a
-//! fresh server process serves each run, the servers alternate A B C A B C
-//! over the rounds, and medians are reported. The figure a server is judged
+//! fresh server process serves each run, the servers alternate A B C, B C A,
+//! C A B over the rounds, and medians are reported. The figure a server is judged
 //! by is its own CPU time per message over the measured window (read from
 //! `/proc/PID/stat` by the load generator), since the load generator shares
 //! the machine; messages per second and latency are reported beside it.
@@ -42,7 +42,7 @@ bench/peers, runs the matrix, and writes target/bench/report.md (also printed).
 
 options:
   --quick            1 round, 0.5 s warmup, 2 s per run: for trying it out
-  --rounds N         rounds, servers alternating in each [default: 3]
+  --rounds N         rounds; each starts with the next server in turn [default: 3]
   --warmup SECS      unrecorded time per run [default: 1]
   --duration SECS    measured time per run [default: 4]
   --cells LIST       only these echo cells, e.g. 100x20,10x16KiB (CONNxSIZE)
@@ -570,7 +570,7 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
         let servers: Vec<Contender> = servers_for(cell);
         let mut runs: BTreeMap<Contender, Vec<Echo>> = BTreeMap::new();
         for round in 1..=options.rounds {
-            for &server in &servers {
+            for server in in_turn(&servers, round) {
                 let mut args = vec![
                     "--connections".to_owned(),
                     cell.connections.to_string(),
@@ -610,7 +610,7 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     if options.idle > 0 {
         let mut runs: BTreeMap<Contender, Vec<Idle>> = BTreeMap::new();
         for round in 1..=options.rounds {
-            for server in Contender::WEBSOCKET {
+            for server in in_turn(&Contender::WEBSOCKET, round) {
                 let args = [
                     "--mode".to_owned(),
                     "idle".to_owned(),
@@ -646,7 +646,7 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     if options.handshake_loops > 0 {
         let mut runs: BTreeMap<Contender, Vec<Echo>> = BTreeMap::new();
         for round in 1..=options.rounds {
-            for server in Contender::WEBSOCKET {
+            for server in in_turn(&Contender::WEBSOCKET, round) {
                 let mut args = vec![
                     "--mode".to_owned(),
                     "connect".to_owned(),
@@ -773,7 +773,8 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Runs ws-server without and then with deflate in every round, the load
+/// Runs ws-server without and with deflate in every round (which first
+/// alternates), the load
 /// generator getting `args(deflate)`; `parse` turns its JSON into a figure
 /// and a progress note. Failed runs are listed in `failures`.
 fn off_and_on<T>(
@@ -787,7 +788,7 @@ fn off_and_on<T>(
 ) -> (Vec<T>, Vec<T>) {
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 1..=setup.options.rounds {
-        for deflate in [false, true] {
+        for deflate in in_turn(&[false, true], round) {
             let what = format!(
                 "{label} {} round {round}",
                 if deflate { "on" } else { "off" }
@@ -806,6 +807,14 @@ fn off_and_on<T>(
         }
     }
     (off, on)
+}
+
+/// The order of the runs in `round` (from 1): `items` rotated by one place
+/// per round, so that no server always runs first, right after another cell
+/// or another server's teardown, and no server always runs last.
+fn in_turn<T: Copy>(items: &[T], round: usize) -> impl Iterator<Item = T> + '_ {
+    let start = round.saturating_sub(1) % items.len().max(1);
+    items[start..].iter().chain(&items[..start]).copied()
 }
 
 /// The servers of a cell: the TCP floor has nothing to echo with 0 bytes.
@@ -931,7 +940,7 @@ fn machine_header(workspace: &Workspace, setup: &Setup) -> String {
          ws-server {revision} (`--threads 1 --log-level warn`: like the peers, no log line per connection) \
          against fastwebsockets {} and tokio-tungstenite {} (bench/peers), \
          each on a single-thread tokio runtime{}; `ws-bench` as the load generator{}. \
-         {} round(s), servers alternating, medians; each run {} s warmup + {} s measured, on a fresh server process.",
+         {} round(s), servers alternating (each round starts with the next), medians; each run {} s warmup + {} s measured, on a fresh server process.",
         version("fastwebsockets"),
         version("tokio-tungstenite"),
         if setup.pinning {
@@ -1333,6 +1342,17 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|&arg| arg.to_owned()).collect()
+    }
+
+    #[test]
+    fn each_round_starts_with_the_next_server() {
+        let servers = ['a', 'b', 'c'];
+        let order = |round| in_turn(&servers, round).collect::<String>();
+        assert_eq!(
+            [order(1), order(2), order(3), order(4)],
+            ["abc", "bca", "cab", "abc"]
+        );
+        assert_eq!(in_turn::<char>(&[], 2).count(), 0);
     }
 
     #[test]
