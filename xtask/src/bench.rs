@@ -453,6 +453,9 @@ impl Drop for Running {
 struct Echo {
     msgs_per_sec: f64,
     server_us: Option<f64>,
+    /// The lowest and highest `server_us` of the runs a median was taken
+    /// over (of one run: its own figure twice).
+    server_us_range: Option<(f64, f64)>,
     p50: Option<f64>,
     p99: Option<f64>,
     client_share: Option<f64>,
@@ -463,12 +466,14 @@ struct Echo {
 impl Echo {
     fn from_json(json: &Value) -> Self {
         let duration = number(json, "duration_s").unwrap_or_default();
+        let server_us = number(json, "server_cpu_us_per_message")
+            .or_else(|| number(json, "server_cpu_us_per_handshake"));
         Self {
             msgs_per_sec: number(json, "msgs_per_sec")
                 .or_else(|| number(json, "handshakes_per_sec"))
                 .unwrap_or_default(),
-            server_us: number(json, "server_cpu_us_per_message")
-                .or_else(|| number(json, "server_cpu_us_per_handshake")),
+            server_us,
+            server_us_range: server_us.map(|us| (us, us)),
             p50: json.get("latency_us").and_then(|l| number(l, "p50")),
             p99: json.get("latency_us").and_then(|l| number(l, "p99")),
             client_share: number(json, "client_cpu_seconds")
@@ -486,6 +491,10 @@ impl Echo {
         Self {
             msgs_per_sec: pick(|e| Some(e.msgs_per_sec)).unwrap_or_default(),
             server_us: pick(|e| e.server_us),
+            server_us_range: runs
+                .iter()
+                .filter_map(|e| e.server_us_range)
+                .reduce(|(low, high), (l, h)| (low.min(l), high.max(h))),
             p50: pick(|e| e.p50),
             p99: pick(|e| e.p99),
             client_share: pick(|e| e.client_share),
@@ -1073,6 +1082,27 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
         }
         let _ = writeln!(
             out,
+            "\n### Echo: server CPU time per message, lowest and highest run (µs)\n\n\
+             The spread each median above was taken from. Where two servers' spreads overlap \
+             widely, a ratio near 1.0× in either direction is within the machine's noise.\n\n\
+             | cell | ws-server | fastwebsockets | tokio-tungstenite | TCP floor |\n\
+             |---|---:|---:|---:|---:|"
+        );
+        for (cell, figures) in &results.echo {
+            let cells: Vec<String> = cell_servers
+                .iter()
+                .map(|&server| {
+                    get(figures, server)
+                        .and_then(|e| e.server_us_range)
+                        .map_or("–".to_owned(), |(low, high)| {
+                            format!("{low:.2}–{high:.2}")
+                        })
+                })
+                .collect();
+            let _ = writeln!(out, "| {} | {} |", cell.label(), cells.join(" | "));
+        }
+        let _ = writeln!(
+            out,
             "\n### Echo: messages per second (higher is better)\n\n\
              Target: ≥ 1.0× fastwebsockets where the load generator is not the limit (its CPU \
              share is in the last table).\n\n\
@@ -1440,6 +1470,15 @@ mod tests {
     }
 
     #[test]
+    fn the_median_keeps_the_lowest_and_highest_server_cpu_of_its_runs() {
+        let run = |us| Echo::from_json(&serde_json::json!({ "server_cpu_us_per_message": us }));
+        assert_eq!(run(2.5).server_us_range, Some((2.5, 2.5)));
+        let median = Echo::median_of(&[run(3.0), run(1.5), run(2.0), Echo::default()]);
+        assert_eq!(median.server_us_range, Some((1.5, 3.0)));
+        assert_eq!(Echo::median_of(&[Echo::default()]).server_us_range, None);
+    }
+
+    #[test]
     fn ratios_mark_targets() {
         assert_eq!(ratio(Some(0.8), Some(1.0), Some((0.9, true))), "0.80× ✓");
         assert_eq!(ratio(Some(1.0), Some(1.0), Some((0.9, true))), "1.00× ✗");
@@ -1473,6 +1512,7 @@ mod tests {
             Echo {
                 msgs_per_sec: 1000.0,
                 server_us: Some(1.0),
+                server_us_range: Some((0.9, 1.35)),
                 ..Echo::default()
             },
         );
@@ -1496,6 +1536,10 @@ mod tests {
         );
         assert!(
             report.contains("| 100 × 20 B | 1 000 | 900 | – | – | 1.11× ✓ | – |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| 100 × 20 B | 0.90–1.35 | – | – | – |"),
             "{report}"
         );
         assert!(
