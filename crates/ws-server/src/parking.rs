@@ -432,7 +432,8 @@ pub(crate) async fn drive(lot: Arc<Lot>) {
             return;
         }
     };
-    let far = Instant::now() + crate::timers::FAR_FUTURE;
+    // "No deadline" is a far one, so that the timer can always be armed.
+    let far = crate::timers::far_or(Instant::now(), crate::timers::FAR_FUTURE);
     let timer = crate::timers::sleep_until(far);
     tokio::pin!(timer);
     let mut reported = Vec::new();

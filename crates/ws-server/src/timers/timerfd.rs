@@ -437,6 +437,15 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Waits for a timer to fire, failing the test instead of hanging if it
+    /// never does (tokio's own clock, which the queue does not use, keeps
+    /// this time).
+    async fn fires(timer: impl Future<Output = ()>) {
+        tokio::time::timeout(Duration::from_secs(10), timer)
+            .await
+            .expect("the timer fired within 10 s");
+    }
+
     /// A timer that has taken its slot, as its first poll does.
     async fn registered(queue: &Queue, deadline: Instant) -> Sleep {
         let mut sleep = queue.sleep_until(deadline);
@@ -461,7 +470,7 @@ mod tests {
         };
         assert_eq!(taken, (0, 0));
         // The first poll takes it.
-        sleep.await;
+        fires(sleep).await;
         assert_eq!(lock(&queue.shared.table).slots.len(), 1);
     }
 
@@ -471,7 +480,7 @@ mod tests {
         let started = Instant::now();
         let sleep = registered(&queue, started + millis(30)).await;
         assert!(!sleep.is_elapsed());
-        sleep.await;
+        fires(sleep).await;
         assert!(started.elapsed() >= millis(30));
     }
 
@@ -484,7 +493,7 @@ mod tests {
             let sleep = registered(&queue, now + millis(n)).await;
             let tx = tx.clone();
             tokio::spawn(async move {
-                sleep.await;
+                fires(sleep).await;
                 let _ = tx.send(n);
             });
         }
@@ -504,14 +513,14 @@ mod tests {
         later.reset(started + millis(60));
         let mut sooner = registered(&queue, started + Duration::from_secs(3600)).await;
         sooner.reset(started + millis(20));
-        (&mut sooner).await;
+        fires(&mut sooner).await;
         assert!(!later.is_elapsed(), "moved later, so not yet fired");
-        (&mut later).await;
+        fires(&mut later).await;
         assert!(started.elapsed() >= millis(60));
         // A fired timer reset into the future waits again.
         later.reset(Instant::now() + millis(10));
         assert!(!later.is_elapsed());
-        later.await;
+        fires(later).await;
     }
 
     #[tokio::test]
@@ -525,7 +534,7 @@ mod tests {
             1,
             "the slot is reused"
         );
-        reusing.await;
+        fires(reusing).await;
         assert!(started.elapsed() >= millis(60));
     }
 
@@ -533,7 +542,7 @@ mod tests {
     async fn a_deadline_already_passed_fires_at_once() {
         let queue = Queue::start().unwrap();
         let past = Instant::now().checked_sub(millis(5)).unwrap();
-        registered(&queue, past).await.await;
+        fires(registered(&queue, past).await).await;
     }
 
     #[tokio::test]
@@ -552,7 +561,7 @@ mod tests {
         // The live one survived the compaction and still fires.
         let mut kept = kept;
         kept.reset(Instant::now() + millis(5));
-        kept.await;
+        fires(kept).await;
     }
 
     #[tokio::test]
@@ -565,7 +574,7 @@ mod tests {
         }
         assert!(lock(&queue.shared.table).records.capacity() >= 10_000);
         for sleep in burst {
-            sleep.await;
+            fires(sleep).await;
         }
         let capacity = lock(&queue.shared.table).records.capacity();
         assert!(
