@@ -1031,15 +1031,44 @@ fn grouped(value: f64) -> String {
 }
 
 /// The report in Markdown.
-fn render(header: &str, options: &Options, results: &Results, took: Duration) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "## Performance\n\n{header}\n");
-    let cell_servers = [
+/// A table of the echo cells with a column per server: `figure` renders a
+/// server's medians, and a server without them (or without that figure)
+/// shows "–".
+fn per_server_table(
+    out: &mut String,
+    heading: &str,
+    echo: &[(Cell, BTreeMap<Contender, Echo>)],
+    figure: impl Fn(&Echo) -> Option<String>,
+) {
+    let _ = writeln!(
+        out,
+        "\n{heading}\n\n\
+         | cell | ws-server | fastwebsockets | tokio-tungstenite | TCP floor |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    let columns = [
         Contender::WsServer,
         Contender::Fastwebsockets,
         Contender::Tungstenite,
         Contender::TcpFloor,
     ];
+    for (cell, figures) in echo {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|server| {
+                figures
+                    .get(server)
+                    .and_then(&figure)
+                    .unwrap_or_else(|| "–".to_owned())
+            })
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", cell.label(), cells.join(" | "));
+    }
+}
+
+fn render(header: &str, options: &Options, results: &Results, took: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Performance\n\n{header}\n");
     if !results.echo.is_empty() {
         let get = |figures: &BTreeMap<Contender, Echo>, server| figures.get(&server).copied();
         let _ = writeln!(
@@ -1080,27 +1109,17 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
                 ),
             );
         }
-        let _ = writeln!(
-            out,
-            "\n### Echo: server CPU time per message, lowest and highest run (µs)\n\n\
+        per_server_table(
+            &mut out,
+            "### Echo: server CPU time per message, lowest and highest run (µs)\n\n\
              The spread each median above was taken from. Where two servers' spreads overlap \
-             widely, a ratio near 1.0× in either direction is within the machine's noise.\n\n\
-             | cell | ws-server | fastwebsockets | tokio-tungstenite | TCP floor |\n\
-             |---|---:|---:|---:|---:|"
+             widely, a ratio near 1.0× in either direction is within the machine's noise.",
+            &results.echo,
+            |e| {
+                e.server_us_range
+                    .map(|(low, high)| format!("{low:.2}–{high:.2}"))
+            },
         );
-        for (cell, figures) in &results.echo {
-            let cells: Vec<String> = cell_servers
-                .iter()
-                .map(|&server| {
-                    get(figures, server)
-                        .and_then(|e| e.server_us_range)
-                        .map_or("–".to_owned(), |(low, high)| {
-                            format!("{low:.2}–{high:.2}")
-                        })
-                })
-                .collect();
-            let _ = writeln!(out, "| {} | {} |", cell.label(), cells.join(" | "));
-        }
         let _ = writeln!(
             out,
             "\n### Echo: messages per second (higher is better)\n\n\
@@ -1131,40 +1150,22 @@ fn render(header: &str, options: &Options, results: &Results, took: Duration) ->
                 ),
             );
         }
-        let _ = writeln!(
-            out,
-            "\n### Echo: latency p50 / p99 (µs)\n\n\
-             | cell | ws-server | fastwebsockets | tokio-tungstenite | TCP floor |\n\
-             |---|---:|---:|---:|---:|"
+        per_server_table(
+            &mut out,
+            "### Echo: latency p50 / p99 (µs)",
+            &results.echo,
+            |e| Some(format!("{} / {}", fixed(e.p50, 0), fixed(e.p99, 0))),
         );
-        for (cell, figures) in &results.echo {
-            let cells: Vec<String> = cell_servers
-                .iter()
-                .map(|&server| match get(figures, server) {
-                    Some(e) => format!("{} / {}", fixed(e.p50, 0), fixed(e.p99, 0)),
-                    None => "–".to_owned(),
-                })
-                .collect();
-            let _ = writeln!(out, "| {} | {} |", cell.label(), cells.join(" | "));
-        }
-        let _ = writeln!(
-            out,
-            "\n### Load generator CPU (share of one core over the window)\n\n\
-             Near 100 % means the load generator, not the server, set the pace.\n\n\
-             | cell | ws-server | fastwebsockets | tokio-tungstenite | TCP floor |\n\
-             |---|---:|---:|---:|---:|"
+        per_server_table(
+            &mut out,
+            "### Load generator CPU (share of one core over the window)\n\n\
+             Near 100 % means the load generator, not the server, set the pace.",
+            &results.echo,
+            |e| {
+                e.client_share
+                    .map(|share| format!("{:.0} %", share * 100.0))
+            },
         );
-        for (cell, figures) in &results.echo {
-            let cells: Vec<String> = cell_servers
-                .iter()
-                .map(|&server| {
-                    get(figures, server)
-                        .and_then(|e| e.client_share)
-                        .map_or("–".to_owned(), |share| format!("{:.0} %", share * 100.0))
-                })
-                .collect();
-            let _ = writeln!(out, "| {} | {} |", cell.label(), cells.join(" | "));
-        }
         let flagged: Vec<String> = results
             .echo
             .iter()
