@@ -6,10 +6,11 @@
 //! `--threads 1`, and `--log-level warn` since the peers log nothing per
 //! connection) pinned to CPU 0, the load generator is pinned to CPU 1, a
 //! fresh server process serves each run, the servers alternate A B C, B C A,
-//! C A B over the rounds, and medians are reported. The figure a server is judged
-//! by is its own CPU time per message over the measured window (read from
-//! `/proc/PID/stat` by the load generator), since the load generator shares
-//! the machine; messages per second and latency are reported beside it.
+//! C A B over the rounds, and medians are reported, with each median's lowest
+//! and highest run. The figure a server is judged by is its own CPU time per
+//! message over the measured window (read from `/proc/PID/stat` by the load
+//! generator), since the load generator shares the machine; messages per
+//! second and latency are reported beside it.
 //!
 //! The reference servers live in `bench/peers`, a Cargo project of its own
 //! outside the workspace, so that `cargo xtask ci` never compiles them; this
