@@ -783,10 +783,10 @@ fn run_with(workspace: &Workspace, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Runs ws-server without and with deflate in every round (which first
-/// alternates), the load
-/// generator getting `args(deflate)`; `parse` turns its JSON into a figure
-/// and a progress note. Failed runs are listed in `failures`.
+/// Runs ws-server without and with deflate in every round (which goes
+/// first alternates), the load generator getting `args(deflate)`; `parse`
+/// turns its JSON into a figure and a progress note. Failed runs are listed
+/// in `failures`.
 fn off_and_on<T>(
     setup: &Setup,
     failures: &mut Vec<String>,
@@ -1031,7 +1031,6 @@ fn grouped(value: f64) -> String {
     out
 }
 
-/// The report in Markdown.
 /// A table of the echo cells with a column per server: `figure` renders a
 /// server's medians, and a server without them (or without that figure)
 /// shows "–".
@@ -1067,6 +1066,7 @@ fn per_server_table(
     }
 }
 
+/// The report in Markdown.
 fn render(header: &str, options: &Options, results: &Results, took: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## Performance\n\n{header}\n");
